@@ -1,0 +1,269 @@
+"""Writing bundles (docs/bundle-format.md): create on first add, add, replace, remove, verify.
+
+The trunk is the frozen pretrained bottom of BERT and never changes; it is re-exported only to
+reach a deeper branch layer or add an output, which leaves every existing head valid and untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+
+from .checkpoint import Checkpoint, sha256_file
+from .export import export_trunk
+from .modeling import TaskHead
+from .runs import HEAD_FILE, RunInfo, load_run, run_checkpoint
+from .tokenization import WordPieceTokenizer, read_vocab
+from .train import build_trunk
+
+FORMAT_VERSION = 1
+MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", "parity.json"
+TASK_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+# Texts whose token ids and outputs are stored in parity.json: accents, case, punctuation,
+# CJK, repeated spaces, an unknown word, and one past the maximum length (truncation).
+PARITY_SINGLE = [
+    "wake me up at 7 am tomorrow",
+    "It's a charming and often affecting journey.",
+    "Héllo   WORLD!! Café, naïve façade — 中文 ok?",
+    "what is the balance of my checking account",
+    "unaffable xyzzyqq 1234.56 $5 [SEP] don't",
+    " ".join(["the film is long but the ending makes up for every slow minute"] * 14),
+]
+PARITY_PAIRS = [
+    ("A man is playing a guitar.", "A person plays an instrument."),
+    ("The company said profits rose 5%.", "Profits fell, the firm reported."),
+    ("Ünïcödé text with accents", "plain text"),
+    (" ".join(["a very long premise about the weather in spring"] * 12), "short hypothesis here " * 9),
+]
+
+
+class BundleError(ValueError):
+    """A bundle operation that was refused, naming the file and the field."""
+
+
+def _write_json_atomic(path: Path, value: object) -> None:
+    """Write then rename, so a crash never leaves a half-written manifest."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(value, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    os.chmod(temp, 0o644)
+    os.replace(temp, path)
+
+
+def read_manifest(bundle: Path) -> dict:
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path}: not found")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{path}: not valid JSON ({error})") from error
+    if manifest.get("formatVersion") != FORMAT_VERSION:
+        raise BundleError(f"{path}: formatVersion is {manifest.get('formatVersion')!r}, expected {FORMAT_VERSION}")
+    return manifest
+
+
+def _served_labels(info: RunInfo) -> dict:
+    spec = info.spec
+    if spec.kind == "regression":
+        assert spec.value_range is not None
+        return {"kind": "regression", "range": list(spec.value_range)}
+    return {"kind": "classification", "labels": spec.label_names or spec.labels}
+
+
+def _task_entry(info: RunInfo, head_path: Path, head_file: str, version: int, extra_metrics: dict | None) -> dict:
+    spec = info.spec
+    # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
+    graph_inputs = {i.name for i in onnx.load(str(head_path), load_external_data=False).graph.input}
+    metrics = {"split": "dev", "primary": spec.primary_metric, "values": info.metrics}
+    metrics.update(extra_metrics or {})
+    return {
+        "name": spec.name,
+        "version": version,
+        "description": spec.description,
+        "input": spec.input,
+        "branchLayer": info.branch_layer,
+        "output": _served_labels(info),
+        "head": {
+            "file": head_file,
+            "sha256": "",
+            "numLayers": info.head_layers,
+            "inputs": {"hiddenStates": "hidden_states", "attentionMask": "attention_mask" if "attention_mask" in graph_inputs else None},
+            "output": "logits",
+        },
+        "pretrainedFingerprint": info.fingerprint,
+        "metrics": metrics,
+    }
+
+
+class BundleWriter:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _new_manifest(self, checkpoint: Checkpoint, name: str, version: str, max_length: int) -> dict:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "heads").mkdir(exist_ok=True)
+        with gzip.GzipFile(self.folder / VOCAB, "wb", mtime=0) as stream:  # mtime=0: stable bytes
+            stream.write(checkpoint.vocab_path.read_bytes())
+        return {
+            "formatVersion": FORMAT_VERSION,
+            "name": name,
+            "version": version,
+            "tokenizer": {"vocabFile": VOCAB, "lowercase": True, "stripAccents": True, "maxSequenceLength": max_length},
+            "trunk": {
+                "file": TRUNK,
+                "sha256": "",
+                "hiddenSize": checkpoint.config.hidden_size,
+                "numLayers": 0,
+                "pretrained": {"name": checkpoint.name, "fingerprint": checkpoint.fingerprint, "numLayers": checkpoint.config.num_hidden_layers},
+                "inputs": {"inputIds": "input_ids", "attentionMask": "attention_mask", "tokenTypeIds": "token_type_ids"},
+                "outputs": [],
+            },
+            "tasks": [],
+        }
+
+    def _ensure_trunk(self, manifest: dict, checkpoint: Checkpoint, branch_layer: int) -> None:
+        trunk = manifest["trunk"]
+        layers = sorted({o["layer"] for o in trunk["outputs"]} | {branch_layer})
+        if layers == [o["layer"] for o in trunk["outputs"]]:
+            return
+        model = build_trunk(checkpoint, max(layers))
+        trunk["outputs"] = export_trunk(model, layers, self.folder / TRUNK)
+        trunk["numLayers"] = max(layers)
+        trunk["sha256"] = sha256_file(self.folder / TRUNK)
+
+    def _tokenizer(self, manifest: dict) -> WordPieceTokenizer:
+        t = manifest["tokenizer"]
+        return WordPieceTokenizer(read_vocab(self.folder / t["vocabFile"]), lowercase=t["lowercase"], strip_accents=t["stripAccents"], max_length=t["maxSequenceLength"])
+
+    def _update_parity(self, manifest: dict, checkpoint: Checkpoint, task: str, input_kind: str, head: TaskHead | None, branch_layer: int) -> None:
+        """Stores token ids for the standard texts and this task's PyTorch outputs (None: drop them)."""
+        path = self.folder / PARITY
+        parity = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tolerance": 1e-4, "cases": []}
+        if not parity["cases"]:
+            tokenizer = self._tokenizer(manifest)
+            for text, pair in [(t, None) for t in PARITY_SINGLE] + PARITY_PAIRS:
+                encoding = tokenizer.encode(text, pair)
+                parity["cases"].append({"text": text, "textPair": pair, "inputIds": encoding.input_ids, "tokenTypeIds": encoding.token_type_ids, "outputs": {}})
+        for case in parity["cases"]:
+            case["outputs"].pop(task, None)
+        if head is not None:
+            trunk = build_trunk(checkpoint, branch_layer)
+            cases = [c for c in parity["cases"] if (c["textPair"] is None) == (input_kind == "single")]
+            with torch.no_grad():
+                for case in cases:  # one at a time: the service must agree for each input alone
+                    ids = torch.tensor([case["inputIds"]])
+                    types = torch.tensor([case["tokenTypeIds"]])
+                    mask = torch.ones_like(ids)
+                    hidden = trunk(ids, mask, types)[branch_layer]
+                    case["outputs"][task] = [round(float(v), 7) for v in head(hidden, mask).flatten()]
+        _write_json_atomic(path, parity)
+
+    def _save(self, manifest: dict) -> None:
+        for task in manifest["tasks"]:
+            task["head"]["sha256"] = sha256_file(self.folder / task["head"]["file"])
+        _write_json_atomic(self.folder / MANIFEST, manifest)
+
+    def _load_run(self, run: Path, pretrained: str | None) -> tuple[RunInfo, TaskHead, Checkpoint]:
+        info, head = load_run(run)
+        if not (run / HEAD_FILE).is_file():
+            raise BundleError(f"{run}: {HEAD_FILE} is missing (export the head first)")
+        return info, head, run_checkpoint(info, pretrained)
+
+    def _check_fits(self, manifest: dict, info: RunInfo, run: Path) -> None:
+        expected = manifest["trunk"]["pretrained"]["fingerprint"]
+        if info.fingerprint != expected:
+            raise BundleError(
+                f"{run / 'run.json'}: fingerprint {info.fingerprint[:12]}… differs from the bundle trunk's "
+                f"trunk.pretrained.fingerprint {expected[:12]}…: the head was trained on other pretrained weights"
+            )
+        depth = manifest["trunk"]["pretrained"]["numLayers"]
+        if not 0 <= info.branch_layer <= depth:
+            raise BundleError(f"{run / 'run.json'}: branch_layer {info.branch_layer} is outside 0..{depth}")
+        if info.branch_layer == 0:
+            raise BundleError(f"{run / 'run.json'}: a fully fine-tuned model (branch layer 0) shares no frozen layer; export it with `export-single` instead")
+
+    # -- commands --------------------------------------------------------------------------
+    def add(self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None) -> dict:
+        info, head, checkpoint = self._load_run(run, pretrained)
+        if (self.folder / MANIFEST).is_file():
+            manifest = read_manifest(self.folder)
+        else:
+            manifest = self._new_manifest(checkpoint, name or self.folder.name, version or "1", max_length)
+        self._check_fits(manifest, info, run)
+        task = info.spec.name
+        if not TASK_NAME.match(task):
+            raise BundleError(f"{run / 'run.json'}: task name {task!r} must match {TASK_NAME.pattern}")
+        if any(t["name"] == task for t in manifest["tasks"]):
+            raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")
+        return self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
+
+    def replace(self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None) -> dict:
+        manifest = read_manifest(self.folder)
+        info, head, checkpoint = self._load_run(run, pretrained)
+        self._check_fits(manifest, info, run)
+        old = next((t for t in manifest["tasks"] if t["name"] == info.spec.name), None)
+        if old is None:
+            raise BundleError(f"{self.folder / MANIFEST}: no task {info.spec.name!r} to replace; use `bundle add`")
+        manifest["tasks"].remove(old)
+        return self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
+
+    def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
+        self._ensure_trunk(manifest, checkpoint, info.branch_layer)
+        head_file = f"heads/{info.spec.name}.onnx"
+        shutil.copyfile(run / HEAD_FILE, self.folder / head_file)
+        manifest["tasks"].append(_task_entry(info, self.folder / head_file, head_file, version, extra_metrics))
+        manifest["tasks"].sort(key=lambda t: t["name"])
+        self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer)
+        self._save(manifest)
+        return manifest
+
+    def remove(self, task: str) -> dict:
+        manifest = read_manifest(self.folder)
+        entry = next((t for t in manifest["tasks"] if t["name"] == task), None)
+        if entry is None:
+            raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
+        manifest["tasks"].remove(entry)
+        self._save(manifest)  # the manifest stops naming the head before its file goes
+        (self.folder / entry["head"]["file"]).unlink(missing_ok=True)
+        parity = self.folder / PARITY
+        if parity.is_file():
+            value = json.loads(parity.read_text(encoding="utf-8"))
+            for case in value["cases"]:
+                case["outputs"].pop(task, None)
+            _write_json_atomic(parity, value)
+        return manifest
+
+
+def verify(bundle: Path) -> list[str]:
+    """Problems found in a bundle (empty when it is valid): files, hashes, fingerprints, depths."""
+    problems: list[str] = []
+    try:
+        manifest = read_manifest(bundle)
+    except BundleError as error:
+        return [str(error)]
+    trunk = manifest["trunk"]
+    for label, entry in [("trunk", trunk)] + [(f"tasks[{t['name']}].head", t["head"]) for t in manifest["tasks"]]:
+        path = bundle / entry["file"]
+        if not path.is_file():
+            problems.append(f"{path}: missing ({label}.file)")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{path}: SHA-256 differs from {label}.sha256")
+    layers = {o["layer"] for o in trunk["outputs"]}
+    for task in manifest["tasks"]:
+        if task["pretrainedFingerprint"] != trunk["pretrained"]["fingerprint"]:
+            problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].pretrainedFingerprint differs from trunk.pretrained.fingerprint")
+        if task["branchLayer"] not in layers:
+            problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].branchLayer {task['branchLayer']} has no trunk output")
+    return problems

@@ -1,0 +1,205 @@
+"""`python -m mtbert COMMAND --help`: the toolkit's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .bundle import BundleError, BundleWriter, verify
+from .checkpoint import CheckpointError
+from .data import DatasetError
+from .train import DistillWeights, Hyper
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _add_training_args(parser: argparse.ArgumentParser, distill: bool = False) -> None:
+    parser.add_argument("--epochs", type=float, default=3.0, help="training epochs (fractions allowed)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (linear warm-up and decay)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and sampling")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    if distill:
+        parser.add_argument("--soft", type=float, default=1.0, help="weight of the soft-label (KD) loss")
+        parser.add_argument("--hidden", type=float, default=1.0, help="weight of the hidden-state MSE loss")
+        parser.add_argument("--hard", type=float, default=0.5, help="weight of the hard-label loss")
+        parser.add_argument("--temperature", type=float, default=2.0, help="KD softmax temperature")
+
+
+def _add_task_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pretrained", default=str(SHARED / "pretrained" / "bert-6l-256-uncased"), help="Hugging Face BERT checkpoint folder")
+    parser.add_argument("--data", type=Path, default=SHARED / "data", help="folder with tasks.json and <task>/{train,dev}.jsonl")
+    parser.add_argument("--task", required=True, help="task name in tasks.json")
+    parser.add_argument("--max-train", type=int, default=None, help="train on a seeded sample of at most this many examples")
+    parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
+
+
+def _hyper(args: argparse.Namespace) -> Hyper:
+    return Hyper(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+
+
+def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported lazily
+    from .pipeline import TaskSession, set_threads
+
+    set_threads(args.threads)
+    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    info, _ = _session(args).partial(args.frozen, _hyper(args), args.out)
+    print(json.dumps({"run": str(args.out), "branch_layer": info.branch_layer, "head_layers": info.head_layers, "dev": info.metrics}, indent=2))
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .pipeline import TaskSession, set_threads
+    from .runs import load_run, run_checkpoint
+
+    set_threads(args.threads)
+    info, teacher = load_run(args.teacher)
+    session = TaskSession.open(run_checkpoint(info, args.pretrained), args.data, info.spec.name, info.hyper.get("train_examples") if args.max_train is None else args.max_train, info.hyper.get("max_length", 128), info.hyper.get("seed", 0), spec=info.spec)
+    weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
+    s_info, _ = session.distill(teacher, info, args.layers, _hyper(args), weights, args.out, teacher_dir=str(args.teacher))
+    print(json.dumps({"run": str(args.out), "teacher_dev": info.metrics, "student_dev": s_info.metrics}, indent=2))
+
+
+def cmd_full(args: argparse.Namespace) -> None:
+    print(json.dumps({"task": args.task, "full_fine_tuning_dev": _session(args).full(_hyper(args))}, indent=2))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from .sweep import markdown_table, run_sweep
+
+    session = _session(args)
+    weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
+    result = run_sweep(session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full)
+    report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
+    (args.out / "report.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+def cmd_bundle(args: argparse.Namespace) -> None:
+    writer = BundleWriter(args.bundle)
+    if args.action == "add":
+        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length)
+    elif args.action == "replace":
+        manifest = writer.replace(args.run, args.pretrained)
+    elif args.action == "remove":
+        manifest = writer.remove(args.task)
+    else:
+        problems = verify(args.bundle)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            sys.exit(1)
+        print(f"{args.bundle}: valid")
+        return
+    print(f"{args.bundle}: tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
+
+
+def cmd_export_single(args: argparse.Namespace) -> None:
+    from .export import export_single_task
+    from .modeling import SingleTaskModel
+    from .runs import load_run, run_checkpoint
+    from .train import build_trunk
+
+    info, head = load_run(args.run)
+    trunk = build_trunk(run_checkpoint(info, args.pretrained), info.branch_layer)
+    export_single_task(SingleTaskModel(trunk, info.branch_layer, head), args.out)
+    print(f"{args.out}: whole single-task model ({info.branch_layer} frozen + {info.head_layers} task layers)")
+
+
+def cmd_fixtures(args: argparse.Namespace) -> None:
+    from .fixtures import build_fixture_bundle
+
+    build_fixture_bundle(args.out, args.data, args.vocab)
+    print(f"{args.out}: fixture bundle written")
+
+
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from .recipe import build_from_recipe
+
+    build_from_recipe(args.recipe, args.out, args.runs, args.only, args.threads)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtbert", description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="partial fine-tuning: train the top L-F layers of one task (a teacher head)")
+    _add_task_args(p)
+    p.add_argument("--frozen", type=int, required=True, help="F: frozen layers; the head branches from trunk layer F")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write (run.json, head.pt, head.onnx)")
+    _add_training_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="compress a teacher head into fewer layers by knowledge distillation")
+    p.add_argument("--teacher", type=Path, required=True, help="teacher run folder (from `train`)")
+    p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=SHARED / "data")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
+    p.add_argument("--max-train", type=int, default=None)
+    _add_training_args(p, distill=True)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("full", help="full fine-tuning of every layer: the reference dev score")
+    _add_task_args(p)
+    _add_training_args(p)
+    p.set_defaults(func=cmd_full)
+
+    p = sub.add_parser("sweep", help="full fine-tuning, teachers at several F, students; choose a head; plot")
+    _add_task_args(p)
+    p.add_argument("--frozen", default="2,3,4,5", help="comma-separated frozen-layer counts to try")
+    p.add_argument("--students", default="1,2", help="comma-separated student depths")
+    p.add_argument("--tolerance", type=float, default=1.0, help="points below full fine-tuning a chosen head may be")
+    p.add_argument("--no-full", action="store_true", help="skip full fine-tuning (compare with the best teacher)")
+    p.add_argument("--out", type=Path, required=True)
+    _add_training_args(p, distill=True)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("bundle", help="create/extend a bundle: add, replace, remove a task; verify")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify"])
+    p.add_argument("bundle", type=Path, help="bundle folder")
+    p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
+    p.add_argument("--task", help="task to remove")
+    p.add_argument("--name", help="bundle name (when add creates it)")
+    p.add_argument("--version", help="bundle version (when add creates it)")
+    p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("export-single", help="export a run as one whole single-task ONNX model (benchmark baseline)")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pretrained", default=None)
+    p.set_defaults(func=cmd_export_single)
+
+    p = sub.add_parser("fixtures", help="regenerate the tiny fixture bundle for the service's tests")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tiny-bundle")
+    p.add_argument("--data", type=Path, default=SHARED / "data")
+    p.add_argument("--vocab", type=Path, default=SHARED / "pretrained" / "bert-6l-256-uncased" / "vocab.txt")
+    p.set_defaults(func=cmd_fixtures)
+
+    p = sub.add_parser("recipe", help="build a whole bundle from a recipe (e.g. recipes/default.json) and its REPORT.md")
+    p.add_argument("recipe", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to (re)create")
+    p.add_argument("--runs", type=Path, required=True, help="folder for the runs of every task")
+    p.add_argument("--only", default=None, help="comma-separated tasks to (re)train; others reuse their runs")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_recipe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CheckpointError, DatasetError, BundleError, FileNotFoundError, ValueError) as error:
+        print(f"mtbert {args.command}: error: {error}", file=sys.stderr)
+        sys.exit(2)

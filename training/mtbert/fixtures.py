@@ -1,0 +1,64 @@
+"""The small fixture bundle the service's tests run on: a tiny random BERT with the real
+vocabulary, put through the whole pipeline (checkpoint -> heads -> ONNX -> bundle) on tiny data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .bundle import BundleWriter
+from .checkpoint import BertConfig, write_safetensors
+from .modeling import TaskHead, Trunk
+from .pipeline import TaskSession
+from .tokenization import read_vocab
+from .train import Hyper
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
+
+# (task, frozen layers): branch points differ, a pair task and a regression task are included.
+FIXTURE_TASKS = [("sst2", 1), ("snips", 2), ("rte", 2), ("stsb", 1)]
+
+
+def make_tiny_checkpoint(folder: Path, vocab: Path, seed: int = 0, **overrides: int) -> Path:
+    """A Hugging Face-style BERT checkpoint with random weights (config.json, model.safetensors, vocab.txt)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {**TINY, **overrides}
+    words = read_vocab(vocab)
+    config = BertConfig(vocab_size=len(words), **sizes)  # type: ignore[arg-type]
+    torch.manual_seed(seed)
+    trunk = Trunk(config, config.num_hidden_layers)
+    head = TaskHead(config, config.num_hidden_layers, "classification", 2)  # only for its layer shapes
+    weights: dict[str, torch.Tensor] = {}
+    for name, tensor in trunk.state_dict().items():
+        if name.startswith("embeddings."):
+            weights["bert." + name] = tensor
+    for index, layer in enumerate(head.layer):
+        for name, tensor in layer.state_dict().items():
+            weights[f"bert.encoder.layer.{index}.{name}"] = tensor
+    for name, tensor in weights.items():
+        if name.endswith("weight") and tensor.ndim == 2:
+            torch.nn.init.normal_(tensor, std=0.02)
+    write_safetensors(folder / "model.safetensors", weights)
+    raw = {**config.to_dict(), "model_type": "bert", "architectures": ["BertForMaskedLM"]}
+    (folder / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    shutil.copyfile(vocab, folder / "vocab.txt")
+    return folder
+
+
+def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples: int = 48) -> None:
+    with tempfile.TemporaryDirectory() as temp:
+        checkpoint = make_tiny_checkpoint(Path(temp) / "tiny-bert-2l-32", vocab)
+        runs = Path(temp) / "runs"
+        if out.exists():
+            shutil.rmtree(out)
+        writer = BundleWriter(out)
+        for task, frozen in FIXTURE_TASKS:
+            session = TaskSession.open(checkpoint, data_root, task, max_train=train_examples, max_length=32)
+            session.dev.encodings = session.dev.encodings[:64]  # tiny: the fixture's metrics are only placeholders
+            session.dev.labels = session.dev.labels[:64]
+            session.partial(frozen, Hyper(epochs=1, batch_size=16, lr=1e-3), runs / task)
+            writer.add(runs / task, name="tiny-fixture", version="1.0.0", max_length=32)

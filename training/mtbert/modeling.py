@@ -1,0 +1,224 @@
+"""BERT in plain PyTorch, with Hugging Face parameter names so any HF BERT checkpoint loads.
+
+The model is split the way we serve it: a frozen `Trunk` (embeddings + bottom layers, shared by
+every task) and a per-task `TaskHead` (a few transformer layers + an output layer).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import BertConfig
+
+# Added to attention scores of padding positions; large enough to zero them after softmax,
+# small enough to stay finite in float32 and float16.
+MASK_VALUE = -10000.0
+
+
+def extended_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[batch, seq] of 1/0 -> [batch, 1, 1, seq] additive mask."""
+    return (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * MASK_VALUE
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        # `queries` is `hidden` itself, or only its [CLS] row when that is all a head reads.
+        q, k, v = self._split(self.query(queries)), self._split(self.key(hidden)), self._split(self.value(hidden))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+        context = self.dropout(scores.softmax(dim=-1)) @ v
+        batch, _, seq, _ = context.shape
+        return context.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_size)
+
+
+class BertDenseOutput(nn.Module):
+    """dense -> dropout -> residual -> LayerNorm, used after attention and after the FFN."""
+
+    def __init__(self, in_size: int, hidden_size: int, eps: float, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertDenseOutput(config.hidden_size, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertDenseOutput(config.intermediate_size, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """With `cls_only`, computes the output for the first position alone ([batch, 1, hidden]):
+        keys and values still come from every token, but queries, attention output and the
+        feed-forward block run for [CLS] only. Equal to `forward(...)[:, :1]`."""
+        queries = hidden[:, :1] if cls_only else hidden
+        attended = self.attention.output(self.attention.self(hidden, mask, queries), queries)
+        return self.output(self.intermediate(attended), attended)
+
+
+class Trunk(nn.Module):
+    """Embeddings and the bottom `num_layers` encoder layers; returns every layer's output."""
+
+    def __init__(self, config: BertConfig, num_layers: int) -> None:
+        super().__init__()
+        if not 0 <= num_layers <= config.num_hidden_layers:
+            raise ValueError(f"trunk depth {num_layers} is outside 0..{config.num_hidden_layers}")
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(num_layers))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Returns [embeddings, layer 1, ..., layer N] outputs."""
+        mask = extended_attention_mask(attention_mask)
+        hidden = self.embeddings(input_ids, token_type_ids)
+        outputs = [hidden]
+        for layer in self.layer:
+            hidden = layer(hidden, mask)
+            outputs.append(hidden)
+        return outputs
+
+    def load_pretrained(self, weights: dict[str, torch.Tensor]) -> None:
+        state = {}
+        for name in self.state_dict():
+            source = name if name.startswith("embeddings.") else "encoder." + name
+            if source not in weights:
+                raise KeyError(f"checkpoint has no tensor {source}")
+            state[name] = weights[source]
+        self.load_state_dict(state)
+
+
+OUTPUT_KINDS = ("classification", "regression", "tagging")
+
+
+class TaskHead(nn.Module):
+    """A task's own transformer layers on top of trunk layer `branch_layer`, and its output layer.
+
+    classification: logits [batch, labels] from the [CLS] row; regression: [batch, 1];
+    tagging: [batch, seq, tags] from every token.
+    """
+
+    def __init__(self, config: BertConfig, num_layers: int, kind: str, num_outputs: int) -> None:
+        super().__init__()
+        if kind not in OUTPUT_KINDS:
+            raise ValueError(f"unknown output kind {kind!r}")
+        self.config = config
+        self.kind = kind
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(num_layers))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_outputs)
+
+    @property
+    def reads_cls_only(self) -> bool:
+        return self.kind != "tagging"
+
+    def forward_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, cls_only_last: bool = False) -> list[torch.Tensor]:
+        mask = extended_attention_mask(attention_mask)
+        outputs = []
+        for index, layer in enumerate(self.layer):
+            hidden = layer(hidden, mask, cls_only=cls_only_last and index == len(self.layer) - 1)
+            outputs.append(hidden)
+        return outputs
+
+    def logits_from(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        features = last_hidden if self.kind == "tagging" else last_hidden[:, 0]
+        return self.classifier(self.dropout(features))
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, cls_only_last: bool = False) -> torch.Tensor:
+        layers = self.forward_layers(hidden, attention_mask, cls_only_last and self.reads_cls_only)
+        return self.logits_from(layers[-1] if layers else hidden)
+
+    def init_layers_from(self, weights: dict[str, torch.Tensor], first_encoder_layer: int) -> None:
+        """Initialises layer i from encoder layer `first_encoder_layer + i` of a checkpoint."""
+        for index, layer in enumerate(self.layer):
+            prefix = f"encoder.layer.{first_encoder_layer + index}."
+            layer.load_state_dict({name: weights[prefix + name] for name in layer.state_dict()})
+
+
+class ExportedHead(nn.Module):
+    """The graph that serving runs: [CLS]-only last layer where the output reads [CLS] alone."""
+
+    def __init__(self, head: TaskHead) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(hidden_states, attention_mask, cls_only_last=True)
+
+
+class ExportedTrunk(nn.Module):
+    """Trunk graph with one named output per requested layer."""
+
+    def __init__(self, trunk: Trunk, output_layers: list[int]) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.output_layers = output_layers
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.trunk(input_ids, attention_mask, token_type_ids)
+        return tuple(outputs[layer] for layer in self.output_layers)
+
+
+class SingleTaskModel(nn.Module):
+    """A whole single-task BERT (trunk to the branch layer + the task's head): the deployment
+    that one-trunk-many-heads replaces, exported for the benchmark."""
+
+    def __init__(self, trunk: Trunk, branch_layer: int, head: TaskHead) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.branch_layer = branch_layer
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.trunk(input_ids, attention_mask, token_type_ids)[self.branch_layer]
+        return self.head(hidden, attention_mask)

@@ -1,0 +1,120 @@
+"""Per-task workflows: partial fine-tuning sweeps, distillation, full fine-tuning, choice of head."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import TaskSpec, load_task_spec, read_examples
+from .export import export_head
+from .modeling import TaskHead
+from .runs import HEAD_FILE, RunInfo, save_run
+from .tokenization import WordPieceTokenizer
+from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, full_finetune, head_logits, model_logits, score, train_head
+
+
+@dataclass
+class TaskSession:
+    """One task's data, tokenized once, and the frozen trunk's cached states for it."""
+
+    checkpoint: Checkpoint
+    spec: TaskSpec
+    train: EncodedSet
+    dev: EncodedSet
+    max_length: int
+    _states: dict[str, FrozenStates] = field(default_factory=dict)
+
+    @staticmethod
+    def open(checkpoint: Checkpoint | str | Path, data_root: Path, task: str, max_train: int | None = None, max_length: int = 128, seed: int = 0, spec: TaskSpec | None = None) -> "TaskSession":
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        spec = spec or load_task_spec(data_root, task)
+        tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
+        train = EncodedSet.build(read_examples(data_root / task / "train.jsonl", spec, max_train, seed), tokenizer, spec)
+        dev = EncodedSet.build(read_examples(data_root / task / "dev.jsonl", spec), tokenizer, spec)
+        return TaskSession(checkpoint, spec, train, dev, max_length)
+
+    def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
+        """Cached trunk states at `layers` for train and dev (computed once, reused by every head)."""
+        missing = [layer for layer in layers if "train" not in self._states or layer not in self._states["train"].layers]
+        if missing:
+            wanted = sorted(set(layers) | set(self._states["train"].layers if "train" in self._states else []))
+            trunk = build_trunk(self.checkpoint, max(wanted))
+            self._states["train"] = FrozenStates(trunk, self.train, wanted, desc=f"{self.spec.name}: frozen states (train)")
+            self._states["dev"] = FrozenStates(trunk, self.dev, wanted, desc=f"{self.spec.name}: frozen states (dev)")
+        return self._states["train"], self._states["dev"]
+
+    def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None) -> RunInfo:
+        return RunInfo(
+            task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
+            pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
+            config=self.checkpoint.config.to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train)},
+        )
+
+    def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:
+        _, dev_states = self.states([frozen])
+        return score(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev.labels)
+
+    def partial(self, frozen: int, hyper: Hyper, out: Path | None = None) -> tuple[RunInfo, TaskHead]:
+        """Fine-tunes the top L-F layers on cached layer-F states (the teacher)."""
+        layers = self.checkpoint.config.num_hidden_layers
+        if not 1 <= frozen <= layers:
+            raise ValueError(f"--frozen must be in 1..{layers} for a {layers}-layer checkpoint, not {frozen} (F = {layers} trains the output layer alone)")
+        train_states, _ = self.states([frozen])
+        started = time.time()
+        head = train_head(self.spec, self.checkpoint, frozen, train_states, self.train, hyper, f"{self.spec.name}: teacher F={frozen}")
+        info = self._info("partial", frozen, layers - frozen, self._evaluate(head, frozen), hyper)
+        info.hyper["seconds"] = round(time.time() - started, 1)
+        if out is not None:
+            write_run(out, info, head)
+        return info, head
+
+    def distill(self, teacher: TaskHead, teacher_info: RunInfo, student_layers: int, hyper: Hyper, weights: DistillWeights, out: Path | None = None, teacher_dir: str | None = None) -> tuple[RunInfo, TaskHead]:
+        frozen = teacher_info.branch_layer
+        train_states, _ = self.states([frozen])
+        started = time.time()
+        student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, f"{self.spec.name}: student {student_layers}L from F={frozen}")
+        info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir)
+        info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1)})
+        if out is not None:
+            write_run(out, info, student)
+        return info, student
+
+    def full(self, hyper: Hyper) -> dict[str, float]:  # noqa: D401
+        """Dev metrics of full fine-tuning (every layer and the embeddings): the reference score."""
+        model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning")
+        return score(self.spec, model_logits(model, self.dev), self.dev.labels)
+
+
+def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:
+    save_run(out, info, head)
+    export_head(head, out / HEAD_FILE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    run: Path
+    branch_layer: int
+    head_layers: int
+    score: float
+    method: str
+
+
+def choose(candidates: list[Candidate], reference: float, tolerance: float) -> tuple[Candidate, bool]:
+    """The cheapest head within `tolerance` points of `reference`: deepest branch point first
+    (the trunk is shared, head layers are paid per task), then fewest head layers, then the best
+    score. Falls back to the best-scoring head; the flag says whether the target was met."""
+    good = [c for c in candidates if c.score >= reference - tolerance]
+    if good:
+        return min(good, key=lambda c: (-c.branch_layer, c.head_layers, -c.score)), True
+    return max(candidates, key=lambda c: c.score), False
+
+
+def set_threads(threads: int | None) -> None:
+    """Some torch builds start with one thread; use every core unless told otherwise."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)

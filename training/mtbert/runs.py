@@ -1,0 +1,61 @@
+"""A trained head on disk (a "run"): its weights, its ONNX graph and what is known about it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import BertConfig, Checkpoint, load_checkpoint
+from .data import TaskSpec
+from .modeling import TaskHead
+
+RUN_FILE, WEIGHTS_FILE, HEAD_FILE = "run.json", "head.pt", "head.onnx"
+
+
+@dataclass
+class RunInfo:
+    task: dict  # TaskSpec fields
+    method: str  # "partial" | "distilled" | "full"
+    branch_layer: int  # trunk layer the head reads (frozen layers)
+    head_layers: int
+    pretrained_path: str
+    pretrained_name: str
+    fingerprint: str
+    config: dict
+    metrics: dict[str, float] = field(default_factory=dict)  # dev metrics of this head
+    teacher: str | None = None  # run folder of the teacher, for a distilled head
+    hyper: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> TaskSpec:
+        raw = dict(self.task)
+        if raw.get("value_range") is not None:
+            raw["value_range"] = tuple(raw["value_range"])
+        return TaskSpec(**raw)
+
+
+def save_run(folder: Path, info: RunInfo, head: TaskHead) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(head.state_dict(), folder / WEIGHTS_FILE)
+    (folder / RUN_FILE).write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+
+
+def load_run(folder: Path) -> tuple[RunInfo, TaskHead]:
+    path = folder / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not a run folder ({RUN_FILE} is missing)")
+    info = RunInfo(**json.loads(path.read_text(encoding="utf-8")))
+    head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.kind, info.spec.num_outputs)
+    head.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu"))
+    return info, head.eval()
+
+
+def run_checkpoint(info: RunInfo, override: str | None = None) -> Checkpoint:
+    """The pretrained checkpoint a run was trained from, checked by fingerprint."""
+    checkpoint = load_checkpoint(override or info.pretrained_path)
+    if checkpoint.fingerprint != info.fingerprint:
+        raise ValueError(f"{checkpoint.path}: its weights (fingerprint {checkpoint.fingerprint[:12]}) are not the ones the run was trained on ({info.fingerprint[:12]})")
+    return checkpoint

@@ -1,0 +1,318 @@
+"""Partial fine-tuning, full fine-tuning and distillation of task heads.
+
+The frozen part of BERT (embeddings + bottom F layers) is the same for every task and never
+trained, so its hidden states are computed once per dataset (`FrozenStates`) and every head for
+that task trains on the cached states: the costly bottom of the network runs once, not per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import metrics
+from .checkpoint import Checkpoint
+from .data import Example, TaskSpec
+from .modeling import SingleTaskModel, TaskHead, Trunk
+from .tokenization import Encoding, WordPieceTokenizer
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Hyper:
+    epochs: float = 3.0
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+
+
+@dataclass
+class EncodedSet:
+    encodings: list[Encoding]
+    labels: torch.Tensor  # long for classification, float for regression
+
+    @staticmethod
+    def build(examples: list[Example], tokenizer: WordPieceTokenizer, spec: TaskSpec) -> "EncodedSet":
+        encodings = [tokenizer.encode(e.text, e.text_pair) for e in examples]
+        dtype = torch.float32 if spec.kind == "regression" else torch.long
+        return EncodedSet(encodings, torch.tensor([e.label for e in examples], dtype=dtype))
+
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+    def lengths(self) -> list[int]:
+        return [len(e.input_ids) for e in self.encodings]
+
+
+def pad_ids(encodings: list[Encoding]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(e.input_ids) for e in encodings)
+    ids = torch.zeros(len(encodings), width, dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        types[row, :n] = torch.tensor(e.token_type_ids)
+        mask[row, :n] = 1
+    return ids, mask, types
+
+
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(s.shape[0] for s in states)
+    hidden = torch.zeros(len(states), width, states[0].shape[1])
+    mask = torch.zeros(len(states), width, dtype=torch.long)
+    for row, s in enumerate(states):
+        hidden[row, : s.shape[0]] = s
+        mask[row, : s.shape[0]] = 1
+    return hidden, mask
+
+
+def length_batches(lengths: list[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
+    """Batches of similar length (little padding). With `rng`, shuffled for training:
+    shuffle, sort within pools of 50 batches, cut, shuffle the batches."""
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def build_trunk(checkpoint: Checkpoint, depth: int) -> Trunk:
+    trunk = Trunk(checkpoint.config, depth)
+    trunk.load_pretrained(checkpoint.weights)
+    return trunk.eval()
+
+
+class FrozenStates:
+    """Hidden states of the frozen trunk at several layers, per example, without padding."""
+
+    def __init__(self, trunk: Trunk, data: EncodedSet, layers: list[int], batch_size: int = 128, desc: str = "frozen states") -> None:
+        self.layers = {layer: [torch.empty(0)] * len(data) for layer in layers}
+        with torch.no_grad():
+            for batch in tqdm(length_batches(data.lengths(), batch_size, None), desc=desc, leave=False):
+                ids, mask, types = pad_ids([data.encodings[i] for i in batch])
+                outputs = trunk(ids, mask, types)
+                for row, index in enumerate(batch):
+                    n = int(mask[row].sum())
+                    for layer in layers:
+                        self.layers[layer][index] = outputs[layer][row, :n].clone()
+
+    def batch(self, layer: int, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_states([self.layers[layer][i] for i in indices])
+
+
+def task_loss(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if spec.kind == "regression":
+        return F.mse_loss(logits.squeeze(-1), labels)
+    return F.cross_entropy(logits, labels)
+
+
+def make_optimizer(params: list[nn.Parameter], hyper: Hyper, total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hyper.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=hyper.lr)
+    warmup = max(1, int(total_steps * hyper.warmup))
+
+    def schedule(step: int) -> float:
+        return step / warmup if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def _steps(n: int, hyper: Hyper) -> int:
+    return math.ceil(n / hyper.batch_size) * math.ceil(hyper.epochs)
+
+
+def _epoch_batches(data: EncodedSet, hyper: Hyper, rng: random.Random) -> list[list[int]]:
+    """All training batches; a fractional epoch count truncates the last epoch."""
+    batches: list[list[int]] = []
+    for epoch in range(math.ceil(hyper.epochs)):
+        epoch_batches = length_batches(data.lengths(), hyper.batch_size, rng)
+        fraction = min(1.0, hyper.epochs - epoch)
+        batches.extend(epoch_batches[: max(1, int(len(epoch_batches) * fraction))])
+    return batches
+
+
+def predictions(spec: TaskSpec, logits: torch.Tensor) -> np.ndarray:
+    if spec.kind == "regression":
+        return logits.squeeze(-1).numpy()
+    return logits.argmax(-1).numpy()
+
+
+def score(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    return metrics.compute(spec.primary_metric, predictions(spec, logits), labels.numpy())
+
+
+def round_to_fp16(module: nn.Module) -> None:
+    """Rounds weights to float16 precision in place: bundles store weights as float16, so the
+    PyTorch model that is evaluated and compared against ONNX is exactly the one that is served."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(p.half().float())
+
+
+# ---------------------------------------------------------------------------- heads on cached states
+def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_size: int = 128) -> torch.Tensor:
+    head.eval()
+    out: list[torch.Tensor] = [torch.empty(0)] * n
+    lengths = [states.layers[layer][i].shape[0] for i in range(n)]
+    with torch.no_grad():
+        for batch in length_batches(lengths, batch_size, None):
+            hidden, mask = states.batch(layer, batch)
+            logits = head(hidden, mask)
+            for row, index in enumerate(batch):
+                out[index] = logits[row]
+    return torch.stack(out)
+
+
+def train_head(
+    spec: TaskSpec, checkpoint: Checkpoint, frozen: int, train_states: FrozenStates, train: EncodedSet, hyper: Hyper, desc: str
+) -> TaskHead:
+    """Partial fine-tuning: a head holding pretrained layers F+1..L, trained on cached layer-F states."""
+    seed_everything(hyper.seed)
+    config = checkpoint.config
+    head = TaskHead(config, config.num_hidden_layers - frozen, spec.kind, spec.num_outputs)
+    head.init_layers_from(checkpoint.weights, frozen)
+    rng = random.Random(hyper.seed)
+    batches = _epoch_batches(train, hyper, rng)
+    optimizer, scheduler = make_optimizer(list(head.parameters()), hyper, len(batches))
+    head.train()
+    for batch in tqdm(batches, desc=desc, leave=False):
+        hidden, mask = train_states.batch(frozen, batch)
+        loss = task_loss(spec, head(hidden, mask), train.labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+    head.eval()
+    round_to_fp16(head)
+    return head
+
+
+@dataclass(frozen=True)
+class DistillWeights:
+    """Loss weights: soft labels at `temperature`, hidden-state MSE, and the hard labels."""
+
+    soft: float = 1.0
+    hidden: float = 1.0
+    hard: float = 0.5
+    temperature: float = 2.0
+
+
+def student_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """Teacher layer (0-based) each student layer imitates: evenly spaced, last to last."""
+    return [(j + 1) * teacher_layers // student_layers - 1 for j in range(student_layers)]
+
+
+def distill_head(
+    spec: TaskSpec,
+    teacher: TaskHead,
+    frozen: int,
+    student_layers: int,
+    train_states: FrozenStates,
+    train: EncodedSet,
+    hyper: Hyper,
+    weights: DistillWeights,
+    desc: str,
+) -> TaskHead:
+    """Compresses a teacher's k layers into `student_layers` < k, both reading layer-F states."""
+    k = len(teacher.layer)
+    if not 1 <= student_layers < k:
+        raise ValueError(f"a student needs 1..{k - 1} layers to compress a {k}-layer teacher, not {student_layers}")
+    seed_everything(hyper.seed)
+    student = TaskHead(teacher.config, student_layers, spec.kind, spec.num_outputs)
+    # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input).
+    for j, layer in enumerate(student.layer):
+        layer.load_state_dict(teacher.layer[j * k // student_layers].state_dict())
+    student.classifier.load_state_dict(teacher.classifier.state_dict())
+    targets = student_layer_map(k, student_layers)
+    teacher.eval()
+    rng = random.Random(hyper.seed)
+    batches = _epoch_batches(train, hyper, rng)
+    optimizer, scheduler = make_optimizer(list(student.parameters()), hyper, len(batches))
+    student.train()
+    t = weights.temperature
+    for batch in tqdm(batches, desc=desc, leave=False):
+        hidden, mask = train_states.batch(frozen, batch)
+        with torch.no_grad():
+            teacher_hidden = teacher.forward_layers(hidden, mask)
+            teacher_logits = teacher.logits_from(teacher_hidden[-1])
+        student_hidden = student.forward_layers(hidden, mask)
+        logits = student.logits_from(student_hidden[-1])
+        if spec.kind == "regression":
+            soft = F.mse_loss(logits, teacher_logits)
+        else:
+            soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
+        keep = mask.unsqueeze(-1).to(torch.float32)
+        hidden_loss = sum(
+            (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
+        ) / len(targets)
+        loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, train.labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+    student.eval()
+    round_to_fp16(student)
+    return student
+
+
+# ---------------------------------------------------------------------------- full fine-tuning
+def model_logits(model: SingleTaskModel, data: EncodedSet, batch_size: int = 128) -> torch.Tensor:
+    model.eval()
+    out: list[torch.Tensor] = [torch.empty(0)] * len(data)
+    with torch.no_grad():
+        for batch in length_batches(data.lengths(), batch_size, None):
+            ids, mask, types = pad_ids([data.encodings[i] for i in batch])
+            logits = model(ids, mask, types)
+            for row, index in enumerate(batch):
+                out[index] = logits[row]
+    return torch.stack(out)
+
+
+def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyper: Hyper, desc: str) -> SingleTaskModel:
+    """The reference: every layer and the embeddings trained for this task alone."""
+    seed_everything(hyper.seed)
+    config = checkpoint.config
+    trunk = Trunk(config, 0)
+    trunk.load_pretrained(checkpoint.weights)
+    head = TaskHead(config, config.num_hidden_layers, spec.kind, spec.num_outputs)
+    head.init_layers_from(checkpoint.weights, 0)
+    model = SingleTaskModel(trunk, 0, head)
+    rng = random.Random(hyper.seed)
+    batches = _epoch_batches(train, hyper, rng)
+    optimizer, scheduler = make_optimizer(list(model.parameters()), hyper, len(batches))
+    model.train()
+    for batch in tqdm(batches, desc=desc, leave=False):
+        ids, mask, types = pad_ids([train.encodings[i] for i in batch])
+        loss = task_loss(spec, model(ids, mask, types), train.labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+    model.eval()
+    return model

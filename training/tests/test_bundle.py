@@ -1,0 +1,108 @@
+"""The whole pipeline on the tiny configuration: runs -> ONNX -> bundle, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto
+
+from mtbert.bundle import BundleError, BundleWriter, read_manifest, verify
+from mtbert.checkpoint import sha256_file
+from mtbert.pipeline import TaskSession
+from mtbert.train import Hyper
+
+FAST = Hyper(epochs=1, batch_size=16, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_checkpoint: Path, other_checkpoint: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for task, frozen in (("sst2", 2), ("snips", 1), ("stsb", 3), ("rte", 2)):
+        TaskSession.open(tiny_checkpoint, tiny_data, task, max_length=32).partial(frozen, FAST, root / task)
+    TaskSession.open(other_checkpoint, tiny_data, "sst2", max_length=32).partial(2, FAST, root / "foreign-sst2")
+    return root
+
+
+def test_add_creates_a_valid_bundle_with_hashes_and_fingerprints(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    manifest = BundleWriter(bundle).add(runs / "sst2", name="t", version="1", max_length=32)
+    assert verify(bundle) == []
+    trunk = manifest["trunk"]
+    assert (trunk["numLayers"], [o["layer"] for o in trunk["outputs"]]) == (2, [2])
+    task = manifest["tasks"][0]
+    assert task["output"] == {"kind": "classification", "labels": ["negative", "positive"]}
+    assert task["pretrainedFingerprint"] == trunk["pretrained"]["fingerprint"]
+    assert task["head"]["sha256"] == sha256_file(bundle / "heads/sst2.onnx")
+    parity = json.loads((bundle / "parity.json").read_text())
+    singles = [c for c in parity["cases"] if c["textPair"] is None]
+    assert all(len(c["outputs"]["sst2"]) == 2 for c in singles)
+    assert all(len(c["inputIds"]) <= 32 for c in parity["cases"])
+
+
+def test_adding_tasks_leaves_existing_heads_untouched_and_deepens_the_trunk(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    writer = BundleWriter(bundle)
+    writer.add(runs / "sst2", name="t", version="1", max_length=32)
+    before = sha256_file(bundle / "heads/sst2.onnx")
+    writer.add(runs / "snips")
+    manifest = writer.add(runs / "stsb")
+    assert sha256_file(bundle / "heads/sst2.onnx") == before
+    assert [o["layer"] for o in manifest["trunk"]["outputs"]] == [1, 2, 3]
+    assert manifest["trunk"]["numLayers"] == 3
+    stsb = next(t for t in manifest["tasks"] if t["name"] == "stsb")
+    assert stsb["output"] == {"kind": "regression", "range": [0.0, 5.0]}
+    assert stsb["head"]["inputs"]["attentionMask"] is None  # 0-layer head: [CLS] row only
+    assert verify(bundle) == []
+
+
+def test_replace_bumps_the_version_and_remove_drops_the_head(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    writer = BundleWriter(bundle)
+    writer.add(runs / "sst2", name="t", version="1", max_length=32)
+    writer.add(runs / "rte")
+    manifest = writer.replace(runs / "sst2")
+    assert next(t for t in manifest["tasks"] if t["name"] == "sst2")["version"] == 2
+    manifest = writer.remove("rte")
+    assert [t["name"] for t in manifest["tasks"]] == ["sst2"]
+    assert not (bundle / "heads/rte.onnx").exists()
+    assert all("rte" not in c["outputs"] for c in json.loads((bundle / "parity.json").read_text())["cases"])
+
+
+def test_refusals_name_the_problem(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    writer = BundleWriter(bundle)
+    writer.add(runs / "sst2", name="t", version="1", max_length=32)
+    with pytest.raises(BundleError, match="trained on other pretrained weights"):
+        writer.add(runs / "foreign-sst2")
+    with pytest.raises(BundleError, match="already holds 'sst2'"):
+        writer.add(runs / "sst2")
+    with pytest.raises(BundleError, match="no task 'snips' to replace"):
+        writer.replace(runs / "snips")
+    with pytest.raises(BundleError, match="no task 'nope'"):
+        writer.remove("nope")
+
+
+def test_verify_reports_tampering(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    BundleWriter(bundle).add(runs / "sst2", name="t", version="1", max_length=32)
+    (bundle / "heads/sst2.onnx").write_bytes(b"junk")
+    assert any("SHA-256 differs from tasks[sst2].head.sha256" in p for p in verify(bundle))
+    (bundle / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        read_manifest(bundle)
+
+
+def test_weights_are_stored_as_float16_and_graphs_have_dynamic_axes(runs: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    BundleWriter(bundle).add(runs / "sst2", name="t", version="1", max_length=32)
+    for path in (bundle / "trunk.onnx", bundle / "heads/sst2.onnx"):
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+        big = [i for i in model.graph.initializer if len(i.dims) and int(__import__("numpy").prod(i.dims)) >= 256]
+        assert big and all(i.data_type == TensorProto.FLOAT16 for i in big)
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_param for d in dims[:2]] == ["batch", "sequence"]
+        assert model.opset_import[0].version >= 14

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtbert.cli import build_parser
+
+TRAINING = Path(__file__).resolve().parents[1]
+COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-single", "fixtures", "recipe"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mtbert", *args], cwd=TRAINING, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+
+
+def test_bad_checkpoint_path_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("train", "--pretrained", str(tmp_path / "nope"), "--task", "sst2", "--frozen", "2", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "checkpoint folder not found" in result.stderr
+
+
+def test_sweep_and_bundle_from_the_command_line(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    common = ["--pretrained", str(tiny_checkpoint), "--data", str(tiny_data), "--max-length", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3"]
+    sweep = run("sweep", "--task", "sst2", "--frozen", "1,2", "--students", "1", "--out", str(tmp_path / "sw"), *common)
+    assert sweep.returncode == 0, sweep.stderr
+    assert "(chosen)" in sweep.stdout
+    assert (tmp_path / "sw" / "frozen-layers.png").stat().st_size > 1000
+    added = run("bundle", "add", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f1-s1"), "--name", "cli", "--version", "1", "--max-length", "32")
+    assert added.returncode == 0, added.stderr
+    assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0
+    single = run("export-single", "--run", str(tmp_path / "sw" / "f2"), "--out", str(tmp_path / "single.onnx"))
+    assert single.returncode == 0, single.stderr
+    missing = run("bundle", "replace", str(tmp_path / "b"), "--run", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr

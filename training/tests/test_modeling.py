@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtbert.checkpoint import load_checkpoint
+from mtbert.modeling import BertLayer, ExportedHead, TaskHead, Trunk
+
+
+def test_cls_only_layer_equals_the_full_layer_at_cls(tiny_checkpoint: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint).config
+    torch.manual_seed(0)
+    layer = BertLayer(config).eval()
+    hidden = torch.randn(3, 9, config.hidden_size)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 5:] = 0
+    additive = (1.0 - mask[:, None, None, :].float()) * -10000.0
+    full = layer(hidden, additive)[:, :1]
+    cls_only = layer(hidden, additive, cls_only=True)
+    assert cls_only.shape == (3, 1, config.hidden_size)
+    assert torch.allclose(full, cls_only, atol=1e-6)
+
+
+def test_exported_head_graph_module_matches_training_forward(tiny_checkpoint: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint).config
+    torch.manual_seed(0)
+    head = TaskHead(config, 2, "classification", 5).eval()
+    hidden = torch.randn(2, 6, config.hidden_size)
+    mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    assert torch.allclose(ExportedHead(head)(hidden, mask), head(hidden, mask), atol=1e-6)
+
+
+def test_padding_does_not_change_outputs(tiny_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    trunk = Trunk(checkpoint.config, 3)
+    trunk.load_pretrained(checkpoint.weights)
+    trunk.eval()
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    alone = trunk(ids, torch.ones_like(ids), torch.zeros_like(ids))[-1]
+    padded_ids = torch.tensor([[101, 7592, 2088, 102, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    padded = trunk(padded_ids, mask, torch.zeros_like(padded_ids))[-1]
+    assert torch.allclose(alone, padded[:, :4], atol=1e-5)
+
+
+def test_trunk_layers_are_the_pretrained_ones(tiny_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    trunk = Trunk(checkpoint.config, 2)
+    trunk.load_pretrained(checkpoint.weights)
+    assert torch.equal(trunk.layer[1].output.dense.weight, checkpoint.weights["encoder.layer.1.output.dense.weight"])

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mtbert.bundle import verify
+from mtbert.recipe import build_from_recipe
+
+
+def test_recipe_builds_a_bundle_and_a_report(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    recipe = {
+        "name": "tiny", "version": "0.1", "pretrained": str(tiny_checkpoint), "data": str(tiny_data),
+        "maxSequenceLength": 32, "plots": ["sst2"],
+        "defaults": {"frozen": [1, 2], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32, "tolerance": 1.0},
+        "tasks": {"sst2": {}, "stsb": {"frozen": [2]}},
+        "notes": ["## Notes", "", "tiny"],
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
+    assert verify(tmp_path / "bundle") == []
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert sorted(t["name"] for t in manifest["tasks"]) == ["sst2", "stsb"]
+    assert all("fullFineTuning" in t["metrics"] for t in manifest["tasks"])
+    report = (tmp_path / "bundle" / "REPORT.md").read_text()
+    assert "python3 -m mtbert recipe" in report and "| **average** |" in report and "frozen-layers-sst2.png" in report
+    assert (tmp_path / "bundle" / "frozen-layers-sst2.png").is_file()
+    # A second build reuses the runs (no retraining) and gives the same heads.
+    before = {t["name"]: t["head"]["sha256"] for t in manifest["tasks"]}
+    build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
+    after = {t["name"]: t["head"]["sha256"] for t in json.loads((tmp_path / "bundle" / "manifest.json").read_text())["tasks"]}
+    assert before == after

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtbert.pipeline import Candidate, TaskSession, choose
+from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
+from mtbert.data import DatasetError, load_task_spec, read_examples
+
+
+@pytest.fixture(scope="module")
+def session(tiny_checkpoint: Path, tiny_data: Path) -> TaskSession:
+    return TaskSession.open(tiny_checkpoint, tiny_data, "sst2", max_length=32)
+
+
+def test_cached_states_equal_the_trunk_outputs(session: TaskSession) -> None:
+    train_states, _ = session.states([1, 2])
+    trunk = build_trunk(session.checkpoint, 2)
+    ids, mask, types = pad_ids(session.train.encodings[:1])
+    with torch.no_grad():
+        expected = trunk(ids, mask, types)[2][0]
+    assert torch.allclose(train_states.layers[2][0], expected, atol=1e-6)
+
+
+def test_partial_fine_tuning_trains_only_the_top_layers(session: TaskSession) -> None:
+    info, head = session.partial(2, Hyper(epochs=2, batch_size=16, lr=1e-3))
+    assert (info.branch_layer, info.head_layers) == (2, 1)
+    # The head started from pretrained layer 3 (index 2) and moved away from it.
+    pretrained = session.checkpoint.weights["encoder.layer.2.output.dense.weight"]
+    assert not torch.equal(head.layer[0].output.dense.weight, pretrained)
+    assert set(info.metrics) == {"accuracy", "score"}
+    # Weights are rounded to float16 precision, as the bundle stores them.
+    weight = head.layer[0].output.dense.weight
+    assert torch.equal(weight, weight.half().float())
+
+
+def test_training_is_deterministic(session: TaskSession) -> None:
+    _, a = session.partial(2, Hyper(epochs=1, batch_size=16, lr=1e-3, seed=3))
+    _, b = session.partial(2, Hyper(epochs=1, batch_size=16, lr=1e-3, seed=3))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_distillation_makes_a_shallower_student(session: TaskSession) -> None:
+    info, teacher = session.partial(1, Hyper(epochs=1, batch_size=16, lr=1e-3))
+    assert info.head_layers == 2
+    s_info, student = session.distill(teacher, info, 1, Hyper(epochs=1, batch_size=16, lr=1e-3), DistillWeights())
+    assert (s_info.method, s_info.branch_layer, s_info.head_layers, len(student.layer)) == ("distilled", 1, 1, 1)
+    with pytest.raises(ValueError, match="1..1 layers"):
+        session.distill(teacher, info, 2, Hyper(epochs=1), DistillWeights())
+
+
+def test_student_layer_map_ends_on_the_teacher_top() -> None:
+    assert student_layer_map(4, 2) == [1, 3]
+    assert student_layer_map(3, 1) == [2]
+    assert student_layer_map(5, 2) == [1, 4]
+
+
+def test_full_fine_tuning_scores_the_dev_set(session: TaskSession) -> None:
+    values = session.full(Hyper(epochs=1, batch_size=16, lr=1e-3))
+    assert 0 <= values["accuracy"] <= 100
+
+
+def test_regression_task_reports_correlations(tiny_checkpoint: Path, tiny_data: Path) -> None:
+    stsb = TaskSession.open(tiny_checkpoint, tiny_data, "stsb", max_length=32)
+    info, _ = stsb.partial(3, Hyper(epochs=1, batch_size=16, lr=1e-3))
+    assert {"pearson", "spearman", "score"} <= set(info.metrics)
+
+
+def test_choose_prefers_deep_branch_then_few_layers_within_tolerance() -> None:
+    def c(name: str, branch: int, layers: int, score: float) -> Candidate:
+        return Candidate(Path(name), branch, layers, score, "x")
+
+    candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0)]
+    assert choose(candidates, 90.0, 1.0) == (candidates[2], True)
+    assert choose(candidates, 95.0, 1.0) == (candidates[0], False)
+
+
+def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path, tmp_path: Path) -> None:
+    spec = load_task_spec(tiny_data, "sst2")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok", "label": "1"}\n{"text": "x", "label": "7"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"bad.jsonl:2: unknown label '7'"):
+        read_examples(bad, spec)
+    pair_spec = load_task_spec(tiny_data, "rte")
+    with pytest.raises(DatasetError, match=r"bad.jsonl:1: task rte is 'pair' input, the line lacks text_pair"):
+        read_examples(bad, pair_spec)
+    with pytest.raises(DatasetError, match="unknown task 'nope'"):
+        load_task_spec(tiny_data, "nope")
