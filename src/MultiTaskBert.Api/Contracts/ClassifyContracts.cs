@@ -1,0 +1,75 @@
+using System.Text.Json.Serialization;
+
+namespace MultiTaskBert.Api.Contracts;
+
+/// <summary>Classify one utterance (or utterance pair).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ClassifyRequest
+{
+    /// <summary>The utterance.</summary>
+    /// <example>the movie was a delight from start to finish</example>
+    public string? Text { get; init; }
+
+    /// <summary>Second sentence, for pair tasks (paraphrase, entailment, similarity).</summary>
+    public string? TextPair { get; init; }
+
+    /// <summary>Tasks to run; default: every task whose input kind fits (single without textPair, pair with it).</summary>
+    public IReadOnlyList<string>? Tasks { get; init; }
+}
+
+/// <summary>One input of a batch.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class BatchInput
+{
+    public string? Text { get; init; }
+    public string? TextPair { get; init; }
+}
+
+/// <summary>Classify several inputs in one trunk pass.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ClassifyBatchRequest
+{
+    public IReadOnlyList<BatchInput?>? Inputs { get; init; }
+
+    /// <summary>Tasks to run for every input; default: per input, every task whose input kind fits.</summary>
+    public IReadOnlyList<string>? Tasks { get; init; }
+}
+
+public sealed record ClassifyResponse(string Model, IReadOnlyDictionary<string, TaskResult> Results);
+
+public sealed record ClassifyBatchResponse(string Model, IReadOnlyList<IReadOnlyDictionary<string, TaskResult>> Results);
+
+/// <summary>
+/// One task's answer. Classification: <c>label</c>, <c>score</c>, <c>scores</c>; regression:
+/// <c>value</c>; tagging: <c>tokens</c> (entities will join them). Absent members are omitted.
+/// </summary>
+public sealed record TaskResult
+{
+    public string? Label { get; init; }
+    public double? Score { get; init; }
+    public IReadOnlyDictionary<string, double>? Scores { get; init; }
+    public double? Value { get; init; }
+    public IReadOnlyList<TokenTagResult>? Tokens { get; init; }
+}
+
+public sealed record TokenTagResult(string Token, string Tag, double Score);
+
+/// <summary>A task of the loaded bundle, as <c>GET /tasks</c> lists it.</summary>
+public sealed record TaskInfo(
+    string Name,
+    int Version,
+    string Description,
+    string Kind,
+    string Input,
+    IReadOnlyList<string> Labels,
+    double[]? Range,
+    TaskMetricsInfo? Metrics);
+
+public sealed record TaskMetricsInfo(
+    string? Split,
+    string? Primary,
+    IReadOnlyDictionary<string, double>? Values,
+    IReadOnlyDictionary<string, double>? Teacher,
+    IReadOnlyDictionary<string, double>? FullFineTuning);
+
+public sealed record TasksResponse(string Model, IReadOnlyList<TaskInfo> Tasks);

@@ -1,0 +1,87 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using MultiTaskBert.Core.Engine;
+
+namespace MultiTaskBert.Api.Errors;
+
+/// <summary>
+/// Maps exceptions to RFC 7807 problem details. Bad bodies (malformed JSON, wrong types, unknown
+/// members, over-size) become 400/413 naming the JSON field; anything unexpected stays a 500
+/// without internals.
+/// </summary>
+internal sealed partial class ProblemExceptionHandler(IProblemDetailsService problemDetails) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        ProblemDetails? problem = exception switch
+        {
+            BadHttpRequestException { InnerException: JsonException json } bad => InvalidJson(bad.StatusCode, json),
+            JsonException json => InvalidJson(StatusCodes.Status400BadRequest, json),
+            BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new ProblemDetails
+            {
+                Status = StatusCodes.Status413PayloadTooLarge,
+                Title = "The request body is too large.",
+                Detail = "(body): exceeds Limits:MaxRequestBodyBytes",
+            },
+            BadHttpRequestException bad => new ProblemDetails
+            {
+                Status = bad.StatusCode,
+                Title = "The request is invalid.",
+                Detail = $"(body): {bad.Message}",
+            },
+            EngineNotReadyException notReady => new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "The model is not ready.",
+                Detail = notReady.Message,
+            },
+            _ => null,
+        };
+        if (problem is null)
+        {
+            return false; // The default handler writes a bare 500 problem.
+        }
+
+        httpContext.Response.StatusCode = problem.Status!.Value;
+        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            ProblemDetails = problem,
+            Exception = exception,
+        });
+    }
+
+    private static HttpValidationProblemDetails InvalidJson(int status, JsonException json)
+    {
+        string field = FieldOf(json);
+        string message = PathSuffix().Replace(json.Message, "").Trim();
+        return new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
+        {
+            Status = status,
+            Title = "The request body is not valid JSON for this endpoint.",
+            Detail = $"{field}: {message}",
+        };
+    }
+
+    /// <summary>"$.inputs[3].text" → "inputs[3].text"; an unknown member is named by the message.</summary>
+    private static string FieldOf(JsonException json)
+    {
+        Match unmapped = UnmappedMember().Match(json.Message);
+        string path = json.Path is null or "$" ? "" : json.Path.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
+        if (unmapped.Success)
+        {
+            string member = unmapped.Groups[1].Value;
+            return path.Length == 0 ? member : path.EndsWith(member, StringComparison.Ordinal) ? path : $"{path}.{member}";
+        }
+
+        return path.Length == 0 ? "(body)" : path;
+    }
+
+    [GeneratedRegex(@"\s*Path: .*$", RegexOptions.Singleline)]
+    private static partial Regex PathSuffix();
+
+    [GeneratedRegex("The JSON property '([^']+)' could not be mapped")]
+    private static partial Regex UnmappedMember();
+}

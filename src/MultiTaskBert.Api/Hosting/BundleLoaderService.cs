@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Options;
+using MultiTaskBert.Api.Configuration;
+using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Engine;
+
+namespace MultiTaskBert.Api.Hosting;
+
+/// <summary>
+/// Loads, validates and warms up the configured bundle while the host starts, so that a bundle
+/// that cannot be served stops start-up with a message naming the file and the field.
+/// </summary>
+internal sealed partial class BundleLoaderService(MultiTaskEngine engine, IOptions<ModelOptions> options, ILogger<BundleLoaderService> logger)
+    : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        string path = options.Value.ResolveBundlePath();
+        LogLoading(logger, path);
+        try
+        {
+            await engine.LoadAsync(path, cancellationToken);
+        }
+        catch (BundleValidationException ex)
+        {
+            LogInvalidBundle(logger, path, ex.Message);
+            throw;
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loading model bundle from {BundlePath}")]
+    private static partial void LogLoading(ILogger logger, string bundlePath);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Model bundle {BundlePath} cannot be served: {Problem}")]
+    private static partial void LogInvalidBundle(ILogger logger, string bundlePath, string problem);
+}

@@ -1,0 +1,51 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using MultiTaskBert.Api.Endpoints;
+using MultiTaskBert.Api.Errors;
+using MultiTaskBert.Api.Health;
+using MultiTaskBert.Api.Hosting;
+using Serilog;
+
+WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+
+// Serilog from the "Serilog" configuration section; no static logger, so test hosts stay independent.
+builder.Services.AddSerilog((services, logger) => logger
+    .ReadFrom.Configuration(builder.Configuration)
+    .ReadFrom.Services(services)
+    .Enrich.FromLogContext());
+
+builder.Services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+});
+builder.Services.AddProblemResponses();
+builder.Services.AddSwaggerDocs();
+builder.Services.AddMultiTaskEngine();
+
+WebApplication app = builder.Build();
+
+// Outermost, so the one line per request sees the final status (after problem details were written).
+app.UseSerilogRequestLogging(o =>
+{
+    o.MessageTemplate = "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.000} ms";
+});
+app.UseExceptionHandler(new ExceptionHandlerOptions
+{
+    // Bad input mapped to a 4xx is the client's problem: no error log with a stack trace for it.
+    SuppressDiagnosticsCallback = c => c.HttpContext.Response.StatusCode < StatusCodes.Status500InternalServerError,
+});
+app.UseStatusCodePages();
+app.UseMiddleware<RequestBodyLimitMiddleware>();
+
+app.UseSwagger();
+app.UseSwaggerUI();
+
+app.MapClassifyEndpoints();
+app.MapTaskEndpoints();
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) });
+
+app.Run();
+
+/// <summary>Entry point; public for WebApplicationFactory.</summary>
+public partial class Program;

@@ -1,0 +1,287 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace MultiTaskBert.Core.Bundles;
+
+/// <summary>
+/// Reads a bundle folder and checks everything that can be checked without ONNX Runtime:
+/// manifest shape and rules, file presence, containment and SHA-256, head/trunk fit.
+/// Every failure is a <see cref="BundleValidationException"/> naming the file and the field.
+/// </summary>
+public static partial class BundleLoader
+{
+    public const string ManifestFileName = "manifest.json";
+    public const int SupportedFormatVersion = 1;
+
+    public static async Task<ModelBundle> LoadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(bundleDirectory);
+        string directory = Path.GetFullPath(bundleDirectory);
+        if (!Directory.Exists(directory))
+        {
+            throw new BundleValidationException(directory, "Model:BundlePath", "bundle folder not found");
+        }
+
+        BundleManifest manifest = await ReadManifestAsync(directory, cancellationToken).ConfigureAwait(false);
+        return await ValidateAsync(directory, manifest, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<BundleManifest> ReadManifestAsync(string directory, CancellationToken cancellationToken)
+    {
+        string path = Path.Combine(directory, ManifestFileName);
+        if (!File.Exists(path))
+        {
+            throw new BundleValidationException(ManifestFileName, "(file)", "file not found in the bundle folder");
+        }
+
+        try
+        {
+            await using FileStream stream = File.OpenRead(path);
+            return await JsonSerializer.DeserializeAsync(stream, BundleManifestJsonContext.Default.BundleManifest, cancellationToken)
+                       .ConfigureAwait(false)
+                   ?? throw new BundleValidationException(ManifestFileName, "(root)", "the manifest is JSON null");
+        }
+        catch (JsonException ex)
+        {
+            throw new BundleValidationException(ManifestFileName, FieldOf(ex), $"invalid manifest JSON: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Turns System.Text.Json's "$.tasks[0].head" (+ missing property) into "tasks[0].head.sha256".</summary>
+    private static string FieldOf(JsonException ex)
+    {
+        string field = ex.Path is null or "$" ? "(root)" : ex.Path.StartsWith("$.", StringComparison.Ordinal) ? ex.Path[2..] : ex.Path;
+        Match missing = MissingPropertyPattern().Match(ex.Message);
+        if (missing.Success)
+        {
+            field = field == "(root)" ? missing.Groups[1].Value : $"{field}.{missing.Groups[1].Value}";
+        }
+
+        return field;
+    }
+
+    private static async Task<ModelBundle> ValidateAsync(string directory, BundleManifest manifest, CancellationToken cancellationToken)
+    {
+        if (manifest.FormatVersion != SupportedFormatVersion)
+        {
+            Fail("formatVersion", $"unsupported format version {manifest.FormatVersion} (this service reads {SupportedFormatVersion})");
+        }
+
+        RequireNonEmpty(manifest.Name, "name");
+        RequireNonEmpty(manifest.Version, "version");
+
+        TokenizerManifest tokenizer = manifest.Tokenizer;
+        string vocabPath = ResolveExistingFile(directory, tokenizer.VocabFile, "tokenizer.vocabFile");
+        if (tokenizer.MaxSequenceLength < 3)
+        {
+            Fail("tokenizer.maxSequenceLength", $"must be at least 3 ([CLS], [SEP], [SEP]), not {tokenizer.MaxSequenceLength}");
+        }
+
+        TrunkManifest trunk = manifest.Trunk;
+        string trunkPath = ResolveExistingFile(directory, trunk.File, "trunk.file");
+        await VerifySha256Async(trunkPath, trunk.File, trunk.Sha256, "trunk.sha256", cancellationToken).ConfigureAwait(false);
+        if (trunk.HiddenSize < 1)
+        {
+            Fail("trunk.hiddenSize", $"must be positive, not {trunk.HiddenSize}");
+        }
+
+        if (trunk.NumLayers < 1 || trunk.NumLayers > trunk.Pretrained.NumLayers)
+        {
+            Fail("trunk.numLayers", $"must be in 1..trunk.pretrained.numLayers ({trunk.Pretrained.NumLayers}), not {trunk.NumLayers}");
+        }
+
+        RequireNonEmpty(trunk.Pretrained.Fingerprint, "trunk.pretrained.fingerprint");
+        var outputsByLayer = new Dictionary<int, string>();
+        for (int i = 0; i < trunk.Outputs.Count; i++)
+        {
+            TrunkOutputManifest output = trunk.Outputs[i];
+            if (output.Layer < 1 || output.Layer > trunk.NumLayers)
+            {
+                Fail($"trunk.outputs[{i}].layer", $"layer {output.Layer} is not in 1..trunk.numLayers ({trunk.NumLayers})");
+            }
+
+            if (!outputsByLayer.TryAdd(output.Layer, output.Name))
+            {
+                Fail($"trunk.outputs[{i}].layer", $"layer {output.Layer} is listed twice");
+            }
+        }
+
+        var tasks = new List<TaskDefinition>(manifest.Tasks.Count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < manifest.Tasks.Count; i++)
+        {
+            TaskManifest task = manifest.Tasks[i];
+            string at = $"tasks[{i}]";
+            if (!TaskNamePattern().IsMatch(task.Name))
+            {
+                Fail($"{at}.name", $"'{task.Name}' does not match [a-z0-9_-]{{1,64}}");
+            }
+
+            if (!names.Add(task.Name))
+            {
+                Fail($"{at}.name", $"duplicate task '{task.Name}'");
+            }
+
+            tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, at, cancellationToken).ConfigureAwait(false));
+        }
+
+        return new ModelBundle
+        {
+            Directory = directory,
+            Manifest = manifest,
+            VocabPath = vocabPath,
+            TrunkPath = trunkPath,
+            TrunkOutputsByLayer = outputsByLayer,
+            Tasks = tasks,
+        };
+    }
+
+    private static async Task<TaskDefinition> ValidateTaskAsync(
+        string directory,
+        TrunkManifest trunk,
+        Dictionary<int, string> outputsByLayer,
+        TaskManifest task,
+        string at,
+        CancellationToken cancellationToken)
+    {
+        TaskInputKind input = task.Input switch
+        {
+            "single" => TaskInputKind.Single,
+            "pair" => TaskInputKind.Pair,
+            _ => throw Error($"{at}.input", $"unknown input '{task.Input}' (expected single | pair)"),
+        };
+        TaskOutputKind kind = task.Output.Kind switch
+        {
+            "classification" => TaskOutputKind.Classification,
+            "regression" => TaskOutputKind.Regression,
+            "tagging" => TaskOutputKind.Tagging,
+            _ => throw Error($"{at}.output.kind", $"unknown kind '{task.Output.Kind}' (expected classification | regression | tagging)"),
+        };
+
+        if (!string.Equals(task.PretrainedFingerprint, trunk.Pretrained.Fingerprint, StringComparison.OrdinalIgnoreCase))
+        {
+            Fail($"{at}.pretrainedFingerprint",
+                $"head of task '{task.Name}' was trained on other pretrained weights than the trunk ({trunk.Pretrained.Name}, trunk.pretrained.fingerprint)");
+        }
+
+        if (task.BranchLayer < 1 || task.BranchLayer > trunk.NumLayers)
+        {
+            Fail($"{at}.branchLayer", $"layer {task.BranchLayer} is not in 1..trunk.numLayers ({trunk.NumLayers}): the head branches deeper than the trunk");
+        }
+
+        if (!outputsByLayer.ContainsKey(task.BranchLayer))
+        {
+            Fail($"{at}.branchLayer", $"trunk.outputs has no entry for layer {task.BranchLayer}");
+        }
+
+        IReadOnlyList<string> labels = [];
+        ValueRange? range = null;
+        switch (kind)
+        {
+            case TaskOutputKind.Classification:
+                labels = RequireLabels(task.Output.Labels, $"{at}.output.labels", minimum: 2);
+                break;
+            case TaskOutputKind.Tagging:
+                labels = RequireLabels(task.Output.Tags, $"{at}.output.tags", minimum: 1);
+                break;
+            case TaskOutputKind.Regression:
+                if (task.Output.Range is { } r)
+                {
+                    if (r.Count != 2 || !(r[0] <= r[1]))
+                    {
+                        Fail($"{at}.output.range", "must be [min, max] with min <= max");
+                    }
+
+                    range = new ValueRange(r[0], r[1]);
+                }
+
+                break;
+        }
+
+        HeadManifest head = task.Head;
+        string headPath = ResolveExistingFile(directory, head.File, $"{at}.head.file");
+        await VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
+
+        return new TaskDefinition
+        {
+            Name = task.Name,
+            Version = task.Version,
+            Description = task.Description,
+            Input = input,
+            OutputKind = kind,
+            BranchLayer = task.BranchLayer,
+            Labels = labels,
+            Range = range,
+            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head"),
+            Metrics = task.Metrics,
+        };
+    }
+
+    private static IReadOnlyList<string> RequireLabels(IReadOnlyList<string>? labels, string field, int minimum)
+    {
+        if (labels is null || labels.Count < minimum)
+        {
+            Fail(field, $"needs at least {minimum} entries");
+        }
+
+        if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
+        {
+            Fail(field, "entries must be unique");
+        }
+
+        return labels;
+    }
+
+    /// <summary>Resolves a manifest path ('/'-separated, relative) and insists that it stays inside the bundle and exists.</summary>
+    private static string ResolveExistingFile(string directory, string relativePath, string field)
+    {
+        if (string.IsNullOrWhiteSpace(relativePath) || Path.IsPathRooted(relativePath) || relativePath.Contains('\\', StringComparison.Ordinal))
+        {
+            Fail(field, $"'{relativePath}' must be a relative '/'-separated path inside the bundle");
+        }
+
+        string root = Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar;
+        string fullPath = Path.GetFullPath(Path.Combine(directory, relativePath.Replace('/', Path.DirectorySeparatorChar)));
+        if (!fullPath.StartsWith(root, StringComparison.Ordinal))
+        {
+            Fail(field, $"'{relativePath}' leaves the bundle folder");
+        }
+
+        if (!File.Exists(fullPath))
+        {
+            throw new BundleValidationException(relativePath, field, $"file not found (referenced by {ManifestFileName})");
+        }
+
+        return fullPath;
+    }
+
+    private static async Task VerifySha256Async(string fullPath, string relativePath, string expected, string field, CancellationToken cancellationToken)
+    {
+        await using FileStream stream = new(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16, useAsync: true);
+        string actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
+        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BundleValidationException(relativePath, field, $"SHA-256 mismatch: manifest says {expected}, file has {actual}");
+        }
+    }
+
+    private static void RequireNonEmpty(string value, string field)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            Fail(field, "must not be empty");
+        }
+    }
+
+    private static BundleValidationException Error(string field, string problem) => new(ManifestFileName, field, problem);
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void Fail(string field, string problem) => throw Error(field, problem);
+
+    [GeneratedRegex("^[a-z0-9_-]{1,64}$")]
+    private static partial Regex TaskNamePattern();
+
+    [GeneratedRegex("missing required properties including: '([^']+)'")]
+    private static partial Regex MissingPropertyPattern();
+}

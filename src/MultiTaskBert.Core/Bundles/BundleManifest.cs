@@ -1,0 +1,115 @@
+using System.Text.Json.Serialization;
+
+namespace MultiTaskBert.Core.Bundles;
+
+// Wire records of manifest.json (docs/bundle-format.md). Structural problems (missing required
+// properties, wrong JSON types) are reported by System.Text.Json with a JSON path; semantic rules
+// are checked by BundleLoader. Enum-like fields stay strings so that an unknown value gets a
+// message that lists the allowed ones.
+
+public sealed record BundleManifest
+{
+    public required int FormatVersion { get; init; }
+    public required string Name { get; init; }
+    public required string Version { get; init; }
+    public required TokenizerManifest Tokenizer { get; init; }
+    public required TrunkManifest Trunk { get; init; }
+    public required IReadOnlyList<TaskManifest> Tasks { get; init; }
+}
+
+public sealed record TokenizerManifest
+{
+    /// <summary>WordPiece vocabulary, one token per line; may be gzip-compressed (<c>.gz</c>).</summary>
+    public required string VocabFile { get; init; }
+    public bool Lowercase { get; init; } = true;
+    public bool StripAccents { get; init; } = true;
+    public required int MaxSequenceLength { get; init; }
+}
+
+public sealed record TrunkManifest
+{
+    public required string File { get; init; }
+    public required string Sha256 { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required PretrainedManifest Pretrained { get; init; }
+    public required TrunkInputNames Inputs { get; init; }
+    public required IReadOnlyList<TrunkOutputManifest> Outputs { get; init; }
+}
+
+public sealed record PretrainedManifest
+{
+    public required string Name { get; init; }
+    public required string Fingerprint { get; init; }
+    public required int NumLayers { get; init; }
+}
+
+public sealed record TrunkInputNames
+{
+    public required string InputIds { get; init; }
+    public required string AttentionMask { get; init; }
+    public required string TokenTypeIds { get; init; }
+}
+
+public sealed record TrunkOutputManifest
+{
+    public required int Layer { get; init; }
+    public required string Name { get; init; }
+}
+
+public sealed record TaskManifest
+{
+    public required string Name { get; init; }
+    public int Version { get; init; } = 1;
+    public string Description { get; init; } = "";
+    public required string Input { get; init; }
+    public required int BranchLayer { get; init; }
+    public required TaskOutputManifest Output { get; init; }
+    public required HeadManifest Head { get; init; }
+    public required string PretrainedFingerprint { get; init; }
+    public TaskMetricsManifest? Metrics { get; init; }
+}
+
+public sealed record TaskOutputManifest
+{
+    public required string Kind { get; init; }
+    public IReadOnlyList<string>? Labels { get; init; }
+    public IReadOnlyList<double>? Range { get; init; }
+    public IReadOnlyList<string>? Tags { get; init; }
+}
+
+public sealed record HeadManifest
+{
+    public required string File { get; init; }
+    public required string Sha256 { get; init; }
+    public int NumLayers { get; init; }
+    public required HeadInputNames Inputs { get; init; }
+    public required string Output { get; init; }
+}
+
+public sealed record HeadInputNames
+{
+    public required string HiddenStates { get; init; }
+
+    /// <summary>Null for heads that do not look at the mask (e.g. a [CLS]-only linear head).</summary>
+    public string? AttentionMask { get; init; }
+}
+
+/// <summary>Informative metrics measured by the toolkit; passed through to <c>GET /tasks</c>.</summary>
+public sealed record TaskMetricsManifest
+{
+    public string? Split { get; init; }
+    public string? Primary { get; init; }
+    public IReadOnlyDictionary<string, double>? Values { get; init; }
+    public IReadOnlyDictionary<string, double>? Teacher { get; init; }
+    public IReadOnlyDictionary<string, double>? FullFineTuning { get; init; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+    AllowTrailingCommas = true,
+    RespectNullableAnnotations = true,
+    RespectRequiredConstructorParameters = true)]
+[JsonSerializable(typeof(BundleManifest))]
+internal sealed partial class BundleManifestJsonContext : JsonSerializerContext;

@@ -1,0 +1,58 @@
+namespace MultiTaskBert.Core.Bundles;
+
+public enum TaskInputKind
+{
+    /// <summary>One sentence: <c>text</c>.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Mirrors the manifest value \"single\".")]
+    Single,
+
+    /// <summary>A sentence pair: <c>text</c> and <c>textPair</c>.</summary>
+    Pair,
+}
+
+public enum TaskOutputKind
+{
+    Classification,
+    Regression,
+    Tagging,
+}
+
+/// <summary>Closed range a regression head's value is clamped to.</summary>
+public readonly record struct ValueRange(double Min, double Max)
+{
+    public double Clamp(double value) => Math.Clamp(value, Min, Max);
+}
+
+/// <summary>A validated task of a bundle: what its head consumes and how its output reads.</summary>
+public sealed record TaskDefinition
+{
+    public required string Name { get; init; }
+    public required int Version { get; init; }
+    public required string Description { get; init; }
+    public required TaskInputKind Input { get; init; }
+    public required TaskOutputKind OutputKind { get; init; }
+
+    /// <summary>Trunk layer whose hidden states the head consumes (1-based).</summary>
+    public required int BranchLayer { get; init; }
+
+    /// <summary>Class labels (classification) or BIO tags (tagging), in head-output order; empty for regression.</summary>
+    public required IReadOnlyList<string> Labels { get; init; }
+
+    /// <summary>Set for regression tasks.</summary>
+    public ValueRange? Range { get; init; }
+
+    /// <summary>Width of the head output's last axis that the manifest promises.</summary>
+    public int OutputWidth => OutputKind == TaskOutputKind.Regression ? 1 : Labels.Count;
+
+    public required HeadGraph Head { get; init; }
+    public TaskMetricsManifest? Metrics { get; init; }
+}
+
+/// <summary>A head ONNX graph and its declared I/O names (<paramref name="AttentionMaskInput"/> null: the head takes no mask).</summary>
+public sealed record HeadGraph(
+    string RelativePath,
+    string FullPath,
+    string HiddenStatesInput,
+    string? AttentionMaskInput,
+    string Output,
+    string ManifestField);

@@ -1,0 +1,129 @@
+using MultiTaskBert.Core.Bundles;
+
+namespace MultiTaskBert.Core.Engine;
+
+/// <summary>
+/// Which tasks run for which input, and the trunk rows that serve them. A single-sentence task
+/// always reads <c>[CLS] text [SEP]</c> and a pair task <c>[CLS] text [SEP] textPair [SEP]</c>, so an
+/// input that needs both gets two rows; all rows share one trunk pass.
+/// </summary>
+internal sealed class BatchPlan
+{
+    private BatchPlan(IReadOnlyList<PlanRow> rows, IReadOnlyList<TaskDefinition>[] tasksPerInput, IReadOnlyList<TaskDefinition> tasks)
+    {
+        Rows = rows;
+        TasksPerInput = tasksPerInput;
+        Tasks = tasks;
+        Layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
+    }
+
+    public IReadOnlyList<PlanRow> Rows { get; }
+
+    /// <summary>Tasks to answer, per input index.</summary>
+    public IReadOnlyList<TaskDefinition>[] TasksPerInput { get; }
+
+    /// <summary>Distinct tasks over the batch: each head runs once.</summary>
+    public IReadOnlyList<TaskDefinition> Tasks { get; }
+
+    /// <summary>Trunk layers the tasks branch from.</summary>
+    public IReadOnlyList<int> Layers { get; }
+
+    public int RowOf(int inputIndex, TaskInputKind kind)
+    {
+        for (int i = 0; i < Rows.Count; i++)
+        {
+            if (Rows[i].InputIndex == inputIndex && Rows[i].Kind == kind)
+            {
+                return i;
+            }
+        }
+
+        throw new InvalidOperationException($"No {kind} row for input {inputIndex}.");
+    }
+
+    public static BatchPlan Create(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames)
+    {
+        if (inputs.Count == 0)
+        {
+            throw new InvalidClassifyRequestException("inputs", "at least one input is required");
+        }
+
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(inputs[i].Text))
+            {
+                throw new InvalidClassifyRequestException($"inputs[{i}].text", "must not be empty");
+            }
+
+            if (inputs[i].TextPair is { } pair && string.IsNullOrWhiteSpace(pair))
+            {
+                throw new InvalidClassifyRequestException($"inputs[{i}].textPair", "must not be empty when present");
+            }
+        }
+
+        var tasksPerInput = new IReadOnlyList<TaskDefinition>[inputs.Count];
+        if (taskNames is null)
+        {
+            // Every task whose input kind fits: single-sentence tasks without a pair, pair tasks with one.
+            for (int i = 0; i < inputs.Count; i++)
+            {
+                TaskInputKind kind = inputs[i].IsPair ? TaskInputKind.Pair : TaskInputKind.Single;
+                tasksPerInput[i] = [.. bundle.Tasks.Where(t => t.Input == kind)];
+            }
+        }
+        else
+        {
+            IReadOnlyList<TaskDefinition> requested = ResolveTasks(bundle, taskNames);
+            for (int i = 0; i < inputs.Count; i++)
+            {
+                if (!inputs[i].IsPair && requested.FirstOrDefault(t => t.Input == TaskInputKind.Pair) is { } pairTask)
+                {
+                    throw new InvalidClassifyRequestException($"inputs[{i}].textPair", $"task '{pairTask.Name}' classifies sentence pairs and needs textPair");
+                }
+
+                tasksPerInput[i] = requested;
+            }
+        }
+
+        var rows = new List<PlanRow>();
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            foreach (TaskInputKind kind in tasksPerInput[i].Select(t => t.Input).Distinct().Order())
+            {
+                rows.Add(new PlanRow(i, kind));
+            }
+        }
+
+        TaskDefinition[] distinct = [.. tasksPerInput.SelectMany(t => t).Distinct()];
+        return new BatchPlan(rows, tasksPerInput, distinct);
+    }
+
+    private static List<TaskDefinition> ResolveTasks(LoadedBundle bundle, IReadOnlyList<string> taskNames)
+    {
+        if (taskNames.Count == 0)
+        {
+            throw new InvalidClassifyRequestException("tasks", "must name at least one task when present");
+        }
+
+        var resolved = new List<TaskDefinition>(taskNames.Count);
+        for (int i = 0; i < taskNames.Count; i++)
+        {
+            string name = taskNames[i];
+            TaskDefinition task = bundle.Heads.TryGetValue(name ?? "", out var head)
+                ? head.Task
+                : throw new InvalidClassifyRequestException($"tasks[{i}]",
+                    $"unknown task '{name}' (known: {string.Join(", ", bundle.Tasks.Select(t => t.Name))})");
+            if (resolved.Contains(task))
+            {
+                throw new InvalidClassifyRequestException($"tasks[{i}]", $"task '{name}' is listed twice");
+            }
+
+            resolved.Add(task);
+        }
+
+        return resolved;
+    }
+}
+
+/// <summary>One trunk row: input <see cref="InputIndex"/> encoded as a single sentence or as a pair.</summary>
+internal readonly record struct PlanRow(int InputIndex, TaskInputKind Kind);

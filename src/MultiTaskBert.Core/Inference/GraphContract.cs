@@ -1,0 +1,97 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MultiTaskBert.Core.Bundles;
+
+namespace MultiTaskBert.Core.Inference;
+
+/// <summary>
+/// Checks a loaded graph against what the manifest declares: I/O names, element types and the
+/// static widths. Dynamic widths are checked again on the warm-up run (<see cref="HeadRunner"/>).
+/// </summary>
+internal static class GraphContract
+{
+    public static void VerifyTrunk(InferenceSession session, ModelBundle bundle)
+    {
+        TrunkManifest trunk = bundle.Manifest.Trunk;
+        string file = trunk.File;
+        RequireInput(session, file, "trunk.inputs.inputIds", trunk.Inputs.InputIds, TensorElementType.Int64);
+        RequireInput(session, file, "trunk.inputs.attentionMask", trunk.Inputs.AttentionMask, TensorElementType.Int64);
+        RequireInput(session, file, "trunk.inputs.tokenTypeIds", trunk.Inputs.TokenTypeIds, TensorElementType.Int64);
+        for (int i = 0; i < trunk.Outputs.Count; i++)
+        {
+            NodeMetadata output = RequireOutput(session, file, $"trunk.outputs[{i}].name", trunk.Outputs[i].Name);
+            RequireLastAxis(output, file, "trunk.hiddenSize", trunk.HiddenSize, $"output '{trunk.Outputs[i].Name}'");
+        }
+    }
+
+    public static void VerifyHead(InferenceSession session, TaskDefinition task, int hiddenSize)
+    {
+        HeadGraph head = task.Head;
+        string file = head.RelativePath;
+        string at = head.ManifestField;
+        NodeMetadata hidden = RequireInput(session, file, $"{at}.inputs.hiddenStates", head.HiddenStatesInput, TensorElementType.Float);
+        RequireLastAxis(hidden, file, "trunk.hiddenSize", hiddenSize, $"input '{head.HiddenStatesInput}'");
+        if (head.AttentionMaskInput is { } maskInput)
+        {
+            RequireInput(session, file, $"{at}.inputs.attentionMask", maskInput, TensorElementType.Int64);
+        }
+
+        // Every graph input must be fed: an undeclared one would fail at the first request.
+        string? undeclared = session.InputMetadata.Keys.FirstOrDefault(k => k != head.HiddenStatesInput && k != head.AttentionMaskInput);
+        if (undeclared is not null)
+        {
+            throw new BundleValidationException(file, $"{at}.inputs", $"graph input '{undeclared}' is not declared in the manifest");
+        }
+
+        NodeMetadata output = RequireOutput(session, file, $"{at}.output", head.Output);
+        string widthField = task.OutputKind switch
+        {
+            TaskOutputKind.Classification => "output.labels",
+            TaskOutputKind.Tagging => "output.tags",
+            _ => "output.kind",
+        };
+        RequireLastAxis(output, file, $"{at[..^".head".Length]}.{widthField}", task.OutputWidth, $"output '{head.Output}'");
+    }
+
+    private static NodeMetadata RequireInput(InferenceSession session, string file, string field, string name, TensorElementType type)
+    {
+        if (!session.InputMetadata.TryGetValue(name, out NodeMetadata? metadata))
+        {
+            throw new BundleValidationException(file, field,
+                $"graph has no input '{name}' (inputs: {string.Join(", ", session.InputMetadata.Keys)})");
+        }
+
+        if (metadata.ElementDataType != type)
+        {
+            throw new BundleValidationException(file, field, $"input '{name}' is {metadata.ElementDataType}, expected {type}");
+        }
+
+        return metadata;
+    }
+
+    private static NodeMetadata RequireOutput(InferenceSession session, string file, string field, string name)
+    {
+        if (!session.OutputMetadata.TryGetValue(name, out NodeMetadata? metadata))
+        {
+            throw new BundleValidationException(file, field,
+                $"graph has no output '{name}' (outputs: {string.Join(", ", session.OutputMetadata.Keys)})");
+        }
+
+        if (metadata.ElementDataType != TensorElementType.Float)
+        {
+            throw new BundleValidationException(file, field, $"output '{name}' is {metadata.ElementDataType}, expected Float");
+        }
+
+        return metadata;
+    }
+
+    private static void RequireLastAxis(NodeMetadata metadata, string file, string field, int expected, string what)
+    {
+        int[] dims = metadata.Dimensions;
+        // Negative = symbolic axis: only known once the graph runs.
+        if (dims.Length > 0 && dims[^1] > 0 && dims[^1] != expected)
+        {
+            throw new BundleValidationException(file, field, $"{what} has width {dims[^1]}, manifest says {expected}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+namespace MultiTaskBert.Core.Tokenization;
+
+/// <summary>Which text of a request a token came from.</summary>
+public enum TokenSegment
+{
+    /// <summary>[CLS], [SEP].</summary>
+    Special,
+    Text,
+    TextPair,
+}
+
+/// <summary>
+/// A word piece with where it came from. <see cref="Range"/> indexes the <em>normalized</em> text of
+/// its segment (what the BERT normalizer made of it); mapping back to the caller's characters is
+/// needed for slot spans and comes with tagging support.
+/// </summary>
+public readonly record struct TokenInfo(int Id, string Value, TokenSegment Segment, Range Range);
+
+/// <summary>One tokenized input: <c>[CLS] text [SEP] (textPair [SEP])</c>.</summary>
+public sealed record EncodedInput(IReadOnlyList<int> InputIds, IReadOnlyList<int> TokenTypeIds, IReadOnlyList<TokenInfo> Tokens)
+{
+    public int Length => InputIds.Count;
+}

@@ -1,0 +1,278 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Tests.Support;
+
+namespace MultiTaskBert.Tests.Bundles;
+
+/// <summary>Each case corrupts one thing in a copy of the fixture; loading must fail naming the file and the field.</summary>
+public sealed class BundleValidationTests : IDisposable
+{
+    private readonly BundleCopy _bundle = new();
+
+    public void Dispose() => _bundle.Dispose();
+
+    private static JsonObject Task(JsonObject manifest, int index) => manifest["tasks"]!.AsArray()[index]!.AsObject();
+
+    private async Task<BundleValidationException> LoadFails()
+    {
+        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(_bundle.Directory));
+        Assert.False(engine.IsReady);
+        Assert.StartsWith($"{error.File}: {error.Field}: ", error.Message);
+        return error;
+    }
+
+    [Fact]
+    public async Task The_fixture_itself_loads()
+    {
+        ModelBundle bundle = await BundleLoader.LoadAsync(_bundle.Directory);
+
+        Assert.Equal(TestBundle.Manifest.Tasks.Count, bundle.Tasks.Count);
+    }
+
+    [Fact]
+    public async Task Missing_manifest()
+    {
+        File.Delete(_bundle.PathOf("manifest.json"));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal("manifest.json", error.File);
+        Assert.Contains("not found", error.Message);
+    }
+
+    [Fact]
+    public async Task Bad_json()
+    {
+        File.WriteAllText(_bundle.PathOf("manifest.json"), "{ \"formatVersion\": 1, \"name\": ");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal("manifest.json", error.File);
+        Assert.Contains("invalid manifest JSON", error.Message);
+    }
+
+    [Fact]
+    public async Task Wrong_json_type_names_the_field()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["branchLayer"] = "deep");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].branchLayer"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Missing_required_field_is_named()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["head"]!.AsObject().Remove("sha256"));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].head.sha256"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Unsupported_format_version()
+    {
+        _bundle.EditManifest(m => m["formatVersion"] = 2);
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "formatVersion"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Missing_head_file()
+    {
+        string head = (string)Task(_bundle.ReadManifest(), 0)["head"]!["file"]!;
+        File.Delete(_bundle.PathOf(head));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((head, "tasks[0].head.file"), (error.File, error.Field));
+        Assert.Contains("not found", error.Message);
+    }
+
+    [Fact]
+    public async Task Missing_vocab_file()
+    {
+        File.Delete(_bundle.PathOf(TestBundle.Manifest.Tokenizer.VocabFile));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tokenizer.VocabFile, "tokenizer.vocabFile"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Path_leaving_the_bundle()
+    {
+        _bundle.EditManifest(m => m["trunk"]!["file"] = "../trunk.onnx");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "trunk.file"), (error.File, error.Field));
+        Assert.Contains("leaves the bundle", error.Message);
+    }
+
+    [Fact]
+    public async Task Trunk_hash_mismatch()
+    {
+        File.AppendAllText(_bundle.PathOf(TestBundle.Manifest.Trunk.File), "tampered");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Trunk.File, "trunk.sha256"), (error.File, error.Field));
+        Assert.Contains("SHA-256 mismatch", error.Message);
+    }
+
+    [Fact]
+    public async Task Head_hash_mismatch()
+    {
+        _bundle.EditManifest(m => Task(m, 1)["head"]!["sha256"] = new string('0', 64));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[1].Head.File, "tasks[1].head.sha256"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Head_from_other_pretrained_weights()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["pretrainedFingerprint"] = new string('f', 64));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].pretrainedFingerprint"), (error.File, error.Field));
+        Assert.Contains("other pretrained weights", error.Message);
+    }
+
+    [Fact]
+    public async Task Head_branching_deeper_than_the_trunk()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["branchLayer"] = TestBundle.Manifest.Trunk.NumLayers + 1);
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].branchLayer"), (error.File, error.Field));
+        Assert.Contains("deeper than the trunk", error.Message);
+    }
+
+    [Fact]
+    public async Task Branch_layer_without_trunk_output()
+    {
+        int[] exported = [.. TestBundle.Manifest.Trunk.Outputs.Select(o => o.Layer)];
+        int? missing = Enumerable.Range(1, TestBundle.Manifest.Trunk.NumLayers).Cast<int?>().FirstOrDefault(l => !exported.Contains(l!.Value));
+        if (missing is null)
+        {
+            _bundle.EditManifest(m => m["trunk"]!["outputs"]!.AsArray().RemoveAt(0));
+            missing = exported[0];
+        }
+
+        int layer = missing.Value;
+        int taskIndex = 0;
+        _bundle.EditManifest(m => Task(m, taskIndex)["branchLayer"] = layer);
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal("manifest.json", error.File);
+        Assert.EndsWith("branchLayer", error.Field);
+    }
+
+    [Fact]
+    public async Task Label_count_different_from_head_output_width()
+    {
+        int index = TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.Output.Kind == "classification");
+        _bundle.EditManifest(m => Task(m, index)["output"]!["labels"]!.AsArray().Add("one-too-many"));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].output.labels"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Head_io_names_different_from_the_graph()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["head"]!["inputs"]!["hiddenStates"] = "not_an_input");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[0].Head.File, "tasks[0].head.inputs.hiddenStates"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Head_graph_input_missing_from_the_manifest()
+    {
+        int index = TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.Head.Inputs.AttentionMask is not null);
+        _bundle.EditManifest(m => Task(m, index)["head"]!["inputs"]!["attentionMask"] = null);
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].head.inputs"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Duplicate_task()
+    {
+        _bundle.EditManifest(m => Task(m, 1)["name"] = (string)Task(m, 0)["name"]!);
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[1].name"), (error.File, error.Field));
+        Assert.Contains("duplicate", error.Message);
+    }
+
+    [Fact]
+    public async Task Malformed_task_name()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["name"] = "Not A Name");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].name"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Unknown_output_kind()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["output"]!["kind"] = "ranking");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].output.kind"), (error.File, error.Field));
+        Assert.Contains("unknown kind 'ranking'", error.Message);
+    }
+
+    [Fact]
+    public async Task Unknown_input_kind()
+    {
+        _bundle.EditManifest(m => Task(m, 0)["input"]!.ReplaceWith("triple"));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal(("manifest.json", "tasks[0].input"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Tagging_tasks_are_accepted_and_checked_against_their_tags()
+    {
+        // A tagging task whose head is a classification head: width = tags count must still hold.
+        int index = TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.Output.Kind == "classification" && t.Input == "single");
+        int width = TestBundle.Manifest.Tasks[index].Output.Labels!.Count;
+        _bundle.EditManifest(m =>
+        {
+            JsonObject output = Task(m, index)["output"]!.AsObject();
+            output["kind"] = "tagging";
+            output.Remove("labels");
+            output["tags"] = new JsonArray([.. Enumerable.Range(0, width + 1).Select(i => (JsonNode)$"T{i}")]);
+        });
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal($"tasks[{index}].output.tags", error.Field);
+    }
+}

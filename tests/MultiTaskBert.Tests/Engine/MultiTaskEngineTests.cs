@@ -1,0 +1,118 @@
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Tests.Support;
+
+namespace MultiTaskBert.Tests.Engine;
+
+/// <summary>The engine on the fixture bundle: parity with PyTorch (parity.json), batching, task selection.</summary>
+public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<EngineFixture>
+{
+    [Theory]
+    [MemberData(nameof(ParityCases))]
+    public async Task Every_task_matches_pytorch_within_tolerance(int index)
+    {
+        ParityCase reference = ParityFile.Fixture.Cases[index];
+        Assert.NotEmpty(reference.Outputs);
+
+        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+            [new ClassifyInput(reference.Text, reference.TextPair)], [.. reference.Outputs.Keys]);
+
+        foreach ((string task, float[] expected) in reference.Outputs)
+        {
+            IReadOnlyList<float> actual = result.Results[0][task].Logits;
+            Assert.Equal(expected.Length, actual.Count);
+            for (int i = 0; i < expected.Length; i++)
+            {
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= ParityFile.Fixture.Tolerance,
+                    $"case {index}, task {task}, logit {i}: PyTorch {expected[i]}, ONNX Runtime {actual[i]}");
+            }
+        }
+    }
+
+    public static TheoryData<int> ParityCases => ParityFile.CaseIndexes;
+
+    [Fact]
+    public async Task Batching_with_padding_gives_the_same_logits_as_one_by_one()
+    {
+        ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
+        string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
+
+        ClassifyBatchResult batch = await fixture.Engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
+
+        for (int i = 0; i < cases.Length; i++)
+        {
+            ClassifyBatchResult alone = await fixture.Engine.ClassifyAsync([new ClassifyInput(cases[i].Text)], tasks);
+            foreach (string task in tasks)
+            {
+                IReadOnlyList<float> expected = alone.Results[0][task].Logits;
+                IReadOnlyList<float> actual = batch.Results[i][task].Logits;
+                Assert.Equal(expected.Count, actual.Count);
+                for (int j = 0; j < expected.Count; j++)
+                {
+                    Assert.True(Math.Abs(expected[j] - actual[j]) <= 1e-4, $"input {i}, task {task}, logit {j}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Explicit_single_and_pair_tasks_read_their_own_encoding()
+    {
+        ParityCase pairCase = ParityFile.Fixture.Cases.First(c => c.TextPair is not null);
+        string single = TestBundle.SingleClassificationTask.Name;
+        string pair = TestBundle.PairTask.Name;
+
+        ClassifyBatchResult both = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text, pairCase.TextPair)], [single, pair]);
+        ClassifyBatchResult singleOnly = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text)], [single]);
+
+        // The single-sentence head sees "[CLS] text [SEP]" even when the request carries a pair.
+        Assert.Equal(singleOnly.Results[0][single].Logits, both.Results[0][single].Logits);
+        Assert.Equal(pairCase.Outputs[pair].Length, both.Results[0][pair].Logits.Count);
+    }
+
+    [Fact]
+    public async Task Classification_scores_are_a_softmax_and_regression_is_clamped()
+    {
+        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+            [new ClassifyInput("a plain sentence", "another plain sentence")],
+            [TestBundle.SingleClassificationTask.Name, TestBundle.RegressionTask.Name]);
+
+        var classification = Assert.IsType<ClassificationPrediction>(result.Results[0][TestBundle.SingleClassificationTask.Name]);
+        Assert.Equal(1.0, classification.Scores.Values.Sum(), 6);
+        Assert.Equal(classification.Scores.Values.Max(), classification.Score);
+        Assert.Equal(classification.Scores.MaxBy(s => s.Value).Key, classification.Label);
+
+        var regression = Assert.IsType<RegressionPrediction>(result.Results[0][TestBundle.RegressionTask.Name]);
+        if (TestBundle.RegressionTask.Output.Range is { } range)
+        {
+            Assert.InRange(regression.Value, range[0], range[1]);
+        }
+    }
+
+    [Fact]
+    public async Task Unknown_task_names_the_field()
+    {
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync([new ClassifyInput("hello")], [TestBundle.SingleClassificationTask.Name, "no-such-task"]));
+
+        Assert.Equal("tasks[1]", error.Field);
+    }
+
+    [Fact]
+    public async Task Pair_task_without_pair_names_the_field()
+    {
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync([new ClassifyInput("hello", "there"), new ClassifyInput("hello")], [TestBundle.PairTask.Name]));
+
+        Assert.Equal("inputs[1].textPair", error.Field);
+    }
+
+    [Fact]
+    public async Task A_cancelled_request_stops_with_operation_cancelled()
+    {
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            fixture.Engine.ClassifyAsync([new ClassifyInput("hello")], null, cancelled.Token));
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace MultiTaskBert.Tests.Support;
+
+/// <summary>The real API pipeline over the fixture bundle on CPU.</summary>
+public class ApiFactory : WebApplicationFactory<Program>
+{
+    /// <summary>Configuration overrides on top of the defaults below.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.UseSetting("Model:BundlePath", TestBundle.Directory);
+        builder.UseSetting("Inference:Device", "cpu");
+        builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
+        foreach ((string key, string? value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+}
+
+/// <summary>An API host with its own configuration, for tests that change settings.</summary>
+public sealed class ConfiguredApiFactory(IReadOnlyDictionary<string, string?> settings) : ApiFactory
+{
+    protected override IReadOnlyDictionary<string, string?> Settings { get; } = settings;
+}
+
+[CollectionDefinition(Name)]
+public sealed class ApiCollection : ICollectionFixture<ApiFactory>
+{
+    public const string Name = "api";
+}

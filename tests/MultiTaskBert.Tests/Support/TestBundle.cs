@@ -1,0 +1,94 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MultiTaskBert.Core.Bundles;
+
+namespace MultiTaskBert.Tests.Support;
+
+/// <summary>The toolkit's fixture bundle (tests/fixtures/tiny-bundle) and what it declares.</summary>
+public static class TestBundle
+{
+    private static readonly Lazy<string> LazyDirectory = new(Locate);
+    private static readonly Lazy<BundleManifest> LazyManifest = new(() =>
+        BundleLoader.LoadAsync(Directory).GetAwaiter().GetResult().Manifest);
+
+    public static string Directory => LazyDirectory.Value;
+
+    public static BundleManifest Manifest => LazyManifest.Value;
+
+    public static IEnumerable<TaskManifest> Tasks(string input, string kind) =>
+        Manifest.Tasks.Where(t => t.Input == input && t.Output.Kind == kind);
+
+    public static TaskManifest SingleClassificationTask => Tasks("single", "classification").First();
+
+    public static TaskManifest PairTask => Manifest.Tasks.First(t => t.Input == "pair");
+
+    public static TaskManifest RegressionTask => Manifest.Tasks.First(t => t.Output.Kind == "regression");
+
+    /// <summary>Points the suite at another bundle (e.g. models/default) instead of the fixture.</summary>
+    public const string OverrideVariable = "MULTITASKBERT_TEST_BUNDLE";
+
+    private static string Locate()
+    {
+        if (Environment.GetEnvironmentVariable(OverrideVariable) is { Length: > 0 } overridden)
+        {
+            return Path.GetFullPath(overridden);
+        }
+
+        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "tests", "fixtures", "tiny-bundle");
+            if (File.Exists(Path.Combine(candidate, BundleLoader.ManifestFileName)))
+            {
+                return candidate;
+            }
+        }
+
+        throw new InvalidOperationException("tests/fixtures/tiny-bundle not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A throw-away copy of the fixture bundle for corrupting one thing at a time.</summary>
+public sealed class BundleCopy : IDisposable
+{
+    public BundleCopy()
+    {
+        Directory = Path.Combine(Path.GetTempPath(), "mtbert-" + Guid.NewGuid().ToString("N"));
+        foreach (string file in System.IO.Directory.EnumerateFiles(TestBundle.Directory, "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(Directory, Path.GetRelativePath(TestBundle.Directory, file));
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    public string Directory { get; }
+
+    public string PathOf(string relative) => Path.Combine(Directory, relative.Replace('/', Path.DirectorySeparatorChar));
+
+    public JsonObject ReadManifest() => JsonNode.Parse(File.ReadAllText(PathOf(BundleLoader.ManifestFileName)))!.AsObject();
+
+    public void WriteManifest(JsonObject manifest) =>
+        File.WriteAllText(PathOf(BundleLoader.ManifestFileName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+
+    public void EditManifest(Action<JsonObject> edit)
+    {
+        JsonObject manifest = ReadManifest();
+        edit(manifest);
+        WriteManifest(manifest);
+    }
+
+    public string Sha256Of(string relative) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(PathOf(relative))));
+
+    public void Dispose()
+    {
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a temp folder left behind is harmless.
+        }
+    }
+}
