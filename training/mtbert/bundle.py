@@ -22,6 +22,7 @@ from .export import export_trunk
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
+from .tagging import decode_words
 from .train import build_trunk
 
 FORMAT_VERSION = 1
@@ -73,15 +74,29 @@ def read_manifest(bundle: Path) -> dict:
     return manifest
 
 
-def _served_labels(info: RunInfo) -> dict:
+def _served_labels(info: RunInfo, head: TaskHead) -> dict:
     spec = info.spec
     if spec.kind == "regression":
         assert spec.value_range is not None
         return {"kind": "regression", "range": list(spec.value_range)}
+    if spec.kind == "tagging":
+        return {"kind": "tagging", "tags": list(spec.labels), "crf": _crf_matrices(head)}
     return {"kind": "classification", "labels": spec.label_names or spec.labels}
 
 
-def _task_entry(info: RunInfo, head_path: Path, head_file: str, version: int, extra_metrics: dict | None) -> dict:
+def _crf_matrices(head: TaskHead) -> dict | None:
+    """The CRF's scores for the service's Viterbi decoder (transitions[from][to]), as float32
+    values written exactly (shortest repr), so C# decodes with the very numbers PyTorch used."""
+    if head.crf is None:
+        return None
+
+    def values(t: torch.Tensor) -> list:
+        return t.detach().to(torch.float32).tolist()
+
+    return {"transitions": values(head.crf.transitions), "start": values(head.crf.start), "end": values(head.crf.end)}
+
+
+def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, version: int, extra_metrics: dict | None) -> dict:
     spec = info.spec
     # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
     graph_inputs = {i.name for i in onnx.load(str(head_path), load_external_data=False).graph.input}
@@ -93,7 +108,7 @@ def _task_entry(info: RunInfo, head_path: Path, head_file: str, version: int, ex
         "description": spec.description,
         "input": spec.input,
         "branchLayer": info.branch_layer,
-        "output": _served_labels(info),
+        "output": _served_labels(info, head),
         "head": {
             "file": head_file,
             "sha256": "",
@@ -147,8 +162,9 @@ class BundleWriter:
         t = manifest["tokenizer"]
         return WordPieceTokenizer(read_vocab(self.folder / t["vocabFile"]), lowercase=t["lowercase"], strip_accents=t["stripAccents"], max_length=t["maxSequenceLength"])
 
-    def _update_parity(self, manifest: dict, checkpoint: Checkpoint, task: str, input_kind: str, head: TaskHead | None, branch_layer: int) -> None:
-        """Stores token ids for the standard texts and this task's PyTorch outputs (None: drop them)."""
+    def _update_parity(self, manifest: dict, checkpoint: Checkpoint, task: str, input_kind: str, head: TaskHead | None, branch_layer: int, tags: list[str] | None = None) -> None:
+        """Stores token ids for the standard texts and this task's PyTorch outputs (None: drop them);
+        for a tagging task (`tags`), also the tag PyTorch decodes for each whitespace-split word."""
         path = self.folder / PARITY
         parity = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tolerance": 1e-4, "cases": []}
         if not parity["cases"]:
@@ -157,7 +173,8 @@ class BundleWriter:
                 encoding = tokenizer.encode(text, pair)
                 parity["cases"].append({"text": text, "textPair": pair, "inputIds": encoding.input_ids, "tokenTypeIds": encoding.token_type_ids, "outputs": {}})
         for case in parity["cases"]:
-            case["outputs"].pop(task, None)
+            _drop_task(case, task)
+        tokenizer = self._tokenizer(manifest)
         if head is not None:
             trunk = build_trunk(checkpoint, branch_layer)
             cases = [c for c in parity["cases"] if (c["textPair"] is None) == (input_kind == "single")]
@@ -167,7 +184,10 @@ class BundleWriter:
                     types = torch.tensor([case["tokenTypeIds"]])
                     mask = torch.ones_like(ids)
                     hidden = trunk(ids, mask, types)[branch_layer]
-                    case["outputs"][task] = [round(float(v), 7) for v in head(hidden, mask).flatten()]
+                    logits = head(hidden, mask)
+                    case["outputs"][task] = [round(float(v), 7) for v in logits.flatten()]
+                    if tags is not None:
+                        case.setdefault("tags", {})[task] = _parity_tags(tokenizer, case["text"], logits[0], tags, head)
         _write_json_atomic(path, parity)
 
     def _save(self, manifest: dict) -> None:
@@ -223,9 +243,10 @@ class BundleWriter:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
         head_file = f"heads/{info.spec.name}.onnx"
         shutil.copyfile(run / HEAD_FILE, self.folder / head_file)
-        manifest["tasks"].append(_task_entry(info, self.folder / head_file, head_file, version, extra_metrics))
+        manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics))
         manifest["tasks"].sort(key=lambda t: t["name"])
-        self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer)
+        tags = info.spec.labels if info.spec.kind == "tagging" else None
+        self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer, tags)
         self._save(manifest)
         return manifest
 
@@ -241,9 +262,25 @@ class BundleWriter:
         if parity.is_file():
             value = json.loads(parity.read_text(encoding="utf-8"))
             for case in value["cases"]:
-                case["outputs"].pop(task, None)
+                _drop_task(case, task)
             _write_json_atomic(parity, value)
         return manifest
+
+
+def _drop_task(case: dict, task: str) -> None:
+    """Removes a task's reference outputs (and decoded tags) from a parity case."""
+    case["outputs"].pop(task, None)
+    if "tags" in case:
+        case["tags"].pop(task, None)
+        if not case["tags"]:
+            del case["tags"]
+
+
+def _parity_tags(tokenizer: WordPieceTokenizer, text: str, logits: torch.Tensor, tags: list[str], head: TaskHead) -> list[str]:
+    """The tag of each whitespace-split word of `text`, decoded as the service must: first-piece
+    logits of the words, CRF Viterbi (or argmax), "O" for words truncated away."""
+    _, starts = tokenizer.served_word_starts(text)
+    return [tags[i] for i in decode_words(logits, starts, tags.index("O"), head.crf)]
 
 
 def verify(bundle: Path) -> list[str]:
@@ -266,4 +303,19 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].pretrainedFingerprint differs from trunk.pretrained.fingerprint")
         if task["branchLayer"] not in layers:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].branchLayer {task['branchLayer']} has no trunk output")
+        if task["output"]["kind"] == "tagging":
+            problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in _tagging_problems(task["output"]))
+    return problems
+
+
+def _tagging_problems(output: dict) -> list[str]:
+    """A tagging output needs an "O" tag, and CRF matrices shaped by the tag count."""
+    tags = output.get("tags") or []
+    problems = [] if "O" in tags else ["tags has no \"O\" tag"]
+    crf = output.get("crf")
+    if crf is not None:
+        n = len(tags)
+        if len(crf.get("transitions", [])) != n or any(len(row) != n for row in crf["transitions"]):
+            problems.append(f"crf.transitions is not {n} x {n}")
+        problems += [f"crf.{key} does not have {n} values" for key in ("start", "end") if len(crf.get(key, [])) != n]
     return problems

@@ -38,6 +38,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task name in tasks.json")
     parser.add_argument("--max-train", type=int, default=None, help="train on a seeded sample of at most this many examples")
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
+    parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
 
 
 def _hyper(args: argparse.Namespace) -> Hyper:
@@ -48,7 +49,7 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
     from .pipeline import TaskSession, set_threads
 
     set_threads(args.threads)
-    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed)
+    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed, crf=args.crf)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -77,7 +78,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     session = _session(args)
     weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
-    result = run_sweep(session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full)
+    result = run_sweep(session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full, all_students=args.all_students)
     report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report)
@@ -114,6 +115,14 @@ def cmd_export_single(args: argparse.Namespace) -> None:
     print(f"{args.out}: whole single-task model ({info.branch_layer} frozen + {info.head_layers} task layers)")
 
 
+def cmd_export_baselines(args: argparse.Namespace) -> None:
+    from .baselines import export_baselines
+
+    manifest_name = json.loads((args.bundle / "manifest.json").read_text(encoding="utf-8"))["trunk"]["pretrained"]["name"]
+    index = export_baselines(args.bundle, args.out, args.pretrained or SHARED / "pretrained" / manifest_name)
+    print(f"{args.out}: {len(index['tasks'])} whole single-task models of {index['layers']} layers")
+
+
 def cmd_fixtures(args: argparse.Namespace) -> None:
     from .fixtures import build_fixture_bundle
 
@@ -138,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("distill", help="compress a teacher head into fewer layers by knowledge distillation")
+    p = sub.add_parser("distill", help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
     p.add_argument("--teacher", type=Path, required=True, help="teacher run folder (from `train`)")
     p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's)")
     p.add_argument("--out", type=Path, required=True)
@@ -159,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--students", default="1,2", help="comma-separated student depths")
     p.add_argument("--tolerance", type=float, default=1.0, help="points below full fine-tuning a chosen head may be")
     p.add_argument("--no-full", action="store_true", help="skip full fine-tuning (compare with the best teacher)")
+    p.add_argument("--all-students", action="store_true", help="distil every good teacher, not only until a student meets the target")
     p.add_argument("--out", type=Path, required=True)
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
@@ -179,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pretrained", default=None)
     p.set_defaults(func=cmd_export_single)
+
+    p = sub.add_parser("export-baselines", help="export one whole single-task model per bundle task (the benchmark's one-model-per-task baseline)")
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pretrained", type=Path, default=None, help="checkpoint folder (default: shared/pretrained/<trunk.pretrained.name>)")
+    p.set_defaults(func=cmd_export_baselines)
 
     p = sub.add_parser("fixtures", help="regenerate the tiny fixture bundle for the service's tests")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tiny-bundle")

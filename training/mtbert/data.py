@@ -16,6 +16,7 @@ KIND_BY_SOURCE = {
     "single-sentence classification": ("single", "classification"),
     "sentence-pair classification": ("pair", "classification"),
     "regression": ("pair", "regression"),
+    "token tagging (BIO slots)": ("single", "tagging"),
 }
 
 # The GLUE metric reported for each task (accuracy for everything not listed).
@@ -26,7 +27,8 @@ PRIMARY_METRIC = {"cola": "mcc", "mrpc": "f1_acc", "qqp": "f1_acc", "stsb": "pea
 class Example:
     text: str
     text_pair: str | None
-    label: int | float  # class index, or a float target for regression
+    label: int | float | list[int]  # class index, a float target for regression, or one tag index per word
+    words: list[str] | None = None  # tagging: the pre-split words that `label` tags (text = " ".join(words))
 
 
 @dataclass
@@ -35,8 +37,8 @@ class TaskSpec:
 
     name: str
     input: str  # "single" | "pair"
-    kind: str  # "classification" | "regression"
-    labels: list[str] = field(default_factory=list)  # source label strings, in output order
+    kind: str  # "classification" | "regression" | "tagging"
+    labels: list[str] = field(default_factory=list)  # source label strings (tagging: BIO tags), in output order
     label_names: list[str] = field(default_factory=list)  # human-readable names served by the API
     value_range: tuple[float, float] | None = None
     description: str = ""
@@ -49,6 +51,8 @@ class TaskSpec:
     def primary_metric(self) -> str:
         if self.kind == "regression":
             return "pearson_spearman"
+        if self.kind == "tagging":
+            return "span_f1"
         return PRIMARY_METRIC.get(self.name, "accuracy")
 
 
@@ -66,6 +70,9 @@ def load_task_spec(data_root: Path, task: str) -> TaskSpec:
     if kind == "regression":
         low, high = info.get("label_range", [0.0, 5.0])
         return TaskSpec(task, input_kind, kind, value_range=(float(low), float(high)), description=_describe(task, info))
+    if kind == "tagging":
+        tags = list(info["tags"])  # includes tags_unseen_in_train: dev may use them
+        return TaskSpec(task, input_kind, kind, labels=tags, label_names=tags, description=_describe(task, info))
     labels = list(info["labels"])
     names_by_label = info.get("label_names") or {}
     names = [names_by_label.get(label, label) for label in labels]
@@ -83,6 +90,8 @@ DESCRIPTIONS = {
     "snips": "Voice-assistant intent, 7 classes (SNIPS).",
     "banking77": "Banking customer-service intent, 77 classes (Banking77).",
     "atis": "Air-travel information intent, 26 labels incl. multi-intent (ATIS).",
+    "snips_slots": "Voice-assistant slots (SNIPS): BIO tag per word, 39 slot types.",
+    "atis_slots": "Air-travel slots (ATIS): BIO tag per word, 83 slot types.",
 }
 
 
@@ -99,6 +108,9 @@ def read_examples(path: Path, spec: TaskSpec, limit: int | None = None, seed: in
     with open(path, encoding="utf-8") as stream:
         for line_no, line in enumerate(stream, 1):
             if not line.strip():
+                continue
+            if spec.kind == "tagging":
+                examples.append(_tagging_example(path, line_no, line, spec, index_of))
                 continue
             try:
                 row = json.loads(line)
@@ -118,3 +130,18 @@ def read_examples(path: Path, spec: TaskSpec, limit: int | None = None, seed: in
         keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
         examples = [examples[i] for i in keep]
     return examples
+
+
+def _tagging_example(path: Path, line_no: int, line: str, spec: TaskSpec, index_of: dict[str, int]) -> Example:
+    """One `{"tokens": [...], "tags": [...]}` line: tags become indices into `spec.labels`."""
+    try:
+        row = json.loads(line)
+        words, tags = list(row["tokens"]), list(row["tags"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path}:{line_no}: bad line ({error})") from error
+    if len(words) != len(tags) or not words:
+        raise DatasetError(f"{path}:{line_no}: {len(words)} tokens but {len(tags)} tags")
+    unknown = [t for t in tags if t not in index_of]
+    if unknown:
+        raise DatasetError(f"{path}:{line_no}: unknown tag {unknown[0]!r} for task {spec.name}")
+    return Example(" ".join(words), None, [index_of[t] for t in tags], words)

@@ -64,3 +64,45 @@ def compute(metric: str, predictions: np.ndarray, gold: np.ndarray) -> dict[str,
         return {"mcc": m, "accuracy": accuracy(predictions, gold), "score": m}
     a = accuracy(predictions, gold)
     return {"accuracy": a, "score": a}
+
+
+# ---------------------------------------------------------------------------- tagging (BIO)
+def bio_spans(tags: list[str]) -> set[tuple[str, int, int]]:
+    """Entities (type, first word, last word) of a BIO sequence, read as conlleval does: B-X
+    starts an entity; I-X continues one of type X, and otherwise (after O, at the start, or after
+    another type) starts a new one; an entity ends before O, B-, or a tag of another type."""
+    spans: set[tuple[str, int, int]] = set()
+    current: tuple[str, int] | None = None  # (type, start) of the open entity
+    for index, tag in enumerate([*tags, "O"]):  # the sentinel O closes an entity at the end
+        prefix, kind = (tag[0], tag[2:]) if tag != "O" and len(tag) > 2 and tag[1] == "-" else ("O", "")
+        continues = prefix == "I" and current is not None and current[0] == kind
+        if current is not None and not continues:
+            spans.add((current[0], current[1], index - 1))
+            current = None
+        if prefix in ("B", "I") and not continues:
+            current = (kind, index)
+    return spans
+
+
+def span_scores(predicted: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
+    """Micro precision, recall and F1 over exact entity matches (type and both bounds)."""
+    found = correct = expected = 0
+    for p, g in zip(predicted, gold):
+        p_spans, g_spans = bio_spans(p), bio_spans(g)
+        found, expected, correct = found + len(p_spans), expected + len(g_spans), correct + len(p_spans & g_spans)
+    precision = 100 * correct / found if found else 0.0
+    recall = 100 * correct / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "span_f1": f1}
+
+
+def compute_tagging(predicted: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
+    """Span F1 (conlleval), its precision and recall, and word-level tag accuracy; score = span F1."""
+    if any(len(p) != len(g) for p, g in zip(predicted, gold)):
+        raise ValueError("every predicted sentence needs one tag per gold word")
+    values = span_scores(predicted, gold)
+    words = sum(len(g) for g in gold)
+    same = sum(a == b for p, g in zip(predicted, gold) for a, b in zip(p, g))
+    values["token_accuracy"] = 100 * same / words if words else 0.0
+    values["score"] = values["span_f1"]
+    return values

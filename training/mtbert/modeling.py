@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -141,22 +142,84 @@ class Trunk(nn.Module):
 OUTPUT_KINDS = ("classification", "regression", "tagging")
 
 
+class CRF(nn.Module):
+    """Linear-chain CRF over the words of a sentence (one emission row per word: the logits of
+    its first piece). transitions[i, j] scores tag i followed by tag j; start/end score the first
+    and last tag. Zero-initialised, so an untrained CRF decodes exactly as argmax does."""
+
+    def __init__(self, num_tags: int) -> None:
+        super().__init__()
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+        self.start = nn.Parameter(torch.zeros(num_tags))
+        self.end = nn.Parameter(torch.zeros(num_tags))
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of `tags` [batch, words] given `emissions` [batch, words,
+        tags]; `mask` [batch, words] is left-aligned (words first, then padding). Rows without
+        any word are left out of the mean."""
+        rows = mask[:, 0]
+        if not bool(rows.any()):
+            return emissions.sum() * 0.0
+        emissions, tags, mask = emissions[rows], tags[rows], mask[rows]
+        return (self._log_partition(emissions, mask) - self._path_score(emissions, tags, mask)).mean()
+
+    def _path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        keep = mask.to(emissions.dtype)
+        emitted = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # [batch, words]
+        moves = self.transitions[tags[:, :-1], tags[:, 1:]] * keep[:, 1:]
+        last = tags.gather(1, (mask.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
+        return self.start[tags[:, 0]] + (emitted * keep).sum(1) + moves.sum(1) + self.end[last]
+
+    def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        score = self.start + emissions[:, 0]  # [batch, tags]: log-sum over paths ending in each tag
+        for i in range(1, emissions.shape[1]):
+            step = torch.logsumexp(score.unsqueeze(2) + self.transitions + emissions[:, i].unsqueeze(1), dim=1)
+            score = torch.where(mask[:, i : i + 1], step, score)
+        return torch.logsumexp(score + self.end, dim=1)
+
+    def decode(self, emissions: torch.Tensor) -> list[int]:
+        """Viterbi: the best tag path for one sentence's emissions [words, tags]; ties go to the
+        lowest tag index (as the service's decoder does)."""
+        return viterbi(emissions.detach().numpy(), self.transitions.detach().numpy(), self.start.detach().numpy(), self.end.detach().numpy())
+
+
+def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[int]:
+    """Best path for emissions [words, tags]; np.argmax keeps the first (lowest) index on ties."""
+    if len(emissions) == 0:
+        return []
+    score = start + emissions[0]
+    back = []
+    for row in emissions[1:]:
+        total = score[:, None] + transitions  # [from, to]
+        best = total.argmax(0)
+        score = total[best, np.arange(len(best))] + row
+        back.append(best)
+    path = [int((score + end).argmax())]
+    for best in reversed(back):
+        path.append(int(best[path[-1]]))
+    return path[::-1]
+
+
 class TaskHead(nn.Module):
     """A task's own transformer layers on top of trunk layer `branch_layer`, and its output layer.
 
     classification: logits [batch, labels] from the [CLS] row; regression: [batch, 1];
-    tagging: [batch, seq, tags] from every token.
+    tagging: [batch, seq, tags] from every token, optionally decoded by a CRF (`crf`), which is
+    not part of the exported graph: the service decodes with its matrices.
     """
 
-    def __init__(self, config: BertConfig, num_layers: int, kind: str, num_outputs: int) -> None:
+    def __init__(self, config: BertConfig, num_layers: int, kind: str, num_outputs: int, crf: bool = False) -> None:
         super().__init__()
         if kind not in OUTPUT_KINDS:
             raise ValueError(f"unknown output kind {kind!r}")
+        if crf and kind != "tagging":
+            raise ValueError(f"a CRF layer needs a tagging task, not {kind}")
         self.config = config
         self.kind = kind
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(num_layers))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_outputs)
+        self.crf = CRF(num_outputs) if crf else None
 
     @property
     def reads_cls_only(self) -> bool:

@@ -15,7 +15,7 @@ from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, save_run
 from .tokenization import WordPieceTokenizer
-from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, full_finetune, head_logits, model_logits, score, train_head
+from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, evaluate, full_finetune, head_logits, model_logits, train_head
 
 
 @dataclass
@@ -27,17 +27,23 @@ class TaskSession:
     train: EncodedSet
     dev: EncodedSet
     max_length: int
+    crf: bool = False  # tagging: new heads (teachers, full fine-tuning) get a CRF layer
     _states: dict[str, FrozenStates] = field(default_factory=dict)
 
     @staticmethod
-    def open(checkpoint: Checkpoint | str | Path, data_root: Path, task: str, max_train: int | None = None, max_length: int = 128, seed: int = 0, spec: TaskSpec | None = None) -> "TaskSession":
+    def open(
+        checkpoint: Checkpoint | str | Path, data_root: Path, task: str, max_train: int | None = None, max_length: int = 128, seed: int = 0,
+        spec: TaskSpec | None = None, crf: bool = False,
+    ) -> "TaskSession":
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         spec = spec or load_task_spec(data_root, task)
+        if crf and spec.kind != "tagging":
+            raise ValueError(f"--crf applies to tagging tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
         train = EncodedSet.build(read_examples(data_root / task / "train.jsonl", spec, max_train, seed), tokenizer, spec)
         dev = EncodedSet.build(read_examples(data_root / task / "dev.jsonl", spec), tokenizer, spec)
-        return TaskSession(checkpoint, spec, train, dev, max_length)
+        return TaskSession(checkpoint, spec, train, dev, max_length, crf)
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
         """Cached trunk states at `layers` for train and dev (computed once, reused by every head)."""
@@ -49,16 +55,17 @@ class TaskSession:
             self._states["dev"] = FrozenStates(trunk, self.dev, wanted, desc=f"{self.spec.name}: frozen states (dev)")
         return self._states["train"], self._states["dev"]
 
-    def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None) -> RunInfo:
+    def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None, crf: bool = False) -> RunInfo:
+        extra = {"crf": crf} if self.spec.kind == "tagging" else {}
         return RunInfo(
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
-            config=self.checkpoint.config.to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train)},
+            config=self.checkpoint.config.to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
         )
 
     def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:
         _, dev_states = self.states([frozen])
-        return score(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev.labels)
+        return evaluate(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev, head.crf)
 
     def partial(self, frozen: int, hyper: Hyper, out: Path | None = None) -> tuple[RunInfo, TaskHead]:
         """Fine-tunes the top L-F layers on cached layer-F states (the teacher)."""
@@ -67,8 +74,8 @@ class TaskSession:
             raise ValueError(f"--frozen must be in 1..{layers} for a {layers}-layer checkpoint, not {frozen} (F = {layers} trains the output layer alone)")
         train_states, _ = self.states([frozen])
         started = time.time()
-        head = train_head(self.spec, self.checkpoint, frozen, train_states, self.train, hyper, f"{self.spec.name}: teacher F={frozen}")
-        info = self._info("partial", frozen, layers - frozen, self._evaluate(head, frozen), hyper)
+        head = train_head(self.spec, self.checkpoint, frozen, train_states, self.train, hyper, f"{self.spec.name}: teacher F={frozen}", self.crf)
+        info = self._info("partial", frozen, layers - frozen, self._evaluate(head, frozen), hyper, crf=self.crf)
         info.hyper["seconds"] = round(time.time() - started, 1)
         if out is not None:
             write_run(out, info, head)
@@ -79,7 +86,7 @@ class TaskSession:
         train_states, _ = self.states([frozen])
         started = time.time()
         student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, f"{self.spec.name}: student {student_layers}L from F={frozen}")
-        info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir)
+        info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir, crf=student.crf is not None)
         info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1)})
         if out is not None:
             write_run(out, info, student)
@@ -87,8 +94,8 @@ class TaskSession:
 
     def full(self, hyper: Hyper) -> dict[str, float]:  # noqa: D401
         """Dev metrics of full fine-tuning (every layer and the embeddings): the reference score."""
-        model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning")
-        return score(self.spec, model_logits(model, self.dev), self.dev.labels)
+        model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning", self.crf)
+        return evaluate(self.spec, model_logits(model, self.dev), self.dev, model.head.crf)
 
 
 def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:

@@ -38,7 +38,9 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
         if (retrain is None and not (folder / SWEEP_FILE).is_file()) or (retrain is not None and task in retrain):
-            session = TaskSession.open(checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0))
+            session = TaskSession.open(
+                checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
+            )
             weights = DistillWeights(**settings.get("distill", {}))
             task_started = time.time()
             results[task] = run_sweep(
@@ -66,10 +68,18 @@ def serving_cost_by_layers(results: dict[str, SweepResult], total_layers: int, m
     """Encoder cost of the bundle relative to one full model per task, counted in layer-tokens:
     a full layer costs 1 per token; a head's last layer computes queries, attention output and
     the feed-forward block for [CLS] only (about 1/6 + 5/6/tokens of a layer, from the 2 of 12
-    h^2 matrix products per token it still does for keys and values)."""
+    h^2 matrix products per token it still does for keys and values). A tagging head reads every
+    token, so all its layers cost a full layer."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
     cls_layer = 2 / 12 + 10 / 12 / mean_tokens
-    heads = sum(max(0, r.chosen["head_layers"] - 1) + (cls_layer if r.chosen["head_layers"] else 0) for r in results.values())
+
+    def head_cost(r: SweepResult) -> float:
+        layers = r.chosen["head_layers"]
+        if r.primary == "span_f1":
+            return float(layers)
+        return max(0, layers - 1) + (cls_layer if layers else 0)
+
+    heads = sum(head_cost(r) for r in results.values())
     return trunk + heads, total_layers * len(results)
 
 

@@ -48,8 +48,10 @@ def load_run(folder: Path) -> tuple[RunInfo, TaskHead]:
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: not a run folder ({RUN_FILE} is missing)")
     info = RunInfo(**json.loads(path.read_text(encoding="utf-8")))
-    head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.kind, info.spec.num_outputs)
-    head.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu"))
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu")
+    crf = "crf.transitions" in state  # a tagging head trained with a CRF layer
+    head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.kind, info.spec.num_outputs, crf=crf)
+    head.load_state_dict(state)
     return info, head.eval()
 
 

@@ -36,7 +36,7 @@ class SweepResult:
         return SweepResult(**json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")))
 
 
-def run_sweep(session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None) -> SweepResult:
+def run_sweep(session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False) -> SweepResult:
     out.mkdir(parents=True, exist_ok=True)
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     full = session.full(full_hyper or hyper) if with_full else None
@@ -47,15 +47,21 @@ def run_sweep(session: TaskSession, out: Path, frozen: list[int], students: list
         rows.append({"method": "partial", "run": f"f{f}", "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
         teachers.append((info, head, f"f{f}"))
     reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
-    # Distil the good teachers (within tolerance of the reference), or the best one if none is.
+    # Distil the good teachers (within tolerance of the reference), or the best one if none is,
+    # deepest branch point first. Unless `all_students`, stop once a student meets the target:
+    # students of shallower teachers rank below it in `choose`, so training them changes nothing.
     good = [t for t in teachers if t[0].metrics["score"] >= reference - tolerance] or [max(teachers, key=lambda t: t[0].metrics["score"])]
-    for info, head, name in good:
-        for layers in students:
+    for info, head, name in sorted(good, key=lambda t: -t[0].branch_layer):
+        met = False
+        for layers in sorted(students):
             if layers >= info.head_layers:
                 continue
             student_dir = f"{name}-s{layers}"
             s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
             rows.append({"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]})
+            met = met or s_info.metrics["score"] >= reference - tolerance
+        if met and not all_students:
+            break
     candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in rows]
     chosen, met = choose(candidates, reference, tolerance)
     chosen_row = next(r for r in rows if out / r["run"] == chosen.run)

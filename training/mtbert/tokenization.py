@@ -146,6 +146,41 @@ class WordPieceTokenizer:
         return Encoding(ids, [0] * (len(first) + 2) + [1] * (len(second) + 1))
 
 
+    def encode_words(self, words: list[str]) -> tuple[Encoding, list[int]]:
+        """A pre-split single text for tagging: `[CLS] pieces [SEP]`, truncated by dropping whole
+        trailing words (a word's label sits on its first piece, so no word is half kept). Returns
+        the encoding and each word's first-piece position (-1: the word was dropped or has no piece)."""
+        groups = self.word_piece_groups(words)
+        budget, kept = self.max_length - 2, 0
+        pieces: list[int] = []
+        for group in groups:
+            if len(pieces) + len(group) > budget:
+                break
+            pieces.extend(group)
+            kept += 1
+        ids = [self.cls_id, *pieces, self.sep_id]
+        return Encoding(ids, [0] * len(ids)), word_starts(groups[:kept], len(pieces)) + [-1] * (len(words) - kept)
+
+    def served_word_starts(self, text: str) -> tuple[list[str], list[int]]:
+        """How serving aligns words and `encode(text)`: the words are `text.split()`, each word's
+        pieces are counted by tokenizing it alone, and a word whose first piece was truncated away
+        (or that has no piece) gets position -1 (it is tagged "O")."""
+        words = text.split()
+        kept = len(self.encode(text).input_ids) - 2
+        return words, word_starts(self.word_piece_groups(words), kept)
+
+
+def word_starts(groups: list[list[int]], kept: int) -> list[int]:
+    """Position of each word's first piece in `[CLS] pieces...` when only the first `kept` pieces
+    are present; -1 for a word with no piece or whose first piece is not present."""
+    starts: list[int] = []
+    offset = 0
+    for group in groups:
+        starts.append(offset + 1 if group and offset < kept else -1)
+        offset += len(group)
+    return starts
+
+
 def truncate_longest_first(first: list[int], second: list[int], budget: int) -> tuple[list[int], list[int]]:
     """Drops pieces from the end of the longer sequence (the second one on ties) until both fit."""
     first, second = list(first), list(second)

@@ -20,8 +20,13 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import Checkpoint
 from .data import Example, TaskSpec
-from .modeling import SingleTaskModel, TaskHead, Trunk
+from .modeling import CRF, SingleTaskModel, TaskHead, Trunk
+from .tagging import IGNORE, decode_words, soft_tagging_loss, tagging_loss
 from .tokenization import Encoding, WordPieceTokenizer
+
+# CRF scores start at zero and must move by whole units within a short run: they get a higher
+# learning rate than the encoder weights.
+CRF_LR_SCALE = 100.0
 
 
 def seed_everything(seed: int) -> None:
@@ -43,13 +48,31 @@ class Hyper:
 @dataclass
 class EncodedSet:
     encodings: list[Encoding]
-    labels: torch.Tensor  # long for classification, float for regression
+    # long [n] for classification, float [n] for regression; tagging: long [n, longest encoding]
+    # with each word's tag on its first piece and IGNORE elsewhere.
+    labels: torch.Tensor
+    word_starts: list[list[int]] | None = None  # tagging: first-piece position per word (-1: truncated away)
+    word_tags: list[list[int]] | None = None  # tagging: gold tag per word, truncated words included
 
     @staticmethod
     def build(examples: list[Example], tokenizer: WordPieceTokenizer, spec: TaskSpec) -> "EncodedSet":
+        if spec.kind == "tagging":
+            return EncodedSet._build_tagging(examples, tokenizer)
         encodings = [tokenizer.encode(e.text, e.text_pair) for e in examples]
         dtype = torch.float32 if spec.kind == "regression" else torch.long
         return EncodedSet(encodings, torch.tensor([e.label for e in examples], dtype=dtype))
+
+    @staticmethod
+    def _build_tagging(examples: list[Example], tokenizer: WordPieceTokenizer) -> "EncodedSet":
+        encoded = [tokenizer.encode_words(e.words if e.words is not None else e.text.split()) for e in examples]
+        width = max((len(enc.input_ids) for enc, _ in encoded), default=2)
+        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+        for row, ((_, starts), example) in enumerate(zip(encoded, examples)):
+            for position, tag in zip(starts, example.label):  # type: ignore[call-overload]
+                if position >= 0:
+                    labels[row, position] = tag
+        word_tags = [list(e.label) for e in examples]  # type: ignore[call-overload]
+        return EncodedSet([enc for enc, _ in encoded], labels, [starts for _, starts in encoded], word_tags)
 
     def __len__(self) -> int:
         return len(self.encodings)
@@ -98,10 +121,6 @@ def length_batches(lengths: list[int], batch_size: int, rng: random.Random | Non
     return batches
 
 
-def build_trunk(checkpoint: Checkpoint, depth: int) -> Trunk:
-    trunk = Trunk(checkpoint.config, depth)
-    trunk.load_pretrained(checkpoint.weights)
-    return trunk.eval()
 
 
 class FrozenStates:
@@ -122,16 +141,23 @@ class FrozenStates:
         return pad_states([self.layers[layer][i] for i in indices])
 
 
-def task_loss(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def task_loss(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor, crf: CRF | None = None) -> torch.Tensor:
     if spec.kind == "regression":
         return F.mse_loss(logits.squeeze(-1), labels)
+    if spec.kind == "tagging":
+        return tagging_loss(logits, labels, crf)
     return F.cross_entropy(logits, labels)
 
 
-def make_optimizer(params: list[nn.Parameter], hyper: Hyper, total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def make_optimizer(params: list[nn.Parameter], hyper: Hyper, total_steps: int, fast: list[nn.Parameter] | None = None) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with linear warm-up and decay; `fast` parameters (a CRF's scores) get CRF_LR_SCALE x lr
+    and no weight decay."""
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hyper.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=hyper.lr)
+    groups = [{"params": decay, "weight_decay": hyper.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if fast:
+        groups.append({"params": fast, "weight_decay": 0.0, "lr": hyper.lr * CRF_LR_SCALE})
+    optimizer = torch.optim.AdamW(groups, lr=hyper.lr)
     warmup = max(1, int(total_steps * hyper.warmup))
 
     def schedule(step: int) -> float:
@@ -154,6 +180,15 @@ def _epoch_batches(data: EncodedSet, hyper: Hyper, rng: random.Random) -> list[l
     return batches
 
 
+def _groups(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(ordinary parameters, CRF parameters) of a head or a whole model, for make_optimizer."""
+    def is_crf(name: str) -> bool:
+        return name.startswith("crf.") or ".crf." in name
+
+    named = list(module.named_parameters())
+    return [p for n, p in named if not is_crf(n)], [p for n, p in named if is_crf(n)]
+
+
 def predictions(spec: TaskSpec, logits: torch.Tensor) -> np.ndarray:
     if spec.kind == "regression":
         return logits.squeeze(-1).numpy()
@@ -164,12 +199,43 @@ def score(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> dict[st
     return metrics.compute(spec.primary_metric, predictions(spec, logits), labels.numpy())
 
 
+def evaluate(spec: TaskSpec, logits: torch.Tensor, data: EncodedSet, crf: CRF | None = None) -> dict[str, float]:
+    """Dev metrics of any task kind. Tagging is scored per word, words cut by truncation included
+    (they are predicted "O"), with CRF Viterbi decoding when the head has a CRF."""
+    if spec.kind != "tagging":
+        return score(spec, logits, data.labels)
+    assert data.word_starts is not None and data.word_tags is not None
+    outside = spec.labels.index("O")
+    predicted = [[spec.labels[t] for t in decode_words(logits[i], starts, outside, crf)] for i, starts in enumerate(data.word_starts)]
+    gold = [[spec.labels[t] for t in tags] for tags in data.word_tags]
+    return metrics.compute_tagging(predicted, gold)
+
+
+def _row(logits: torch.Tensor, mask: torch.Tensor, row: int, per_token: bool) -> torch.Tensor:
+    """One example's output; per-token outputs lose the batch's padding (batches differ in width)."""
+    return logits[row, : int(mask[row].sum())] if per_token else logits[row]
+
+
+def _pad_rows(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Stacks outputs; per-token rows are zero-padded to the longest one."""
+    return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+
+
 def round_to_fp16(module: nn.Module) -> None:
     """Rounds weights to float16 precision in place: bundles store weights as float16, so the
     PyTorch model that is evaluated and compared against ONNX is exactly the one that is served."""
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(p.half().float())
+
+
+def build_trunk(checkpoint: Checkpoint, depth: int) -> Trunk:
+    """The frozen trunk exactly as a bundle serves it: weights at float16 precision (a no-op for
+    float16 checkpoints), so heads train on, and parity references use, the served hidden states."""
+    trunk = Trunk(checkpoint.config, depth)
+    trunk.load_pretrained(checkpoint.weights)
+    round_to_fp16(trunk)
+    return trunk.eval()
 
 
 # ---------------------------------------------------------------------------- heads on cached states
@@ -182,25 +248,26 @@ def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_
             hidden, mask = states.batch(layer, batch)
             logits = head(hidden, mask)
             for row, index in enumerate(batch):
-                out[index] = logits[row]
-    return torch.stack(out)
+                out[index] = _row(logits, mask, row, head.kind == "tagging")
+    return _pad_rows(out)
 
 
 def train_head(
-    spec: TaskSpec, checkpoint: Checkpoint, frozen: int, train_states: FrozenStates, train: EncodedSet, hyper: Hyper, desc: str
+    spec: TaskSpec, checkpoint: Checkpoint, frozen: int, train_states: FrozenStates, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False
 ) -> TaskHead:
     """Partial fine-tuning: a head holding pretrained layers F+1..L, trained on cached layer-F states."""
     seed_everything(hyper.seed)
     config = checkpoint.config
-    head = TaskHead(config, config.num_hidden_layers - frozen, spec.kind, spec.num_outputs)
+    head = TaskHead(config, config.num_hidden_layers - frozen, spec.kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, frozen)
     rng = random.Random(hyper.seed)
     batches = _epoch_batches(train, hyper, rng)
-    optimizer, scheduler = make_optimizer(list(head.parameters()), hyper, len(batches))
+    params, crf_params = _groups(head)
+    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
     head.train()
     for batch in tqdm(batches, desc=desc, leave=False):
         hidden, mask = train_states.batch(frozen, batch)
-        loss = task_loss(spec, head(hidden, mask), train.labels[batch])
+        loss = task_loss(spec, head(hidden, mask), train.labels[batch], head.crf)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -242,16 +309,19 @@ def distill_head(
     if not 1 <= student_layers < k:
         raise ValueError(f"a student needs 1..{k - 1} layers to compress a {k}-layer teacher, not {student_layers}")
     seed_everything(hyper.seed)
-    student = TaskHead(teacher.config, student_layers, spec.kind, spec.num_outputs)
+    student = TaskHead(teacher.config, student_layers, spec.kind, spec.num_outputs, crf=teacher.crf is not None)
     # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input).
     for j, layer in enumerate(student.layer):
         layer.load_state_dict(teacher.layer[j * k // student_layers].state_dict())
     student.classifier.load_state_dict(teacher.classifier.state_dict())
+    if student.crf is not None and teacher.crf is not None:
+        student.crf.load_state_dict(teacher.crf.state_dict())
     targets = student_layer_map(k, student_layers)
     teacher.eval()
     rng = random.Random(hyper.seed)
     batches = _epoch_batches(train, hyper, rng)
-    optimizer, scheduler = make_optimizer(list(student.parameters()), hyper, len(batches))
+    params, crf_params = _groups(student)
+    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
     student.train()
     t = weights.temperature
     for batch in tqdm(batches, desc=desc, leave=False):
@@ -261,15 +331,18 @@ def distill_head(
             teacher_logits = teacher.logits_from(teacher_hidden[-1])
         student_hidden = student.forward_layers(hidden, mask)
         logits = student.logits_from(student_hidden[-1])
+        labels = train.labels[batch]
         if spec.kind == "regression":
             soft = F.mse_loss(logits, teacher_logits)
+        elif spec.kind == "tagging":
+            soft = soft_tagging_loss(logits, teacher_logits, labels, t)
         else:
             soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
         keep = mask.unsqueeze(-1).to(torch.float32)
         hidden_loss = sum(
             (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
         ) / len(targets)
-        loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, train.labels[batch])
+        loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, labels, student.crf)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -289,26 +362,27 @@ def model_logits(model: SingleTaskModel, data: EncodedSet, batch_size: int = 128
             ids, mask, types = pad_ids([data.encodings[i] for i in batch])
             logits = model(ids, mask, types)
             for row, index in enumerate(batch):
-                out[index] = logits[row]
-    return torch.stack(out)
+                out[index] = _row(logits, mask, row, model.head.kind == "tagging")
+    return _pad_rows(out)
 
 
-def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyper: Hyper, desc: str) -> SingleTaskModel:
+def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False) -> SingleTaskModel:
     """The reference: every layer and the embeddings trained for this task alone."""
     seed_everything(hyper.seed)
     config = checkpoint.config
     trunk = Trunk(config, 0)
     trunk.load_pretrained(checkpoint.weights)
-    head = TaskHead(config, config.num_hidden_layers, spec.kind, spec.num_outputs)
+    head = TaskHead(config, config.num_hidden_layers, spec.kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, 0)
     model = SingleTaskModel(trunk, 0, head)
     rng = random.Random(hyper.seed)
     batches = _epoch_batches(train, hyper, rng)
-    optimizer, scheduler = make_optimizer(list(model.parameters()), hyper, len(batches))
+    params, crf_params = _groups(model)
+    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
     model.train()
     for batch in tqdm(batches, desc=desc, leave=False):
         ids, mask, types = pad_ids([train.encodings[i] for i in batch])
-        loss = task_loss(spec, model(ids, mask, types), train.labels[batch])
+        loss = task_loss(spec, model(ids, mask, types), train.labels[batch], head.crf)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -34,7 +34,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     tasks = json.loads((DATA / "tasks.json").read_text(encoding="utf-8"))
     (root / "tasks.json").write_text(json.dumps(tasks), encoding="utf-8")
-    for task in ("sst2", "snips", "stsb", "rte"):
+    for task in ("sst2", "snips", "stsb", "rte", "snips_slots", "atis_slots"):
         (root / task).mkdir()
         for split, count in (("train", 64), ("dev", 32)):
             lines = (DATA / task / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:count]

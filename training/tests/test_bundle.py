@@ -106,3 +106,20 @@ def test_weights_are_stored_as_float16_and_graphs_have_dynamic_axes(runs: Path, 
         dims = model.graph.input[0].type.tensor_type.shape.dim
         assert [d.dim_param for d in dims[:2]] == ["batch", "sequence"]
         assert model.opset_import[0].version >= 14
+
+
+def test_export_baselines_writes_one_whole_model_per_task(runs: Path, tiny_checkpoint: Path, other_checkpoint: Path, tmp_path: Path) -> None:
+    from mtbert.baselines import export_baselines
+
+    bundle = tmp_path / "b"
+    writer = BundleWriter(bundle)
+    writer.add(runs / "sst2", name="t", version="1", max_length=32)
+    writer.add(runs / "stsb")
+    index = export_baselines(bundle, tmp_path / "base", tiny_checkpoint)
+    assert index["layers"] == 3 and set(index["tasks"]) == {"sst2", "stsb"}
+    model = onnx.load(str(tmp_path / "base" / "sst2.onnx"))
+    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+    # All three encoder layers are in the graph: three attention softmaxes.
+    assert sum(n.op_type == "Softmax" for n in model.graph.node) == 3
+    with pytest.raises(ValueError, match="is not the bundle trunk's"):
+        export_baselines(bundle, tmp_path / "other", other_checkpoint)

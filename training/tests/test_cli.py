@@ -9,7 +9,7 @@ import pytest
 from mtbert.cli import build_parser
 
 TRAINING = Path(__file__).resolve().parents[1]
-COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-single", "fixtures", "recipe"]
+COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-single", "export-baselines", "fixtures", "recipe"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
