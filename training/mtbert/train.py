@@ -166,8 +166,13 @@ def make_optimizer(params: list[nn.Parameter], hyper: Hyper, total_steps: int, f
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def _steps(n: int, hyper: Hyper) -> int:
-    return math.ceil(n / hyper.batch_size) * math.ceil(hyper.epochs)
+def update(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """One optimisation step, gradients clipped to norm 1."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
 
 
 def _epoch_batches(data: EncodedSet, hyper: Hyper, rng: random.Random) -> list[list[int]]:
@@ -268,11 +273,7 @@ def train_head(
     for batch in tqdm(batches, desc=desc, leave=False):
         hidden, mask = train_states.batch(frozen, batch)
         loss = task_loss(spec, head(hidden, mask), train.labels[batch], head.crf)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        update(head, loss, optimizer, scheduler)
     head.eval()
     round_to_fp16(head)
     return head
@@ -343,11 +344,7 @@ def distill_head(
             (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
         ) / len(targets)
         loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, labels, student.crf)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        update(student, loss, optimizer, scheduler)
     student.eval()
     round_to_fp16(student)
     return student
@@ -383,10 +380,6 @@ def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyp
     for batch in tqdm(batches, desc=desc, leave=False):
         ids, mask, types = pad_ids([train.encodings[i] for i in batch])
         loss = task_loss(spec, model(ids, mask, types), train.labels[batch], head.crf)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        update(model, loss, optimizer, scheduler)
     model.eval()
     return model
