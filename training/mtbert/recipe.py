@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .bundle import BundleWriter
@@ -37,19 +38,21 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     for task, overrides in recipe["tasks"].items():
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
-        if (retrain is None and not (folder / SWEEP_FILE).is_file()) or (retrain is not None and task in retrain):
-            session = TaskSession.open(
-                checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
-            )
-            weights = DistillWeights(**settings.get("distill", {}))
-            task_started = time.time()
-            results[task] = run_sweep(
-                session, folder, settings["frozen"], settings["students"], _hyper(settings), _hyper(settings, "distill_"), weights,
-                settings.get("tolerance", 1.0), True, full_hyper=_hyper(settings, "full_"),
-            )
-            print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
-        else:
-            results[task] = SweepResult.load(folder)
+        full_hyper = _hyper(settings, "full_")
+        previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
+        if previous is not None and previous.full_hyper == asdict(full_hyper):
+            results[task] = previous  # nothing changed: reuse the study as it is
+            continue
+        session = TaskSession.open(
+            checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
+        )
+        weights = DistillWeights(**settings.get("distill", {}))
+        task_started = time.time()
+        results[task] = run_sweep(
+            session, folder, settings["frozen"], settings["students"], _hyper(settings), _hyper(settings, "distill_"), weights,
+            settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous,
+        )
+        print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
     if out.exists():
         shutil.rmtree(out)
     writer = BundleWriter(out)

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .pipeline import Candidate, TaskSession, choose  # noqa: E402
+from .runs import RUN_FILE, load_run  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
 
 SWEEP_FILE = "sweep.json"
@@ -27,6 +28,7 @@ class SweepResult:
     chosen: dict
     target_met: bool
     tolerance: float
+    full_hyper: dict | None = None  # hyper-parameters of the full fine-tuning reference
 
     def save(self, folder: Path) -> None:
         (folder / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -36,16 +38,31 @@ class SweepResult:
         return SweepResult(**json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")))
 
 
-def run_sweep(session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False) -> SweepResult:
+def run_sweep(
+    session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights,
+    tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False, previous: SweepResult | None = None,
+) -> SweepResult:
+    """Runs the study; with `previous`, resumes it: heads already trained are reused, and full
+    fine-tuning is recomputed only if its hyper-parameters changed."""
     out.mkdir(parents=True, exist_ok=True)
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
-    full = session.full(full_hyper or hyper) if with_full else None
+    full_settings = asdict(full_hyper or hyper)
+    if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
+        full = previous.full
+    else:
+        full = session.full(full_hyper or hyper) if with_full else None
+    done = {r["run"]: r for r in (previous.rows if previous else [])}
     rows: list[dict] = []
     teachers = []
     for f in sorted(frozen):
-        info, head = session.partial(f, hyper, out / f"f{f}")
-        rows.append({"method": "partial", "run": f"f{f}", "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
-        teachers.append((info, head, f"f{f}"))
+        name = f"f{f}"
+        if name in done and (out / name / RUN_FILE).is_file():
+            info, head = load_run(out / name)
+            rows.append(done[name])
+        else:
+            info, head = session.partial(f, hyper, out / name)
+            rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
+        teachers.append((info, head, name))
     reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
     # Distil the good teachers (within tolerance of the reference), or the best one if none is,
     # deepest branch point first. Unless `all_students`, stop once a student meets the target:
@@ -57,15 +74,19 @@ def run_sweep(session: TaskSession, out: Path, frozen: list[int], students: list
             if layers >= info.head_layers:
                 continue
             student_dir = f"{name}-s{layers}"
-            s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
-            rows.append({"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]})
-            met = met or s_info.metrics["score"] >= reference - tolerance
+            if student_dir in done and (out / student_dir / RUN_FILE).is_file():
+                row = done[student_dir]
+            else:
+                s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
+                row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
+            rows.append(row)
+            met = met or row["metrics"]["score"] >= reference - tolerance
         if met and not all_students:
             break
     candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in rows]
     chosen, met = choose(candidates, reference, tolerance)
     chosen_row = next(r for r in rows if out / r["run"] == chosen.run)
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, met, tolerance)
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, met, tolerance, full_settings if full else None)
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
     return result

@@ -30,3 +30,23 @@ def test_recipe_builds_a_bundle_and_a_report(tiny_checkpoint: Path, tiny_data: P
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     after = {t["name"]: t["head"]["sha256"] for t in json.loads((tmp_path / "bundle" / "manifest.json").read_text())["tasks"]}
     assert before == after
+
+
+def test_recipe_resumes_and_recomputes_only_a_changed_reference(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    recipe = {
+        "name": "tiny", "version": "0.1", "pretrained": str(tiny_checkpoint), "data": str(tiny_data), "maxSequenceLength": 32,
+        "defaults": {"frozen": [1, 2], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32},
+        "tasks": {"sst2": {}},
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
+    teacher = (tmp_path / "runs" / "sst2" / "f1" / "head.pt").stat().st_mtime_ns
+    first = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
+    recipe["defaults"]["full_lr"] = 5e-4  # only the reference changes
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
+    second = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
+    assert second["full_hyper"]["lr"] == 5e-4 and first["full_hyper"]["lr"] == 1e-3
+    assert (tmp_path / "runs" / "sst2" / "f1" / "head.pt").stat().st_mtime_ns == teacher  # teachers reused
+    assert [r["metrics"] for r in second["rows"] if r["method"] == "partial"] == [r["metrics"] for r in first["rows"] if r["method"] == "partial"]
