@@ -113,12 +113,13 @@ class Candidate:
 
 
 def choose(candidates: list[Candidate], reference: float, tolerance: float) -> tuple[Candidate, bool]:
-    """The cheapest head within `tolerance` points of `reference`: deepest branch point first
-    (the trunk is shared, head layers are paid per task), then fewest head layers, then the best
-    score. Falls back to the best-scoring head; the flag says whether the target was met."""
+    """The cheapest head within `tolerance` points of `reference`: fewest head layers first (a
+    task pays for its own layers on every request), then the deepest branch point (the shared
+    trunk runs to the deepest branch any task needs, so a deep branch never costs a task more),
+    then the best score. Falls back to the best-scoring head; the flag says whether the target was met."""
     good = [c for c in candidates if c.score >= reference - tolerance]
     if good:
-        return min(good, key=lambda c: (-c.branch_layer, c.head_layers, -c.score)), True
+        return min(good, key=lambda c: (c.head_layers, -c.branch_layer, -c.score)), True
     return max(candidates, key=lambda c: c.score), False
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from .bundle import BundleWriter
 from .checkpoint import load_checkpoint
 from .pipeline import TaskSession, set_threads
-from .sweep import SWEEP_FILE, SweepResult, markdown_table, run_sweep
+from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep
 from .train import DistillWeights, Hyper
 
 
@@ -41,7 +41,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         full_hyper = _hyper(settings, "full_")
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and previous.full_hyper == asdict(full_hyper):
-            results[task] = previous  # nothing changed: reuse the study as it is
+            results[task] = rechoose(previous, folder)  # nothing to train: reuse the study
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
@@ -100,7 +100,7 @@ def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult
         "",
         f"Pretrained start point: `{recipe['pretrained']}`. Every figure is the task's dev split, with its GLUE metric",
         "(×100). `score` is the number heads are compared by (GLUE's mean where a task reports two).",
-        "A head is chosen as the cheapest (deepest branch point, then fewest head layers) whose score is within",
+        "A head is chosen as the cheapest (fewest head layers, then the deepest branch point) whose score is within",
         f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning, or else the best head, with its gap.",
         "",
         "## Summary",

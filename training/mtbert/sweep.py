@@ -65,8 +65,8 @@ def run_sweep(
         teachers.append((info, head, name))
     reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
     # Distil the good teachers (within tolerance of the reference), or the best one if none is,
-    # deepest branch point first. Unless `all_students`, stop once a student meets the target:
-    # students of shallower teachers rank below it in `choose`, so training them changes nothing.
+    # deepest branch point first. Unless `all_students`, stop once a student of the fewest layers
+    # meets the target: every later one ranks below it in `choose`, so training it changes nothing.
     good = [t for t in teachers if t[0].metrics["score"] >= reference - tolerance] or [max(teachers, key=lambda t: t[0].metrics["score"])]
     for info, head, name in sorted(good, key=lambda t: -t[0].branch_layer):
         met = False
@@ -80,7 +80,7 @@ def run_sweep(
                 s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
                 row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
             rows.append(row)
-            met = met or row["metrics"]["score"] >= reference - tolerance
+            met = met or (layers == min(students) and row["metrics"]["score"] >= reference - tolerance)
         if met and not all_students:
             break
     candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in rows]
@@ -89,6 +89,17 @@ def run_sweep(
     result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, met, tolerance, full_settings if full else None)
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
+    return result
+
+
+def rechoose(result: SweepResult, out: Path) -> SweepResult:
+    """Applies the current choice rule to a finished study (no training)."""
+    reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
+    candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in result.rows]
+    chosen, met = choose(candidates, reference, result.tolerance)
+    result.chosen = next(r for r in result.rows if out / r["run"] == chosen.run)
+    result.target_met = met
+    result.save(out)
     return result
 
 

@@ -68,12 +68,14 @@ def test_regression_task_reports_correlations(tiny_checkpoint: Path, tiny_data: 
     assert {"pearson", "spearman", "score"} <= set(info.metrics)
 
 
-def test_choose_prefers_deep_branch_then_few_layers_within_tolerance() -> None:
+def test_choose_prefers_few_head_layers_then_deep_branch_within_tolerance() -> None:
     def c(name: str, branch: int, layers: int, score: float) -> Candidate:
         return Candidate(Path(name), branch, layers, score, "x")
 
-    candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0)]
-    assert choose(candidates, 90.0, 1.0) == (candidates[2], True)
+    candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0), c("f2-s1", 2, 1, 89.9)]
+    assert choose(candidates, 90.0, 1.0) == (candidates[2], True)  # 1 layer, deepest branch among those
+    candidates[2] = c("f4-s1", 4, 1, 80.0)
+    assert choose(candidates, 90.0, 1.0) == (candidates[4], True)  # fewer layers beats a deeper branch
     assert choose(candidates, 95.0, 1.0) == (candidates[0], False)
 
 
