@@ -7,5 +7,17 @@ cd "$(dirname "$0")"
 echo "== training toolkit (pytest) =="
 (cd training && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests)
 
-echo "== service (xunit) =="
-dotnet test MultiTaskBert.sln --nologo -v quiet
+echo "== service (xunit; includes the nginx fault tests, Category=Fault) =="
+rm -f tests/MultiTaskBert.Tests/bin/*/net10.0/fault-figures.md
+status=0
+dotnet test MultiTaskBert.sln --nologo -v quiet || status=$?
+
+if [ -f models/default/manifest.json ]; then
+  echo "== default bundle: token ids and logits of C# vs PyTorch (models/default/parity.json) =="
+  MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet \
+    --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance" || status=$?
+fi
+
+echo "== fault-test figures (nginx + two service processes on loopback; docs/reliability.md) =="
+cat tests/MultiTaskBert.Tests/bin/*/net10.0/fault-figures.md 2>/dev/null || echo "(no figures: the fault tests did not run)"
+exit $status

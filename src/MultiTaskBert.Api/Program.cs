@@ -12,7 +12,8 @@ WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSerilog((services, logger) => logger
     .ReadFrom.Configuration(builder.Configuration)
     .ReadFrom.Services(services)
-    .Enrich.FromLogContext());
+    .Enrich.FromLogContext()
+    .WriteToConsole(builder.Configuration));
 
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
@@ -21,14 +22,18 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 builder.Services.AddProblemResponses();
 builder.Services.AddSwaggerDocs();
 builder.Services.AddMultiTaskEngine();
+builder.Services.AddOperations();
+builder.Services.AddMicroBatching();
 
 WebApplication app = builder.Build();
 
+app.UseRequestIds();
 // Outermost, so the one line per request sees the final status (after problem details were written).
 app.UseSerilogRequestLogging(o =>
 {
     o.MessageTemplate = "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.000} ms";
 });
+app.UseRequestMetrics();
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {
     // Bad input mapped to a 4xx is the client's problem: no error log with a stack trace for it.
@@ -36,12 +41,14 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
 });
 app.UseStatusCodePages();
 app.UseMiddleware<RequestBodyLimitMiddleware>();
+app.UseRequestTimeouts();
 
 app.UseSwagger();
 app.UseSwaggerUI();
 
-app.MapClassifyEndpoints();
+app.MapClassifyEndpoints().WithTaskMetrics();
 app.MapTaskEndpoints();
+app.MapOperations();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) });
 

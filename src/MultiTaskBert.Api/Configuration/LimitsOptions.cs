@@ -22,4 +22,11 @@ public sealed class LimitsOptions
     /// <summary>Request body size; larger bodies get 413.</summary>
     [Range(1, long.MaxValue)]
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// End-to-end time a classify request may take (queueing and inference); past it the
+    /// request is cancelled (ONNX Runtime stops between kernels) and answered 504.
+    /// </summary>
+    [Range(1, 3_600_000)]
+    public int RequestTimeoutMs { get; set; } = 30_000;
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Contracts;
 using MultiTaskBert.Api.OpenApi;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using Serilog;
 
@@ -35,7 +36,7 @@ internal static class ClassifyEndpoints
 
     internal static async Task<Results<Ok<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
         ClassifyRequest request,
-        MultiTaskEngine engine,
+        MicroBatcher batcher,
         IOptions<LimitsOptions> limits,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
@@ -49,7 +50,7 @@ internal static class ClassifyEndpoints
 
         try
         {
-            ClassifyBatchResult result = await engine.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
+            ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
             return TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0])));
         }
         catch (InvalidClassifyRequestException ex)
@@ -61,7 +62,7 @@ internal static class ClassifyEndpoints
 
     internal static async Task<Results<Ok<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
         ClassifyBatchRequest request,
-        MultiTaskEngine engine,
+        MicroBatcher batcher,
         IOptions<LimitsOptions> limits,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
@@ -76,7 +77,7 @@ internal static class ClassifyEndpoints
         ClassifyInput[] inputs = [.. request.Inputs!.Select(i => new ClassifyInput(i!.Text!, i.TextPair))];
         try
         {
-            ClassifyBatchResult result = await engine.ClassifyAsync(inputs, request.Tasks, cancellationToken);
+            ClassifyBatchResult result = await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken);
             return TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(ContractMapper.ToResults)]));
         }
         catch (InvalidClassifyRequestException ex)

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 
 namespace MultiTaskBert.Api.Errors;
@@ -37,6 +38,12 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
                 Title = "The model is not ready.",
                 Detail = notReady.Message,
             },
+            QueueFullException full => new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "The service is overloaded.",
+                Detail = $"(body): {full.Message}",
+            },
             _ => null,
         };
         if (problem is null)
@@ -45,6 +52,12 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
         }
 
         httpContext.Response.StatusCode = problem.Status!.Value;
+        if (exception is QueueFullException)
+        {
+            // Batches drain in milliseconds; one second is a polite back-off.
+            httpContext.Response.Headers.RetryAfter = "1";
+        }
+
         return await problemDetails.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,

@@ -14,7 +14,9 @@ internal sealed class RequestBodyLimitMiddleware(RequestDelegate next, IOptions<
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        long limit = limits.Value.MaxRequestBodyBytes;
+        long limit = context.GetEndpoint()?.Metadata.GetMetadata<RequestBodyLimitOverride>() is { } custom
+            ? custom.Limit(context.RequestServices)
+            : limits.Value.MaxRequestBodyBytes;
         if (context.Request.ContentLength > limit)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
@@ -39,3 +41,6 @@ internal sealed class RequestBodyLimitMiddleware(RequestDelegate next, IOptions<
         await next(context);
     }
 }
+
+/// <summary>Endpoint metadata: this endpoint's own body limit (e.g. head uploads) instead of <c>Limits:MaxRequestBodyBytes</c>.</summary>
+internal sealed record RequestBodyLimitOverride(Func<IServiceProvider, long> Limit);

@@ -137,6 +137,29 @@ public static partial class BundleLoader
         };
     }
 
+    /// <summary>
+    /// Validates one task entry against an already validated bundle (same rules as start-up:
+    /// name, kinds, fingerprint = the trunk's, branch layer within the trunk and exported, labels,
+    /// head file inside the bundle folder and its SHA-256). <paramref name="index"/> is its position
+    /// in the new manifest, used for field names.
+    /// </summary>
+    public static Task<TaskDefinition> ValidateTaskAsync(ModelBundle bundle, TaskManifest task, int index, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        ArgumentNullException.ThrowIfNull(task);
+        string at = $"tasks[{index}]";
+        if (task.Name is null || !TaskNamePattern().IsMatch(task.Name))
+        {
+            Fail($"{at}.name", $"'{task.Name}' does not match [a-z0-9_-]{{1,64}}");
+        }
+
+        var outputsByLayer = bundle.TrunkOutputsByLayer.ToDictionary(p => p.Key, p => p.Value);
+        return ValidateTaskAsync(bundle.Directory, bundle.Manifest.Trunk, outputsByLayer, task, at, cancellationToken);
+    }
+
+    /// <summary>Whether <paramref name="name"/> is a valid task name ([a-z0-9_-]{1,64}).</summary>
+    public static bool IsValidTaskName(string? name) => name is not null && TaskNamePattern().IsMatch(name);
+
     private static async Task<TaskDefinition> ValidateTaskAsync(
         string directory,
         TrunkManifest trunk,

@@ -112,4 +112,7 @@ public sealed record TaskMetricsManifest
     RespectNullableAnnotations = true,
     RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(BundleManifest))]
+[JsonSerializable(typeof(TaskManifest))]
+[JsonSerializable(typeof(TrunkManifest))]
+[JsonSerializable(typeof(TokenizerManifest))]
 internal sealed partial class BundleManifestJsonContext : JsonSerializerContext;

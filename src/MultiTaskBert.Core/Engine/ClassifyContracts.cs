@@ -38,3 +38,16 @@ public sealed class InvalidClassifyRequestException(string field, string message
 
 /// <summary>No bundle is loaded yet (start-up has not finished).</summary>
 public sealed class EngineNotReadyException() : Exception("The model is still loading.");
+
+/// <summary>One request of a multi-request call: its inputs and its task selection (null = every task that fits).</summary>
+public sealed record InferenceRequest(IReadOnlyList<ClassifyInput> Inputs, IReadOnlyList<string>? Tasks = null);
+
+/// <summary>A validated, tokenized request bound to the snapshot it was planned against.</summary>
+internal sealed record PreparedRequest(LoadedBundle Bundle, int InputCount, BatchPlan Plan, EncodedInput[] Encoded)
+{
+    /// <summary>Trunk rows (an input needing both encodings has two).</summary>
+    public int RowCount => Encoded.Length;
+
+    /// <summary>Longest row in tokens.</summary>
+    public int MaxLength { get; } = Encoded.Length == 0 ? 0 : Encoded.Max(e => e.Length);
+}

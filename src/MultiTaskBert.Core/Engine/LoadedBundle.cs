@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Inference;
@@ -8,60 +9,138 @@ namespace MultiTaskBert.Core.Engine;
 
 /// <summary>
 /// An immutable, servable snapshot of a bundle: tokenizer, trunk session and one session per
-/// head. The engine swaps whole snapshots, so adding, replacing or removing tasks at runtime
-/// becomes "build a new snapshot, swap the reference".
+/// head. The engine swaps whole snapshots, so adding, replacing or removing tasks at runtime is
+/// "build a new snapshot, swap the reference".
 /// </summary>
+/// <remarks>
+/// Lifetime: a snapshot starts with one lease owned by whoever created it (the engine while it is
+/// in service). Every inference takes a lease (<see cref="TryAcquire"/>) and releases it when done;
+/// retiring the snapshot (<see cref="Dispose"/>) drops the owner's lease. When the last lease is
+/// gone the snapshot releases its references on the trunk and head sessions, which are shared with
+/// newer snapshots (<see cref="SharedSession{T}"/>) and disposed only when no snapshot holds them.
+/// In-flight requests therefore finish on the snapshot they started with.
+/// </remarks>
 public sealed class LoadedBundle : IDisposable
 {
-    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, TrunkRunner trunk, FrozenDictionary<string, HeadRunner> heads)
+    private readonly SharedSession<TrunkRunner> _trunk;
+    private readonly FrozenDictionary<string, SharedSession<HeadRunner>> _heads;
+    private int _leases = 1;
+    private int _retired;
+
+    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, bool parallelHeads)
     {
         Bundle = bundle;
+        ParallelHeads = parallelHeads;
         Encoder = encoder;
-        Trunk = trunk;
-        Heads = heads;
+        _trunk = trunk;
+        _heads = heads;
+        Heads = heads.ToFrozenDictionary(h => h.Key, h => h.Value.Value, StringComparer.Ordinal);
     }
 
     public ModelBundle Bundle { get; }
     public string ModelId => Bundle.ModelId;
     public IReadOnlyList<TaskDefinition> Tasks => Bundle.Tasks;
     internal BertInputEncoder Encoder { get; }
-    internal TrunkRunner Trunk { get; }
+    internal TrunkRunner Trunk => _trunk.Value;
     internal FrozenDictionary<string, HeadRunner> Heads { get; }
 
+    /// <summary>Whether the heads of one batch run concurrently (from the session options).</summary>
+    internal bool ParallelHeads { get; }
+
+    /// <summary>True once retired and every lease was released (its sessions references are gone).</summary>
+    internal bool IsDrained => Volatile.Read(ref _leases) == 0;
+
+    internal bool SharesTrunkWith(LoadedBundle other) => ReferenceEquals(_trunk, other._trunk);
+
+    internal bool SharesHeadWith(LoadedBundle other, string task) =>
+        _heads.TryGetValue(task, out SharedSession<HeadRunner>? mine) && other._heads.TryGetValue(task, out SharedSession<HeadRunner>? theirs)
+        && ReferenceEquals(mine, theirs);
+
+    internal bool IsHeadDisposed(string task) => _heads[task].IsDisposed;
+
+    internal bool IsTrunkDisposed => _trunk.IsDisposed;
+
     /// <summary>Creates every session once and checks each graph against the manifest.</summary>
-    public static LoadedBundle Create(ModelBundle bundle, OnnxSessionFactory sessions)
+    public static LoadedBundle Create(ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous: null);
+
+    /// <summary>
+    /// A snapshot of <paramref name="bundle"/> that shares with <paramref name="previous"/> the
+    /// trunk (when the tokenizer and trunk sections are unchanged) and every head whose manifest
+    /// entry is unchanged; only the rest is loaded and checked. The caller must hold
+    /// <paramref name="previous"/> alive (in service) during the call.
+    /// </summary>
+    internal static LoadedBundle Derive(LoadedBundle previous, ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous);
+
+    private static LoadedBundle Build(ModelBundle bundle, OnnxSessionFactory sessions, LoadedBundle? previous)
     {
-        var created = new List<IDisposable>();
+        var taken = new List<Action>();
         try
         {
-            BertInputEncoder encoder = BertInputEncoder.Create(bundle.VocabPath, bundle.Manifest.Tokenizer);
-            InferenceSession trunkSession = CreateSession(sessions, bundle.TrunkPath, bundle.Manifest.Trunk.File, "trunk.file", created);
-            GraphContract.VerifyTrunk(trunkSession, bundle);
-            var trunk = new TrunkRunner(trunkSession, bundle.Manifest.Trunk.Inputs, bundle.TrunkOutputsByLayer, sessions.HiddenStateMemory);
-
-            var heads = new Dictionary<string, HeadRunner>(bundle.Tasks.Count, StringComparer.Ordinal);
-            foreach (TaskDefinition task in bundle.Tasks)
+            BertInputEncoder encoder;
+            SharedSession<TrunkRunner> trunk;
+            bool sameTrunk = previous is not null
+                             && string.Equals(previous.Bundle.Directory, bundle.Directory, StringComparison.Ordinal)
+                             && Json(previous.Bundle.Manifest.Trunk) == Json(bundle.Manifest.Trunk)
+                             && Json(previous.Bundle.Manifest.Tokenizer) == Json(bundle.Manifest.Tokenizer);
+            if (sameTrunk)
             {
-                InferenceSession headSession = CreateSession(sessions, task.Head.FullPath, task.Head.RelativePath, $"{task.Head.ManifestField}.file", created);
-                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk.HiddenSize);
-                heads.Add(task.Name, new HeadRunner(headSession, task));
+                encoder = previous!.Encoder;
+                trunk = previous._trunk.AddReference();
+                taken.Add(trunk.Release);
+            }
+            else
+            {
+                encoder = BertInputEncoder.Create(bundle.VocabPath, bundle.Manifest.Tokenizer);
+                InferenceSession trunkSession = CreateSession(sessions, bundle.TrunkPath, bundle.Manifest.Trunk.File, "trunk.file", taken);
+                GraphContract.VerifyTrunk(trunkSession, bundle);
+                trunk = new SharedSession<TrunkRunner>(new TrunkRunner(trunkSession, bundle.Manifest.Trunk.Inputs, bundle.TrunkOutputsByLayer, sessions.HiddenStateMemory));
+                taken[^1] = trunk.Release;
             }
 
-            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal));
+            Dictionary<string, string> previousEntries = sameTrunk ? EntriesByName(previous!.Bundle) : [];
+            Dictionary<string, string> entries = EntriesByName(bundle);
+            var heads = new Dictionary<string, SharedSession<HeadRunner>>(bundle.Tasks.Count, StringComparer.Ordinal);
+            foreach (TaskDefinition task in bundle.Tasks)
+            {
+                if (previousEntries.TryGetValue(task.Name, out string? before) && before == entries[task.Name])
+                {
+                    SharedSession<HeadRunner> shared = previous!._heads[task.Name].AddReference();
+                    taken.Add(shared.Release);
+                    heads.Add(task.Name, shared);
+                    continue;
+                }
+
+                InferenceSession headSession = CreateSession(sessions, task.Head.FullPath, task.Head.RelativePath, $"{task.Head.ManifestField}.file", taken);
+                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk.HiddenSize);
+                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task));
+                taken[^1] = head.Release;
+                heads.Add(task.Name, head);
+            }
+
+            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.ParallelHeads);
         }
         catch
         {
-            created.ForEach(d => d.Dispose());
+            taken.ForEach(release => release());
             throw;
         }
     }
 
-    private static InferenceSession CreateSession(OnnxSessionFactory sessions, string path, string file, string field, List<IDisposable> created)
+    private static Dictionary<string, string> EntriesByName(ModelBundle bundle) =>
+        bundle.Manifest.Tasks.ToDictionary(t => t.Name, Json, StringComparer.Ordinal);
+
+    private static string Json(TaskManifest task) => JsonSerializer.Serialize(task, BundleManifestJsonContext.Default.TaskManifest);
+
+    private static string Json(TrunkManifest trunk) => JsonSerializer.Serialize(trunk, BundleManifestJsonContext.Default.TrunkManifest);
+
+    private static string Json(TokenizerManifest tokenizer) => JsonSerializer.Serialize(tokenizer, BundleManifestJsonContext.Default.TokenizerManifest);
+
+    private static InferenceSession CreateSession(OnnxSessionFactory sessions, string path, string file, string field, List<Action> taken)
     {
         try
         {
             InferenceSession session = sessions.CreateSession(path);
-            created.Add(session);
+            taken.Add(session.Dispose);
             return session;
         }
         catch (OnnxRuntimeException ex)
@@ -70,12 +149,41 @@ public sealed class LoadedBundle : IDisposable
         }
     }
 
+    /// <summary>Takes a lease for one inference; false when the snapshot has already drained (retry with the current one).</summary>
+    internal bool TryAcquire()
+    {
+        int before;
+        do
+        {
+            before = Volatile.Read(ref _leases);
+            if (before <= 0)
+            {
+                return false;
+            }
+        }
+        while (Interlocked.CompareExchange(ref _leases, before + 1, before) != before);
+
+        return true;
+    }
+
+    internal void ReleaseLease()
+    {
+        if (Interlocked.Decrement(ref _leases) == 0)
+        {
+            _trunk.Release();
+            foreach (SharedSession<HeadRunner> head in _heads.Values)
+            {
+                head.Release();
+            }
+        }
+    }
+
+    /// <summary>Retires the snapshot: drops the owner's lease; sessions go when the last in-flight inference ends.</summary>
     public void Dispose()
     {
-        Trunk.Dispose();
-        foreach (HeadRunner head in Heads.Values)
+        if (Interlocked.Exchange(ref _retired, 1) == 0)
         {
-            head.Dispose();
+            ReleaseLease();
         }
     }
 }

@@ -56,14 +56,71 @@ public sealed partial class MultiTaskEngine : IDisposable
             throw new InvalidOperationException("A bundle is already loaded.");
         }
 
+        EngineMetrics.RecordSnapshot(loaded);
         LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target);
     }
 
-    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        LoadedBundle bundle = Current ?? throw new EngineNotReadyException();
-        return ClassifyAsync(bundle, inputs, tasks, cancellationToken);
+        LoadedBundle bundle = Acquire();
+        try
+        {
+            return await ClassifyAsync(bundle, inputs, tasks, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            bundle.ReleaseLease();
+        }
+    }
+
+    /// <summary>
+    /// Leases the snapshot in service: it (and its sessions) stays alive until released, even if an
+    /// admin change swaps in a new one meanwhile. A snapshot that drained between the read and the
+    /// lease has already been replaced, so the loop reads the new one.
+    /// </summary>
+    private LoadedBundle Acquire()
+    {
+        while (true)
+        {
+            LoadedBundle bundle = Current ?? throw new EngineNotReadyException();
+            if (bundle.TryAcquire())
+            {
+                return bundle;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Serves several requests, each with its own inputs and task selection, with shared trunk
+    /// passes (one per input kind present) and each head run once over the rows of its kind.
+    /// Every request gets exactly its own results. A request the engine cannot serve throws
+    /// <see cref="InvalidClassifyRequestException"/> for the whole call; the micro-batcher
+    /// validates each request on its own before batching.
+    /// </summary>
+    public async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyManyAsync(IReadOnlyList<InferenceRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        LoadedBundle bundle = Acquire();
+        try
+        {
+            PreparedRequest[] prepared = [.. requests.Select(r => Prepare(bundle, r.Inputs, r.Tasks))];
+            return await RunAsync(bundle, prepared, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            bundle.ReleaseLease();
+        }
+    }
+
+    /// <summary>Validates and tokenizes one request against a snapshot (on the caller's thread).</summary>
+    internal static PreparedRequest Prepare(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
+        EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
+            r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
+        return new PreparedRequest(bundle, inputs.Count, plan, encoded);
     }
 
     private static Task WarmUpAsync(LoadedBundle bundle, CancellationToken cancellationToken)
@@ -83,34 +140,66 @@ public sealed partial class MultiTaskEngine : IDisposable
         IReadOnlyList<string>? tasks,
         CancellationToken cancellationToken)
     {
-        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
-        var results = new IReadOnlyDictionary<string, TaskPrediction>[inputs.Count];
-        if (plan.Tasks.Count == 0)
+        PreparedRequest request = Prepare(bundle, inputs, tasks);
+        IReadOnlyList<ClassifyBatchResult> results = await RunAsync(bundle, [request], cancellationToken).ConfigureAwait(false);
+        return results[0];
+    }
+
+    /// <summary>
+    /// Runs prepared requests of one snapshot together. Rows are grouped by input kind (single
+    /// sentences are short, pairs long: padding each group to its own longest row wastes less),
+    /// each group runs the trunk once with only the branch layers its tasks need, then every head
+    /// of that kind runs once over the group.
+    /// </summary>
+    internal static async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(
+        LoadedBundle bundle,
+        IReadOnlyList<PreparedRequest> requests,
+        CancellationToken cancellationToken)
+    {
+        // Global row position of every (request, plan row): which kind group and which row in it.
+        var groups = new Dictionary<TaskInputKind, KindGroup>(2);
+        var position = new (KindGroup Group, int Row)[requests.Count][];
+        for (int r = 0; r < requests.Count; r++)
         {
-            Array.Fill(results, new Dictionary<string, TaskPrediction>());
-            return new ClassifyBatchResult(bundle.ModelId, results);
+            PreparedRequest request = requests[r];
+            if (!ReferenceEquals(request.Bundle, bundle))
+            {
+                throw new InvalidOperationException("A prepared request belongs to another bundle snapshot.");
+            }
+
+            position[r] = new (KindGroup, int)[request.Encoded.Length];
+            for (int row = 0; row < request.Encoded.Length; row++)
+            {
+                TaskInputKind kind = request.Plan.Rows[row].Kind;
+                if (!groups.TryGetValue(kind, out KindGroup? group))
+                {
+                    group = new KindGroup(kind);
+                    groups.Add(kind, group);
+                }
+
+                position[r][row] = (group, group.Rows.Count);
+                group.Rows.Add(request.Encoded[row]);
+            }
+
+            foreach (TaskDefinition task in request.Plan.Tasks)
+            {
+                if (groups.TryGetValue(task.Input, out KindGroup? group) && !group.Tasks.Contains(task))
+                {
+                    group.Tasks.Add(task);
+                }
+            }
         }
 
-        EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
-            r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
-        TokenBatch batch = TokenBatch.Pad(encoded, bundle.Encoder.PaddingTokenId);
-
-        HeadOutput[] outputs;
         using var runOptions = new RunOptions();
         // A cancelled request (client gone) stops ONNX Runtime between kernels.
         await using (cancellationToken.Register(() => runOptions.Terminate = true))
         {
             try
             {
-                using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-                using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, plan.Layers, runOptions);
-
-                // Heads are independent: run them side by side on the shared hidden states and mask.
-                outputs = await Task.WhenAll(plan.Tasks.Select(task =>
+                foreach (KindGroup group in groups.Values.OrderBy(g => g.Kind))
                 {
-                    HeadRunner head = bundle.Heads[task.Name];
-                    return Task.Run(() => head.Run(hidden[task.BranchLayer], attentionMask, runOptions), cancellationToken);
-                })).ConfigureAwait(false);
+                    await RunGroupAsync(bundle, group, runOptions, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
             {
@@ -118,28 +207,75 @@ public sealed partial class MultiTaskEngine : IDisposable
             }
         }
 
-        var outputByTask = new Dictionary<TaskDefinition, HeadOutput>(plan.Tasks.Count);
-        for (int i = 0; i < plan.Tasks.Count; i++)
+        var results = new ClassifyBatchResult[requests.Count];
+        for (int r = 0; r < requests.Count; r++)
         {
-            outputByTask[plan.Tasks[i]] = outputs[i];
-        }
-
-        for (int input = 0; input < inputs.Count; input++)
-        {
-            var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
-            foreach (TaskDefinition task in plan.TasksPerInput[input])
+            PreparedRequest request = requests[r];
+            BatchPlan plan = request.Plan;
+            var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
+            for (int input = 0; input < request.InputCount; input++)
             {
-                int row = plan.RowOf(input, task.Input);
-                predictions[task.Name] = PredictionMapper.Map(task, outputByTask[task].Row(row), encoded[row]);
+                var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
+                foreach (TaskDefinition task in plan.TasksPerInput[input])
+                {
+                    int row = plan.RowOf(input, task.Input);
+                    (KindGroup group, int groupRow) = position[r][row];
+                    predictions[task.Name] = PredictionMapper.Map(task, group.Outputs[task].Row(groupRow), request.Encoded[row]);
+                }
+
+                perInput[input] = predictions;
             }
 
-            results[input] = predictions;
+            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
         }
 
-        return new ClassifyBatchResult(bundle.ModelId, results);
+        return results;
     }
 
-    public void Dispose() => Interlocked.Exchange(ref _current, null)?.Dispose();
+    private static async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
+    {
+        TokenBatch batch = TokenBatch.Pad(group.Rows, bundle.Encoder.PaddingTokenId);
+        int[] layers = [.. group.Tasks.Select(t => t.BranchLayer).Distinct().Order()];
+        using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
+        using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
+
+        if (group.Tasks.Count == 1 || !bundle.ParallelHeads)
+        {
+            foreach (TaskDefinition task in group.Tasks)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                group.Outputs[task] = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions);
+            }
+
+            return;
+        }
+
+        // Heads are independent: run them side by side on the shared hidden states and mask.
+        HeadOutput[] outputs = await Task.WhenAll(group.Tasks.Select(task =>
+        {
+            HeadRunner head = bundle.Heads[task.Name];
+            return Task.Run(() => head.Run(hidden[task.BranchLayer], attentionMask, runOptions), cancellationToken);
+        })).ConfigureAwait(false);
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            group.Outputs[group.Tasks[i]] = outputs[i];
+        }
+    }
+
+    /// <summary>The rows of one input kind in a batch, the tasks that read them and their outputs.</summary>
+    private sealed class KindGroup(TaskInputKind kind)
+    {
+        public TaskInputKind Kind { get; } = kind;
+        public List<EncodedInput> Rows { get; } = [];
+        public List<TaskDefinition> Tasks { get; } = [];
+        public Dictionary<TaskDefinition, HeadOutput> Outputs { get; } = [];
+    }
+
+    public void Dispose()
+    {
+        Interlocked.Exchange(ref _current, null)?.Dispose();
+        _changes.Dispose();
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}")]
     private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target);

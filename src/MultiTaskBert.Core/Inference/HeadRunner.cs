@@ -33,6 +33,7 @@ internal sealed class HeadRunner : IDisposable
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
         // head's device) and returns the small logits tensor in CPU memory.
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         OrtValue[] inputs = _inputNames.Length == 2 ? [hiddenStates, attentionMask] : [hiddenStates];
         using IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
         OrtValue logits = outputs[0];
@@ -50,7 +51,9 @@ internal sealed class HeadRunner : IDisposable
                 $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
         }
 
-        return new HeadOutput(logits.GetTensorDataAsSpan<float>().ToArray(), shape);
+        var output = new HeadOutput(logits.GetTensorDataAsSpan<float>().ToArray(), shape);
+        Engine.EngineMetrics.RecordHead(start, Task);
+        return output;
     }
 
     public void Dispose() => _session.Dispose();

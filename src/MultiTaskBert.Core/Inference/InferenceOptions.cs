@@ -23,6 +23,20 @@ public sealed class InferenceOptions
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }
 
+    /// <summary>
+    /// Whether ONNX Runtime's intra-op threads spin while waiting for work (its default). Spinning
+    /// lowers latency on an otherwise idle machine; turning it off leaves the cores to the HTTP
+    /// server and tokenization when they share few cores.
+    /// </summary>
+    public bool AllowSpinning { get; set; } = true;
+
+    /// <summary>
+    /// Whether the heads of one batch run concurrently (thread-pool tasks) or one after another.
+    /// Each head already uses the intra-op threads; with few cores, sequential heads avoid
+    /// oversubscription (measured no slower on 2 cores, see docs/benchmarks.md).
+    /// </summary>
+    public bool ParallelHeads { get; set; }
+
     /// <summary>CUDA device ordinal used when running on CUDA.</summary>
     [Range(0, 64)]
     public int CudaDeviceId { get; set; }

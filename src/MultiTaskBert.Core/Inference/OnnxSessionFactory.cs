@@ -13,6 +13,9 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     private readonly InferenceOptions _options;
 
+    /// <summary>Whether the heads of one batch run concurrently (<c>Inference:ParallelHeads</c>).</summary>
+    public bool ParallelHeads => _options.ParallelHeads;
+
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -45,6 +48,11 @@ public sealed partial class OnnxSessionFactory : IDisposable
         if (_options.IntraOpThreads > 0)
         {
             sessionOptions.IntraOpNumThreads = _options.IntraOpThreads;
+        }
+
+        if (!_options.AllowSpinning)
+        {
+            sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         }
 
         if (Target == ExecutionTarget.Cuda)

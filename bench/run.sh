@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The benchmark in one command: Release build, baselines exported when missing, the in-process
+# serving-cost comparison (bench/MultiTaskBert.Bench), then the HTTP load test (bench/load.sh).
+#   bench/run.sh                                   # models/default, dev sets from ../shared/data
+#   BUNDLE=tests/fixtures/tiny-bundle bench/run.sh # any bundle
+# Knobs: SECONDS_PER_SIZE (default 20), DURATION (wrk, default 10s), THREADS (intra-op, 0 = ORT default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUNDLE=${BUNDLE:-models/default}
+NAME=$(basename "$BUNDLE")
+BASELINES=${BASELINES:-bench/baselines/$NAME}
+DATA=${DATA:-../shared/data}
+mkdir -p bench/results
+
+dotnet build bench/MultiTaskBert.Bench -c Release --nologo -v q
+dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
+
+if [ ! -f "$BASELINES/baselines.json" ]; then
+  echo "exporting one-model-per-task baselines to $BASELINES"
+  PYTHONPATH=training /usr/bin/python3 -m mtbert export-baselines --bundle "$BUNDLE" --out "$BASELINES"
+fi
+
+dotnet bench/MultiTaskBert.Bench/bin/Release/net10.0/MultiTaskBert.Bench.dll \
+  --bundle "$BUNDLE" --baselines "$BASELINES" --data "$DATA" \
+  --seconds "${SECONDS_PER_SIZE:-20}" --threads "${THREADS:-0}" --out "bench/results/engine-$NAME.md"
+
+BUNDLE="$BUNDLE" bench/load.sh | tee "bench/results/load-$NAME.md"

@@ -1,0 +1,169 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using MultiTaskBert.Api.Configuration;
+using MultiTaskBert.Api.Errors;
+using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Engine;
+
+namespace MultiTaskBert.Api.Endpoints;
+
+/// <summary>
+/// The hot task registry: add/replace, remove and reload tasks while serving. Off (404) unless
+/// <c>Admin:ApiKey</c> is configured; callers send it in <c>X-Api-Key</c> (compared in constant time).
+/// </summary>
+internal static class AdminEndpoints
+{
+    public const string ApiKeyHeader = "X-Api-Key";
+
+    public static RouteGroupBuilder MapAdminEndpoints(this IEndpointRouteBuilder routes)
+    {
+        RouteGroupBuilder group = routes.MapGroup("/admin").WithTags("Admin").AddEndpointFilter(RequireApiKey);
+        group.DisableRequestTimeout();
+
+        group.MapPost("/tasks", AddOrReplaceTaskAsync)
+            .WithName("AddOrReplaceTask")
+            .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle, or multipart/form-data with 'manifest' (the entry) and 'head' (the ONNX file).")
+            .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+
+        group.MapDelete("/tasks/{name}", RemoveTaskAsync)
+            .WithName("RemoveTask")
+            .WithSummary("Removes a task (its head file stays on disk).")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        group.MapPost("/reload", ReloadAsync)
+            .WithName("ReloadManifest")
+            .WithSummary("Re-reads manifest.json and serves it; unchanged heads and trunk keep their sessions.")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+
+        return group;
+    }
+
+    private static async ValueTask<object?> RequireApiKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        AdminOptions options = context.HttpContext.RequestServices.GetRequiredService<IOptions<AdminOptions>>().Value;
+        if (!options.Enabled)
+        {
+            return TypedResults.NotFound(); // off: indistinguishable from a missing endpoint
+        }
+
+        string? given = context.HttpContext.Request.Headers[ApiKeyHeader].Count == 1 ? context.HttpContext.Request.Headers[ApiKeyHeader][0] : null;
+        if (given is null || !KeyMatches(given, options.ApiKey!))
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status401Unauthorized,
+                title: "Admin API key required.",
+                detail: $"{ApiKeyHeader}: missing or wrong");
+        }
+
+        return await next(context);
+    }
+
+    /// <summary>Constant-time comparison; hashing first makes the time independent of the lengths too.</summary>
+    internal static bool KeyMatches(string given, string expected) =>
+        CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Encoding.UTF8.GetBytes(given)),
+            SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+
+    internal static async Task<IResult> AddOrReplaceTaskAsync(HttpContext context, MultiTaskEngine engine, IOptions<AdminOptions> options, CancellationToken cancellationToken)
+    {
+        HttpRequest request = context.Request;
+        JsonObject entry;
+        Stream? head = null;
+        try
+        {
+            if (request.HasFormContentType)
+            {
+                context.Features.Set<IFormFeature>(new FormFeature(request, new FormOptions { MultipartBodyLengthLimit = options.Value.MaxUploadBytes }));
+                IFormCollection form = await request.ReadFormAsync(cancellationToken);
+                if (form["manifest"] is not { Count: 1 } manifestText)
+                {
+                    return Invalid("manifest", "form field 'manifest' (the task's manifest entry as JSON) is required");
+                }
+
+                if (form.Files.GetFile("head") is not { } file)
+                {
+                    return Invalid("head", "form file 'head' (the head ONNX graph) is required");
+                }
+
+                entry = JsonNode.Parse(manifestText[0]!) as JsonObject ?? throw new JsonException("the manifest entry must be a JSON object");
+                head = file.OpenReadStream();
+            }
+            else if (request.HasJsonContentType())
+            {
+                entry = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken) as JsonObject
+                        ?? throw new JsonException("the body must be a JSON object (a manifest task entry)");
+            }
+            else
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type.",
+                    detail: $"(body): Content-Type must be application/json or multipart/form-data, not '{request.ContentType}'");
+            }
+        }
+        catch (JsonException ex)
+        {
+            return Invalid("(body)", $"not valid JSON: {ex.Message}");
+        }
+
+        await using (head)
+        {
+            return await Change(() => engine.AddOrReplaceTaskAsync(entry, head, cancellationToken));
+        }
+    }
+
+    internal static Task<IResult> RemoveTaskAsync(string name, MultiTaskEngine engine, CancellationToken cancellationToken) =>
+        Change(() => engine.RemoveTaskAsync(name, cancellationToken));
+
+    internal static async Task<IResult> ReloadAsync(MultiTaskEngine engine, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return TypedResults.Ok(await engine.ReloadAsync(cancellationToken));
+        }
+        catch (BundleValidationException ex)
+        {
+            return Refused(ex);
+        }
+    }
+
+    private static async Task<IResult> Change(Func<Task<TaskChangeResult>> change)
+    {
+        try
+        {
+            return TypedResults.Ok(await change());
+        }
+        catch (BundleValidationException ex)
+        {
+            return Refused(ex);
+        }
+        catch (TaskConflictException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The change conflicts with the loaded task.",
+                detail: $"{ex.Field}: {ex.Message}");
+        }
+        catch (TaskNotFoundException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such task.", detail: $"name: {ex.Message}");
+        }
+    }
+
+    /// <summary>422: the head or entry failed validation; the version in service keeps serving.</summary>
+    private static ProblemHttpResult Refused(BundleValidationException ex) =>
+        TypedResults.Problem(
+            statusCode: StatusCodes.Status422UnprocessableEntity,
+            title: "The task was refused; the version in service is unchanged.",
+            detail: ex.Message,
+            extensions: new Dictionary<string, object?> { ["file"] = ex.File, ["field"] = ex.Field });
+
+    private static ValidationProblem Invalid(string field, string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, detail: $"{field}: {message}", title: "The request is invalid.");
+}

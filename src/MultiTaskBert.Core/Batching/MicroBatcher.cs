@@ -1,0 +1,456 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using MultiTaskBert.Core.Engine;
+
+namespace MultiTaskBert.Core.Batching;
+
+/// <summary>
+/// Dynamic micro-batching in front of <see cref="MultiTaskEngine"/>. Each request is validated and
+/// tokenized on its caller's thread, then queued (bounded: a full queue throws
+/// <see cref="QueueFullException"/>). One consumer loop forms batches: the oldest waiting request
+/// anchors a batch, which closes when it would exceed <see cref="BatchingOptions.MaxBatchSize"/>
+/// inputs or <see cref="BatchingOptions.MaxBatchTokens"/> padded tokens, or when the anchor has
+/// waited <see cref="BatchingOptions.MaxWaitMs"/>. Other requests join in order of how close their
+/// length is to the anchor's (less padding). Requests with different task sets share the trunk
+/// pass; every request gets exactly its own results. While a batch runs, new requests queue up and
+/// form the next batch at once, so the batch size adapts to the load. When requests arrive further
+/// apart than the maximum wait on average (a moving average of the gaps), waiting cannot gather
+/// company and the batch runs at once: light load pays no batching latency.
+/// <para>
+/// A request cancelled while waiting completes as cancelled and is left out of its batch; one
+/// cancelled during the run just has its result discarded. When a batch of several requests fails,
+/// each request is retried alone, so a failure reaches only the requests it belongs to.
+/// <see cref="BatchingOptions.MaxWaitMs"/> = 0 bypasses the queue: every request runs on its own.
+/// </para>
+/// </summary>
+public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
+{
+    /// <summary>Name of the <see cref="Meter"/> the batcher reports to.</summary>
+    public const string MeterName = "MultiTaskBert";
+
+    private readonly MultiTaskEngine _engine;
+    private readonly BatchingOptions _options;
+    private readonly ILogger<MicroBatcher> _logger;
+    private readonly Channel<Pending> _channel = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly long _maxWaitTicks;
+    private readonly Meter? _ownedMeter;
+    private readonly Histogram<int> _batchSize;
+    private readonly Histogram<int> _batchRequests;
+    private readonly Histogram<int> _batchTokens;
+    private readonly Histogram<double> _queueWait;
+    private readonly Counter<long> _rejected;
+    private readonly Task _consumer;
+    private int _depth;
+    private long _lastArrival;
+    private long _interArrivalTicks; // Moving average; starts at 0 ("busy") so the first requests wait.
+    private int _disposed;
+
+    public MicroBatcher(MultiTaskEngine engine, BatchingOptions options, ILogger<MicroBatcher> logger, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(options);
+        _engine = engine;
+        _options = options;
+        _logger = logger;
+        _maxWaitTicks = (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
+
+        Meter meter = meterFactory?.Create(MeterName) ?? (_ownedMeter = new Meter(MeterName));
+        Meter = meter;
+        _batchSize = meter.CreateHistogram<int>("mtbert.batch.size", "{input}", "Inputs (utterances) per engine batch");
+        _batchRequests = meter.CreateHistogram<int>("mtbert.batch.requests", "{request}", "HTTP requests merged into one engine batch");
+        _batchTokens = meter.CreateHistogram<int>("mtbert.batch.tokens", "{token}", "Padded tokens per engine batch (rows x longest row)");
+        _queueWait = meter.CreateHistogram<double>("mtbert.queue.wait", "ms", "Time a request waited in the queue before its batch ran");
+        _rejected = meter.CreateCounter<long>("mtbert.queue.rejected", "{request}", "Requests refused because the queue was full");
+        meter.CreateObservableGauge("mtbert.queue.depth", () => Volatile.Read(ref _depth), "{request}", "Requests waiting for a batch");
+
+        _consumer = options.Enabled ? Task.Run(ConsumeAsync) : Task.CompletedTask;
+    }
+
+    public BatchingOptions Options => _options;
+
+    /// <summary>The meter this batcher reports to (tests listen to it).</summary>
+    internal Meter Meter { get; }
+
+    /// <summary>Requests waiting for a batch now.</summary>
+    public int QueueDepth => Volatile.Read(ref _depth);
+
+    /// <summary>
+    /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(IReadOnlyList{ClassifyInput}, IReadOnlyList{string}?, CancellationToken)"/>:
+    /// bad input throws <see cref="InvalidClassifyRequestException"/> at once (never affects other requests).
+    /// </summary>
+    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (!_options.Enabled)
+        {
+            return _engine.ClassifyAsync(inputs, tasks, cancellationToken);
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        LoadedBundle bundle = AcquireCurrent();
+        PreparedRequest prepared;
+        try
+        {
+            prepared = MultiTaskEngine.Prepare(bundle, inputs, tasks);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (Interlocked.Increment(ref _depth) > _options.QueueCapacity)
+            {
+                Interlocked.Decrement(ref _depth);
+                _rejected.Add(1);
+                throw new QueueFullException(_options.QueueCapacity);
+            }
+        }
+        catch
+        {
+            bundle.ReleaseLease();
+            throw;
+        }
+
+        RecordArrival();
+
+        // The pending request holds the snapshot's lease until it completes, so a snapshot retired
+        // by a hot swap stays usable for the requests already planned against it.
+        var pending = new Pending(prepared, cancellationToken);
+        if (!_channel.Writer.TryWrite(pending))
+        {
+            Interlocked.Decrement(ref _depth);
+            pending.Fail(new ObjectDisposedException(nameof(MicroBatcher)));
+        }
+
+        return pending.Task;
+    }
+
+    /// <summary>Updates the moving average of the time between arrivals (benign races: it is a heuristic).</summary>
+    private void RecordArrival()
+    {
+        long now = Stopwatch.GetTimestamp();
+        long previous = Interlocked.Exchange(ref _lastArrival, now);
+        if (previous != 0)
+        {
+            long gap = now - previous;
+            long average = Volatile.Read(ref _interArrivalTicks);
+            Volatile.Write(ref _interArrivalTicks, average + ((gap - average) / 5));
+        }
+    }
+
+    /// <summary>
+    /// Whether waiting can help: when requests arrive, on average, further apart than the maximum
+    /// wait (one client in a loop, light load), nobody will join in time and the batch runs at once.
+    /// </summary>
+    private bool CompanyExpected => Volatile.Read(ref _interArrivalTicks) <= _maxWaitTicks;
+
+    /// <summary>The snapshot in service with a lease taken (retried if it is retired meanwhile).</summary>
+    private LoadedBundle AcquireCurrent()
+    {
+        while (true)
+        {
+            LoadedBundle bundle = _engine.Current ?? throw new EngineNotReadyException();
+            if (bundle.TryAcquire())
+            {
+                return bundle;
+            }
+        }
+    }
+
+    private async Task ConsumeAsync()
+    {
+        ChannelReader<Pending> reader = _channel.Reader;
+        var waiting = new List<Pending>();
+        try
+        {
+            while (true)
+            {
+                if (waiting.Count == 0 && !await reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    break;
+                }
+
+                Drain(reader, waiting);
+                if (waiting.Count == 0)
+                {
+                    continue;
+                }
+
+                // Wait for company until the batch is full or the oldest request waited long enough.
+                long deadline = waiting[0].EnqueuedAt + _maxWaitTicks;
+                while (CompanyExpected && !IsFull(waiting))
+                {
+                    TimeSpan remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                    if (remaining <= TimeSpan.Zero || !await WaitForMoreAsync(reader, remaining).ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
+                    Drain(reader, waiting);
+                }
+
+                List<Pending> batch = TakeBatch(waiting);
+                if (batch.Count > 0)
+                {
+                    await RunBatchAsync(batch).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+        catch (Exception ex)
+        {
+            LogConsumerFailed(_logger, ex);
+            throw;
+        }
+        finally
+        {
+            Drain(reader, waiting);
+            foreach (Pending pending in waiting)
+            {
+                Interlocked.Decrement(ref _depth);
+                pending.Fail(new OperationCanceledException("The service is shutting down."));
+            }
+        }
+    }
+
+    private async Task<bool> WaitForMoreAsync(ChannelReader<Pending> reader, TimeSpan remaining)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        timeout.CancelAfter(remaining);
+        try
+        {
+            return await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
+        {
+            return false; // Deadline reached.
+        }
+    }
+
+    /// <summary>Moves queued requests into <paramref name="waiting"/> (arrival order), dropping cancelled ones.</summary>
+    private void Drain(ChannelReader<Pending> reader, List<Pending> waiting)
+    {
+        while (reader.TryRead(out Pending? pending))
+        {
+            waiting.Add(pending);
+        }
+
+        int removed = waiting.RemoveAll(p =>
+        {
+            if (!p.Task.IsCompleted)
+            {
+                return false;
+            }
+
+            p.Finish(); // Cancelled while waiting: leaves without running.
+            return true;
+        });
+        if (removed > 0)
+        {
+            Interlocked.Add(ref _depth, -removed);
+        }
+    }
+
+    /// <summary>Whether the requests compatible with the oldest fill a batch already.</summary>
+    private bool IsFull(List<Pending> waiting)
+    {
+        LoadedBundle bundle = waiting[0].Request.Bundle;
+        int inputs = 0, rows = 0, longest = 0;
+        foreach (Pending pending in waiting)
+        {
+            if (!ReferenceEquals(pending.Request.Bundle, bundle))
+            {
+                return true; // A different snapshot: run what we have.
+            }
+
+            inputs += pending.Request.InputCount;
+            rows += pending.Request.RowCount;
+            longest = Math.Max(longest, pending.Request.MaxLength);
+            if (inputs >= _options.MaxBatchSize || (long)rows * longest >= _options.MaxBatchTokens)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The oldest request plus the others of its snapshot, closest length first, while the batch
+    /// stays within the input and token limits. The rest stay waiting, in arrival order.
+    /// </summary>
+    internal List<Pending> TakeBatch(List<Pending> waiting)
+    {
+        Pending anchor = waiting[0];
+        var batch = new List<Pending> { anchor };
+        int inputs = anchor.Request.InputCount, rows = anchor.Request.RowCount, longest = anchor.Request.MaxLength;
+        if (waiting.Count > 1)
+        {
+            IEnumerable<Pending> candidates = waiting.Skip(1)
+                .Where(p => ReferenceEquals(p.Request.Bundle, anchor.Request.Bundle))
+                .OrderBy(p => Math.Abs(p.Request.MaxLength - anchor.Request.MaxLength));
+            foreach (Pending candidate in candidates)
+            {
+                int newLongest = Math.Max(longest, candidate.Request.MaxLength);
+                int newRows = rows + candidate.Request.RowCount;
+                if (inputs + candidate.Request.InputCount > _options.MaxBatchSize || (long)newRows * newLongest > _options.MaxBatchTokens)
+                {
+                    continue;
+                }
+
+                batch.Add(candidate);
+                inputs += candidate.Request.InputCount;
+                rows = newRows;
+                longest = newLongest;
+                if (inputs >= _options.MaxBatchSize)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (batch.Count == 1)
+        {
+            waiting.RemoveAt(0);
+        }
+        else
+        {
+            var taken = new HashSet<Pending>(batch);
+            waiting.RemoveAll(taken.Contains);
+        }
+
+        Interlocked.Add(ref _depth, -batch.Count);
+        return batch;
+    }
+
+    private async Task RunBatchAsync(List<Pending> batch)
+    {
+        long started = Stopwatch.GetTimestamp();
+        int inputs = 0, rows = 0, longest = 0;
+        foreach (Pending pending in batch)
+        {
+            inputs += pending.Request.InputCount;
+            rows += pending.Request.RowCount;
+            longest = Math.Max(longest, pending.Request.MaxLength);
+            _queueWait.Record(Stopwatch.GetElapsedTime(pending.EnqueuedAt, started).TotalMilliseconds);
+        }
+
+        _batchSize.Record(inputs);
+        _batchRequests.Record(batch.Count);
+        _batchTokens.Record(rows * longest);
+
+        LoadedBundle bundle = batch[0].Request.Bundle;
+        try
+        {
+            IReadOnlyList<ClassifyBatchResult> results = await MultiTaskEngine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
+            for (int i = 0; i < batch.Count; i++)
+            {
+                batch[i].Complete(results[i]);
+            }
+        }
+        catch (Exception ex) when (batch.Count > 1 && !_stopping.IsCancellationRequested)
+        {
+            // Find out whose failure it is: every request alone.
+            LogBatchFailed(_logger, batch.Count, ex);
+            foreach (Pending pending in batch)
+            {
+                try
+                {
+                    IReadOnlyList<ClassifyBatchResult> alone = await MultiTaskEngine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
+                    pending.Complete(alone[0]);
+                }
+                catch (Exception single)
+                {
+                    pending.Fail(single);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            batch.ForEach(p => p.Fail(ex));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _channel.Writer.TryComplete();
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _consumer.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Logged by the loop.
+        }
+
+        _stopping.Dispose();
+        _ownedMeter?.Dispose();
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Requests} requests failed; retrying each request alone")]
+    private static partial void LogBatchFailed(ILogger logger, int requests, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The micro-batching loop failed")]
+    private static partial void LogConsumerFailed(ILogger logger, Exception exception);
+
+    /// <summary>One queued request and the promise its caller awaits.</summary>
+    internal sealed class Pending
+    {
+        private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenRegistration _registration;
+        private int _finished;
+
+        public Pending(PreparedRequest request, CancellationToken cancellationToken)
+        {
+            Request = request;
+            EnqueuedAt = Stopwatch.GetTimestamp();
+            if (cancellationToken.CanBeCanceled)
+            {
+                _registration = cancellationToken.Register(static (state, token) => ((Pending)state!)._completion.TrySetCanceled(token), this);
+            }
+        }
+
+        public PreparedRequest Request { get; }
+        public long EnqueuedAt { get; }
+        public Task<ClassifyBatchResult> Task => _completion.Task;
+
+        public void Complete(ClassifyBatchResult result)
+        {
+            _completion.TrySetResult(result);
+            Finish();
+        }
+
+        public void Fail(Exception exception)
+        {
+            if (exception is OperationCanceledException canceled)
+            {
+                _completion.TrySetCanceled(canceled.CancellationToken);
+            }
+            else
+            {
+                _completion.TrySetException(exception);
+            }
+
+            Finish();
+        }
+
+        /// <summary>Called once the request left the batcher (ran, failed, or dropped as cancelled).</summary>
+        public void Finish()
+        {
+            if (Interlocked.Exchange(ref _finished, 1) == 0)
+            {
+                _registration.Dispose();
+                Request.Bundle.ReleaseLease();
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace MultiTaskBert.Core.Bundles;
+
+/// <summary>
+/// Edits <c>manifest.json</c> as a JSON tree (members this service does not model are kept) and
+/// replaces it atomically: the new text goes to a temporary file in the same folder, is flushed to
+/// disk, then renamed over the old one. A crash at any point leaves either the old or the new
+/// manifest, never a partial one.
+/// </summary>
+public static class ManifestFile
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static async Task<JsonObject> ReadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
+    {
+        string path = Path.Combine(bundleDirectory, BundleLoader.ManifestFileName);
+        await using FileStream stream = File.OpenRead(path);
+        JsonNode? node = await JsonNode.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return node as JsonObject ?? throw new BundleValidationException(BundleLoader.ManifestFileName, "(root)", "the manifest is not a JSON object");
+    }
+
+    public static async Task WriteAtomicallyAsync(string bundleDirectory, JsonObject manifest, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        string path = Path.Combine(bundleDirectory, BundleLoader.ManifestFileName);
+        string temp = Path.Combine(bundleDirectory, $".{BundleLoader.ManifestFileName}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await JsonSerializer.SerializeAsync(stream, manifest, Indented, cancellationToken).ConfigureAwait(false);
+                await stream.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    /// <summary>Replaces the task entry named like <paramref name="entry"/>, or appends it.</summary>
+    public static void UpsertTask(JsonObject manifest, JsonObject entry)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(entry);
+        JsonArray tasks = Tasks(manifest);
+        string? name = entry["name"]?.GetValue<string>();
+        int index = IndexOf(tasks, name);
+        JsonNode copy = entry.DeepClone();
+        if (index >= 0)
+        {
+            tasks[index] = copy;
+        }
+        else
+        {
+            tasks.Add(copy);
+        }
+    }
+
+    /// <summary>Removes the task entry named <paramref name="name"/>; false when there is none.</summary>
+    public static bool RemoveTask(JsonObject manifest, string name)
+    {
+        JsonArray tasks = Tasks(manifest);
+        int index = IndexOf(tasks, name);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        tasks.RemoveAt(index);
+        return true;
+    }
+
+    private static JsonArray Tasks(JsonObject manifest) =>
+        manifest["tasks"] as JsonArray ?? throw new BundleValidationException(BundleLoader.ManifestFileName, "tasks", "not a JSON array");
+
+    private static int IndexOf(JsonArray tasks, string? name)
+    {
+        for (int i = 0; i < tasks.Count; i++)
+        {
+            if (tasks[i] is JsonObject task && task["name"] is JsonValue value && value.TryGetValue(out string? n) && n == name)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}

@@ -1,0 +1,206 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Tests.Support;
+
+namespace MultiTaskBert.Tests.Admin;
+
+/// <summary>The hot task registry through the HTTP admin API: add, replace, remove, reload, refusals.</summary>
+public sealed class AdminApiTests
+{
+    private const string Single = "sst2";
+
+    [Fact]
+    public async Task Admin_endpoints_are_off_without_a_configured_key()
+    {
+        using var host = new AdminHost(apiKey: null);
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/reload", null);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Admin_endpoints_refuse_a_missing_or_wrong_key()
+    {
+        using var host = new AdminHost();
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.Client.PostAsync("/admin/reload", null)).StatusCode);
+        using var wrong = new HttpRequestMessage(HttpMethod.Post, "/admin/reload");
+        wrong.Headers.Add("X-Api-Key", AdminHost.Key + "x");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.Client.SendAsync(wrong)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await host.Admin.PostAsync("/admin/reload", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Replacing_a_head_serves_the_new_version_shares_the_rest_and_rewrites_the_manifest()
+    {
+        using var host = new AdminHost();
+        LoadedBundle before = host.Engine.Current!;
+        JsonObject entry = host.Entry(Single);
+        entry["version"] = 2;
+        entry["head"]!["file"] = host.CopyHead("heads/sst2.onnx", "heads/sst2-v2.onnx");
+        entry["head"]!.AsObject().Remove("sha256"); // computed by the service
+
+        HttpResponseMessage response = await host.Admin.PostAsJsonAsync("/admin/tasks", entry);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("replaced", body.GetProperty("action").GetString());
+        Assert.Equal(1, body.GetProperty("previousVersion").GetInt32());
+        Assert.Equal(2, await host.VersionOfAsync(Single));
+        Assert.Equal(HttpStatusCode.OK, (await host.ClassifyAsync("great", Single)).StatusCode);
+
+        LoadedBundle after = host.Engine.Current!;
+        Assert.True(after.SharesTrunkWith(before));
+        Assert.All(after.Tasks.Where(t => t.Name != Single), t => Assert.True(after.SharesHeadWith(before, t.Name)));
+        Assert.False(after.SharesHeadWith(before, Single));
+        Assert.True(before.IsDrained);
+        Assert.True(before.IsHeadDisposed(Single));
+        Assert.False(after.IsTrunkDisposed);
+
+        JsonObject onDisk = host.Bundle.ReadManifest();
+        JsonNode sst2 = onDisk["tasks"]!.AsArray().First(t => (string?)t!["name"] == Single)!;
+        Assert.Equal(2, (int)sst2["version"]!);
+        Assert.Equal("heads/sst2-v2.onnx", (string?)sst2["head"]!["file"]);
+        Assert.Equal(host.Bundle.Sha256Of("heads/sst2-v2.onnx"), (string?)sst2["head"]!["sha256"]);
+        Assert.Empty(Directory.GetFiles(host.Bundle.Directory, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task A_replacement_must_have_a_higher_version()
+    {
+        using var host = new AdminHost();
+
+        HttpResponseMessage response = await host.Admin.PostAsJsonAsync("/admin/tasks", host.Entry(Single));
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        Assert.Contains("version", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task An_uploaded_head_is_stored_in_the_bundle_and_served_as_a_new_task()
+    {
+        using var host = new AdminHost();
+        JsonObject entry = host.Entry(Single);
+        entry["name"] = "sst2-upload";
+        entry["head"]!.AsObject().Remove("sha256");
+        using var form = new MultipartFormDataContent
+        {
+            { new StringContent(entry.ToJsonString(), Encoding.UTF8, "application/json"), "manifest" },
+            { new ByteArrayContent(await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"))), "head", "sst2.onnx" },
+        };
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/tasks", form);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        string file = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("headFile").GetString()!;
+        Assert.StartsWith("heads/sst2-upload-v1-", file);
+        Assert.True(File.Exists(host.Bundle.PathOf(file)));
+        Assert.Equal(HttpStatusCode.OK, (await host.ClassifyAsync("great", "sst2-upload")).StatusCode);
+        Assert.Equal(1, await host.VersionOfAsync("sst2-upload"));
+    }
+
+    public static TheoryData<string> BadHeads => new() { "not-onnx", "foreign-fingerprint", "wrong-width", "outside-root", "deeper-than-trunk", "sha-mismatch" };
+
+    [Theory]
+    [MemberData(nameof(BadHeads))]
+    public async Task A_bad_head_is_refused_with_422_and_the_old_version_keeps_serving(string defect)
+    {
+        using var host = new AdminHost();
+        string manifestBefore = await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json"));
+        LoadedBundle before = host.Engine.Current!;
+        JsonObject entry = host.Entry(Single);
+        entry["version"] = 2;
+        entry["head"]!.AsObject().Remove("sha256");
+        HttpContent content;
+        switch (defect)
+        {
+            case "not-onnx":
+                content = Upload(entry, "this is not an ONNX graph"u8.ToArray());
+                break;
+            case "foreign-fingerprint":
+                entry["pretrainedFingerprint"] = new string('a', 64);
+                content = JsonContent.Create(entry);
+                break;
+            case "wrong-width":
+                entry["output"]!["labels"] = new JsonArray("negative", "neutral", "positive");
+                content = JsonContent.Create(entry);
+                break;
+            case "outside-root":
+                entry["head"]!["file"] = "../outside.onnx";
+                content = JsonContent.Create(entry);
+                break;
+            case "deeper-than-trunk":
+                entry["branchLayer"] = 3;
+                content = JsonContent.Create(entry);
+                break;
+            default:
+                entry["head"]!["sha256"] = new string('0', 64);
+                content = JsonContent.Create(entry);
+                break;
+        }
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/tasks", content);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        JsonElement problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("detail").GetString()));
+        Assert.Same(before, host.Engine.Current);
+        Assert.Equal(1, await host.VersionOfAsync(Single));
+        Assert.Equal(HttpStatusCode.OK, (await host.ClassifyAsync("great", Single)).StatusCode);
+        Assert.Equal(manifestBefore, await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json")));
+        Assert.Single(Directory.GetFiles(host.Bundle.PathOf("heads"), "sst2*"));
+    }
+
+    [Fact]
+    public async Task Removing_a_task_stops_serving_it()
+    {
+        using var host = new AdminHost();
+
+        HttpResponseMessage response = await host.Admin.DeleteAsync($"/admin/tasks/{Single}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(await host.VersionOfAsync(Single));
+        Assert.Equal(HttpStatusCode.BadRequest, (await host.ClassifyAsync("great", Single)).StatusCode);
+        Assert.DoesNotContain(host.Bundle.ReadManifest()["tasks"]!.AsArray(), t => (string?)t!["name"] == Single);
+        Assert.Equal(HttpStatusCode.NotFound, (await host.Admin.DeleteAsync($"/admin/tasks/{Single}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Reload_serves_the_edited_manifest_and_refuses_a_broken_one()
+    {
+        using var host = new AdminHost();
+        LoadedBundle before = host.Engine.Current!;
+        host.Bundle.EditManifest(m =>
+        {
+            JsonArray tasks = m["tasks"]!.AsArray();
+            tasks.Remove(tasks.First(t => (string?)t!["name"] == Single));
+        });
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/reload", null);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal([Single], body.GetProperty("removed").EnumerateArray().Select(e => e.GetString()));
+        Assert.Null(await host.VersionOfAsync(Single));
+        Assert.True(host.Engine.Current!.SharesTrunkWith(before));
+
+        LoadedBundle serving = host.Engine.Current!;
+        host.Bundle.EditManifest(m => m["tasks"]![0]!["branchLayer"] = 9);
+        response = await host.Admin.PostAsync("/admin/reload", null);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains("branchLayer", await response.Content.ReadAsStringAsync());
+        Assert.Same(serving, host.Engine.Current);
+    }
+
+    private static MultipartFormDataContent Upload(JsonObject entry, byte[] head) => new()
+    {
+        { new StringContent(entry.ToJsonString(), Encoding.UTF8, "application/json"), "manifest" },
+        { new ByteArrayContent(head), "head", "head.onnx" },
+    };
+}
