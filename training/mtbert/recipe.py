@@ -90,15 +90,14 @@ def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult
     lines = [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
         "",
-        "Rebuild from scratch (from the repository root; about "
-        f"{seconds / 60:.0f} minutes on the 2-core machine this was measured on):",
+        "Rebuild from scratch (from the repository root; about an hour on a 2-core CPU, each head's training seconds are in the tables):",
         "",
         "```",
         f"/usr/bin/python3 -m mtbert recipe {recipe_path.as_posix()} --out models/default --runs runs/default",
         "```",
         "(with `PYTHONPATH=training`; runs are kept in `runs/`, so `--only sst2,cola` retrains just those tasks).",
         "",
-        f"Pretrained start point: `{recipe['pretrained']}`. Every figure is the task's dev split, with its GLUE metric",
+        f"Pretrained start point: `{recipe['pretrained']}` (relative to the recipe). Every figure is the task's dev split, with its GLUE metric",
         "(×100). `score` is the number heads are compared by (GLUE's mean where a task reports two).",
         "A head is chosen as the cheapest (fewest head layers, then the deepest branch point) whose score is within",
         f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning, or else the best head, with its gap.",

@@ -131,8 +131,8 @@ def markdown_table(result: SweepResult) -> str:
     """The task's table for a report: every head tried, its dev metrics and its gap to full."""
     keys = [k for k in (result.full or result.rows[0]["metrics"]) if k != "score"]
     lines = [
-        f"| head | frozen F | head layers | {' | '.join(keys)} | score | Δ full |",
-        "|" + " --- |" * (5 + len(keys)),
+        f"| head | frozen F | head layers | {' | '.join(keys)} | score | Δ full | train s |",
+        "|" + " --- |" * (6 + len(keys)),
     ]
     full_score = result.full["score"] if result.full else None
 
@@ -140,11 +140,11 @@ def markdown_table(result: SweepResult) -> str:
         return " | ".join(f"{values[k]:.1f}" for k in keys)
 
     if result.full:
-        lines.append(f"| full fine-tuning | 0 | — | {fmt(result.full)} | {full_score:.1f} | — |")
+        lines.append(f"| full fine-tuning | 0 | — | {fmt(result.full)} | {full_score:.1f} | — | — |")
     for row in result.rows:
         name = f"teacher {row['run']}" if row["method"] == "partial" else f"student {row['run']}"
         if row is result.chosen or row["run"] == result.chosen["run"]:
             name = f"**{name} (chosen)**"
         delta = f"{row['metrics']['score'] - full_score:+.1f}" if full_score is not None else "—"
-        lines.append(f"| {name} | {row['branch_layer']} | {row['head_layers']} | {fmt(row['metrics'])} | {row['metrics']['score']:.1f} | {delta} |")
+        lines.append(f"| {name} | {row['branch_layer']} | {row['head_layers']} | {fmt(row['metrics'])} | {row['metrics']['score']:.1f} | {delta} | {row.get('seconds', 0):.0f} |")
     return "\n".join(lines)
