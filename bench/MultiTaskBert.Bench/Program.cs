@@ -210,14 +210,7 @@ static double TimeSync(Action action)
 static void RunBaseline(InferenceSession session, LoadedBundle bundle, ClassifyInput[] inputs, TaskInputKind kind)
 {
     EncodedInput[] encoded = [.. inputs.Select(i => bundle.Encoder.Encode(i.Text, kind == TaskInputKind.Pair ? i.TextPair : null))];
-    TokenBatch batch = TokenBatch.Pad(encoded, bundle.Encoder.PaddingTokenId);
-    using OrtValue ids = OrtValue.CreateTensorValueFromMemory(batch.InputIds, batch.Shape);
-    using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-    using OrtValue types = OrtValue.CreateTensorValueFromMemory(batch.TokenTypeIds, batch.Shape);
-    using var runOptions = new RunOptions();
-    using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions,
-        ["input_ids", "attention_mask", "token_type_ids"], [ids, mask, types], ["logits"]);
-    _ = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+    RunModel(session, TokenBatch.Pad(encoded, bundle.Encoder.PaddingTokenId));
 }
 
 static void RunModel(InferenceSession session, TokenBatch batch)
