@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project: the training toolkit (pytest) and the service (xunit).
-# Needs ../shared beside the repository (datasets and the pretrained checkpoint).
+# Needs ../shared beside the repository (datasets and the pretrained checkpoint) and the .NET 10 SDK.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+.ci/install-deps   # Debian packages for the toolkit and the fault tests, when missing
 
 echo "== training toolkit (pytest) =="
 (cd training && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests)
