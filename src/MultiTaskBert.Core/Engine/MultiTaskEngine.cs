@@ -48,8 +48,8 @@ public sealed partial class MultiTaskEngine : IDisposable
             throw;
         }
 
-        // Replacing a bundle in service needs draining of in-flight batches before disposal; that
-        // arrives with hot task add/replace. Until then a bundle is loaded once.
+        // The first load only: later changes go through the registry (MultiTaskEngine.Registry.cs),
+        // which swaps leased snapshots so in-flight batches finish on the one they started with.
         if (Interlocked.CompareExchange(ref _current, loaded, null) is not null)
         {
             loaded.Dispose();
