@@ -19,8 +19,23 @@ from .train import Hyper
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
 
-# (task, frozen layers): branch points differ, a pair task and a regression task are included.
-FIXTURE_TASKS = [("sst2", 1), ("snips", 2), ("rte", 2), ("stsb", 1)]
+# (task, frozen layers): branch points differ, a pair task, a regression task and a tagging task
+# (with a CRF, so the service's Viterbi is checked against PyTorch's) are included.
+FIXTURE_TASKS = [("sst2", 1), ("snips", 2), ("rte", 2), ("stsb", 1), ("snips_slots", 1)]
+CRF_TASKS = {"snips_slots"}
+DEV_EXAMPLES = 64  # tiny: the fixture's metrics are only placeholders
+
+
+def trim_dev(session: TaskSession) -> None:
+    """Keeps the first DEV_EXAMPLES dev examples; every per-example field is cut alike (tagging sets
+    also carry per-word starts and tags, which must stay parallel to the encodings)."""
+    dev = session.dev
+    dev.encodings = dev.encodings[:DEV_EXAMPLES]
+    dev.labels = dev.labels[:DEV_EXAMPLES]
+    if dev.word_starts is not None:
+        dev.word_starts = dev.word_starts[:DEV_EXAMPLES]
+    if dev.word_tags is not None:
+        dev.word_tags = dev.word_tags[:DEV_EXAMPLES]
 
 
 def make_tiny_checkpoint(folder: Path, vocab: Path, seed: int = 0, **overrides: int) -> Path:
@@ -57,8 +72,7 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
             shutil.rmtree(out)
         writer = BundleWriter(out)
         for task, frozen in FIXTURE_TASKS:
-            session = TaskSession.open(checkpoint, data_root, task, max_train=train_examples, max_length=32)
-            session.dev.encodings = session.dev.encodings[:64]  # tiny: the fixture's metrics are only placeholders
-            session.dev.labels = session.dev.labels[:64]
+            session = TaskSession.open(checkpoint, data_root, task, max_train=train_examples, max_length=32, crf=task in CRF_TASKS)
+            trim_dev(session)
             session.partial(frozen, Hyper(epochs=1, batch_size=16, lr=1e-3), runs / task)
             writer.add(runs / task, name="tiny-fixture", version="1.0.0", max_length=32)

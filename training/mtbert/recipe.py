@@ -129,8 +129,9 @@ def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult
     lines += [
         "## Serving cost",
         "",
-        f"Computed from layer counts (not yet measured; the benchmark replaces this): the bundle runs a trunk of "
-        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads whose last layer works on [CLS] only; "
+        f"Computed from layer counts (`bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
+        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, "
+        f"a tagging head's on every token); "
         f"one full model per task runs {total_layers} layers × {len(results)} tasks. At {tokens} tokens per utterance that is "
         f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
         f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",

@@ -41,7 +41,7 @@ public sealed record ClassifyBatchResponse(string Model, IReadOnlyList<IReadOnly
 
 /// <summary>
 /// One task's answer. Classification: <c>label</c>, <c>score</c>, <c>scores</c>; regression:
-/// <c>value</c>; tagging: <c>tokens</c> (entities will join them). Absent members are omitted.
+/// <c>value</c>; tagging: <c>tags</c> (one per whitespace word) and <c>entities</c>. Absent members are omitted.
 /// </summary>
 public sealed record TaskResult
 {
@@ -49,10 +49,15 @@ public sealed record TaskResult
     public double? Score { get; init; }
     public IReadOnlyDictionary<string, double>? Scores { get; init; }
     public double? Value { get; init; }
-    public IReadOnlyList<TokenTagResult>? Tokens { get; init; }
+    public IReadOnlyList<WordTagResult>? Tags { get; init; }
+    public IReadOnlyList<EntityResult>? Entities { get; init; }
 }
 
-public sealed record TokenTagResult(string Token, string Tag, double Score);
+/// <summary>A whitespace word of the request's text and its BIO tag.</summary>
+public sealed record WordTagResult(string Word, string Tag);
+
+/// <summary>A slot; <c>text</c> is the original substring <c>[start, end)</c> (character offsets, end exclusive).</summary>
+public sealed record EntityResult(string Type, string Text, int Start, int End);
 
 /// <summary>A task of the loaded bundle, as <c>GET /tasks</c> lists it.</summary>
 public sealed record TaskInfo(

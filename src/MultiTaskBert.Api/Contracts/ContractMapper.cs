@@ -13,7 +13,11 @@ internal static class ContractMapper
     {
         ClassificationPrediction c => new TaskResult { Label = c.Label, Score = c.Score, Scores = c.Scores },
         RegressionPrediction r => new TaskResult { Value = r.Value },
-        TaggingPrediction t => new TaskResult { Tokens = [.. t.Tokens.Select(x => new TokenTagResult(x.Token, x.Tag, x.Score))] },
+        TaggingPrediction t => new TaskResult
+        {
+            Tags = [.. t.Words.Select(w => new WordTagResult(w.Word, w.Tag))],
+            Entities = [.. t.Entities.Select(e => new EntityResult(e.Type, e.Text, e.Start, e.End))],
+        },
         _ => throw new InvalidOperationException($"Unhandled prediction {prediction.GetType().Name}."),
     };
 

@@ -20,6 +20,11 @@ internal sealed record RequestExamples(IReadOnlyDictionary<string, JsonNode> Exa
             ["text"] = "the plot is thin but the acting is great",
             ["tasks"] = new JsonArray("sst2"),
         },
+        ["slot filling (tagging): word tags and entities with character offsets"] = new JsonObject
+        {
+            ["text"] = "wake me up at 7 am tomorrow",
+            ["tasks"] = new JsonArray("snips_slots"),
+        },
     });
 
     public static readonly RequestExamples ClassifyBatch = new(new Dictionary<string, JsonNode>

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
+using MultiTaskBert.Core.Tagging;
+
 namespace MultiTaskBert.Core.Bundles;
 
 /// <summary>
@@ -200,6 +202,7 @@ public static partial class BundleLoader
 
         IReadOnlyList<string> labels = [];
         ValueRange? range = null;
+        CrfParameters? crf = null;
         switch (kind)
         {
             case TaskOutputKind.Classification:
@@ -207,6 +210,17 @@ public static partial class BundleLoader
                 break;
             case TaskOutputKind.Tagging:
                 labels = RequireLabels(task.Output.Tags, $"{at}.output.tags", minimum: 1);
+                if (!labels.Contains("O", StringComparer.Ordinal))
+                {
+                    Fail($"{at}.output.tags", "must hold \"O\" (the tag of words outside any entity)");
+                }
+
+                if (input != TaskInputKind.Single)
+                {
+                    Fail($"{at}.input", "a tagging task labels the words of a single text; input must be single");
+                }
+
+                crf = task.Output.Crf is { } c ? ReadCrf(c, labels.Count, $"{at}.output.crf") : null;
                 break;
             case TaskOutputKind.Regression:
                 if (task.Output.Range is { } r)
@@ -236,9 +250,44 @@ public static partial class BundleLoader
             BranchLayer = task.BranchLayer,
             Labels = labels,
             Range = range,
+            Crf = crf,
             Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head"),
             Metrics = task.Metrics,
         };
+    }
+
+    /// <summary>The CRF's matrices, checked to be tags × tags (transitions) and tags long (start, end).</summary>
+    private static CrfParameters ReadCrf(CrfManifest crf, int tags, string field)
+    {
+        float[] start = RequireVector(crf.Start, tags, $"{field}.start");
+        float[] end = RequireVector(crf.End, tags, $"{field}.end");
+        if (crf.Transitions is null || crf.Transitions.Count != tags)
+        {
+            Fail($"{field}.transitions", $"must be {tags} × {tags} (tags × tags), found {crf.Transitions?.Count ?? 0} rows");
+        }
+
+        var transitions = new float[tags][];
+        for (int i = 0; i < tags; i++)
+        {
+            transitions[i] = RequireVector(crf.Transitions[i], tags, $"{field}.transitions[{i}]");
+        }
+
+        return new CrfParameters(transitions, start, end);
+    }
+
+    private static float[] RequireVector(IReadOnlyList<float>? values, int length, string field)
+    {
+        if (values is null || values.Count != length)
+        {
+            Fail(field, $"must hold {length} values (one per tag), found {values?.Count ?? 0}");
+        }
+
+        if (values.Any(v => !float.IsFinite(v)))
+        {
+            Fail(field, "values must be finite");
+        }
+
+        return [.. values];
     }
 
     private static IReadOnlyList<string> RequireLabels(IReadOnlyList<string>? labels, string field, int minimum)

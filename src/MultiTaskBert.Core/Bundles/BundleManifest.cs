@@ -76,6 +76,17 @@ public sealed record TaskOutputManifest
     public IReadOnlyList<string>? Labels { get; init; }
     public IReadOnlyList<double>? Range { get; init; }
     public IReadOnlyList<string>? Tags { get; init; }
+
+    /// <summary>Tagging only: the CRF to decode with, or null for argmax per word.</summary>
+    public CrfManifest? Crf { get; init; }
+}
+
+/// <summary>A linear-chain CRF: transitions[from][to], start[tag], end[tag] (float32 values).</summary>
+public sealed record CrfManifest
+{
+    public IReadOnlyList<IReadOnlyList<float>>? Transitions { get; init; }
+    public IReadOnlyList<float>? Start { get; init; }
+    public IReadOnlyList<float>? End { get; init; }
 }
 
 public sealed record HeadManifest

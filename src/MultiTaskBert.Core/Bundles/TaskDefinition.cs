@@ -1,3 +1,5 @@
+using MultiTaskBert.Core.Tagging;
+
 namespace MultiTaskBert.Core.Bundles;
 
 public enum TaskInputKind
@@ -37,6 +39,9 @@ public sealed record TaskDefinition
 
     /// <summary>Class labels (classification) or BIO tags (tagging), in head-output order; empty for regression.</summary>
     public required IReadOnlyList<string> Labels { get; init; }
+
+    /// <summary>Set for tagging tasks decoded with a CRF (null: argmax per word).</summary>
+    public CrfParameters? Crf { get; init; }
 
     /// <summary>Set for regression tasks.</summary>
     public ValueRange? Range { get; init; }

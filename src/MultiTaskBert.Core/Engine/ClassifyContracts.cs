@@ -1,3 +1,4 @@
+using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Core.Tokenization;
 
 namespace MultiTaskBert.Core.Engine;
@@ -20,12 +21,12 @@ public sealed record ClassificationPrediction(string Label, double Score, IReadO
 public sealed record RegressionPrediction(double Value, IReadOnlyList<float> Logits) : TaskPrediction(Logits);
 
 /// <summary>
-/// Per-token tags of a tagging task. Span decoding into entities (BIO → slots with character
-/// offsets) is a later issue; it will add an <c>Entities</c> list next to <see cref="Tokens"/>.
+/// A tagging task's answer: one BIO tag per whitespace word of the text and the entities (slots)
+/// they spell, with character offsets into the original text. <see cref="TaskPrediction.Logits"/>
+/// are the per-piece logits of the encoding, row-major [sequence][tags].
 /// </summary>
-public sealed record TaggingPrediction(IReadOnlyList<TokenTag> Tokens, IReadOnlyList<float> Logits) : TaskPrediction(Logits);
-
-public sealed record TokenTag(string Token, string Tag, double Score, TokenSegment Segment, Range Range);
+public sealed record TaggingPrediction(IReadOnlyList<WordTag> Words, IReadOnlyList<TaggedEntity> Entities, IReadOnlyList<float> Logits)
+    : TaskPrediction(Logits);
 
 /// <summary>
 /// A request the engine cannot serve as asked (unknown task, pair task without a text pair, …).
@@ -43,7 +44,8 @@ public sealed class EngineNotReadyException() : Exception("The model is still lo
 public sealed record InferenceRequest(IReadOnlyList<ClassifyInput> Inputs, IReadOnlyList<string>? Tasks = null);
 
 /// <summary>A validated, tokenized request bound to the snapshot it was planned against.</summary>
-internal sealed record PreparedRequest(LoadedBundle Bundle, int InputCount, BatchPlan Plan, EncodedInput[] Encoded)
+/// <remarks><see cref="Texts"/> are the original texts, which tagging tasks split into words.</remarks>
+internal sealed record PreparedRequest(LoadedBundle Bundle, int InputCount, BatchPlan Plan, EncodedInput[] Encoded, string[] Texts)
 {
     /// <summary>Trunk rows (an input needing both encodings has two).</summary>
     public int RowCount => Encoded.Length;

@@ -120,7 +120,7 @@ public sealed partial class MultiTaskEngine : IDisposable
         BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
-        return new PreparedRequest(bundle, inputs.Count, plan, encoded);
+        return new PreparedRequest(bundle, inputs.Count, plan, encoded, [.. inputs.Select(i => i.Text)]);
     }
 
     private static Task WarmUpAsync(LoadedBundle bundle, CancellationToken cancellationToken)
@@ -220,7 +220,8 @@ public sealed partial class MultiTaskEngine : IDisposable
                 {
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
-                    predictions[task.Name] = PredictionMapper.Map(task, group.Outputs[task].Row(groupRow), request.Encoded[row]);
+                    predictions[task.Name] = PredictionMapper.Map(
+                        task, group.Outputs[task].Row(groupRow), request.Encoded[row], request.Texts[input], bundle.Encoder.CountPieces);
                 }
 
                 perInput[input] = predictions;

@@ -1,12 +1,18 @@
 using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Core.Tokenization;
 
 namespace MultiTaskBert.Core.Engine;
 
-/// <summary>Turns one row of head output into the task's answer: softmax, clamp or per-token argmax.</summary>
+/// <summary>Turns one row of head output into the task's answer: softmax, clamp or word tags and entities.</summary>
 internal static class PredictionMapper
 {
-    public static TaskPrediction Map(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded)
+    /// <param name="task">The task whose head produced <paramref name="row"/>.</param>
+    /// <param name="row">The head's output for this input (padded sequence for tagging).</param>
+    /// <param name="encoded">The encoding the row was computed from.</param>
+    /// <param name="text">The input's original text (tagging reads its words and offsets).</param>
+    /// <param name="countPieces">Word pieces of one word tokenized alone (tagging alignment).</param>
+    public static TaskPrediction Map(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, string text, Func<string, int> countPieces)
     {
         switch (task.OutputKind)
         {
@@ -31,24 +37,10 @@ internal static class PredictionMapper
 
             case TaskOutputKind.Tagging:
             {
-                int width = task.Labels.Count;
                 // The row covers the padded sequence; only the input's own tokens are reported.
-                ReadOnlySpan<float> tokensLogits = row[..(encoded.Length * width)];
-                var tags = new List<TokenTag>(encoded.Length);
-                for (int t = 0; t < encoded.Length; t++)
-                {
-                    TokenInfo token = encoded.Tokens[t];
-                    if (token.Segment == TokenSegment.Special)
-                    {
-                        continue;
-                    }
-
-                    double[] probabilities = Softmax(tokensLogits.Slice(t * width, width));
-                    int best = ArgMax(probabilities);
-                    tags.Add(new TokenTag(token.Value, task.Labels[best], probabilities[best], token.Segment, token.Range));
-                }
-
-                return new TaggingPrediction(tags, tokensLogits.ToArray());
+                ReadOnlySpan<float> tokensLogits = row[..(encoded.Length * task.Labels.Count)];
+                TaggedText tagged = WordTagger.Tag(text, tokensLogits, encoded.Length, task.Labels, task.Crf, countPieces);
+                return new TaggingPrediction(tagged.Words, tagged.Entities, tokensLogits.ToArray());
             }
 
             default:

@@ -82,6 +82,9 @@ public sealed class BertInputEncoder
         return new EncodedInput(tokens.ConvertAll(t => t.Id), typeIds, tokens);
     }
 
+    /// <summary>Word pieces of <paramref name="word"/> tokenized alone (tagging aligns words this way).</summary>
+    public int CountPieces(string word) => Tokenize(word, TokenSegment.Text).Count;
+
     private List<TokenInfo> Tokenize(string text, TokenSegment segment)
     {
         IReadOnlyList<EncodedToken> encoded = _tokenizer.EncodeToTokens(text, out _, considerPreTokenization: true, considerNormalization: true);

@@ -45,7 +45,13 @@ public sealed class ClassifyApiTests(ApiFactory factory)
                     Assert.False(result.TryGetProperty("label", out _));
                     break;
                 case "tagging":
-                    Assert.Equal(JsonValueKind.Array, result.GetProperty("tokens").ValueKind);
+                    // One {word, tag} per whitespace word of the text; entities carry original-text offsets.
+                    Assert.Equal(["the", "movie", "was", "great"], result.GetProperty("tags").EnumerateArray().Select(t => t.GetProperty("word").GetString()));
+                    Assert.All(result.GetProperty("tags").EnumerateArray(), t => Assert.Contains(t.GetProperty("tag").GetString(), task.Output.Tags!));
+                    Assert.All(result.GetProperty("entities").EnumerateArray(), e => Assert.Equal(
+                        "the movie was great"[e.GetProperty("start").GetInt32()..e.GetProperty("end").GetInt32()],
+                        e.GetProperty("text").GetString()));
+                    Assert.False(result.TryGetProperty("label", out _));
                     break;
             }
         }

@@ -130,6 +130,45 @@ public sealed class BundleValidationTests : IDisposable
         Assert.Contains("SHA-256 mismatch", error.Message);
     }
 
+    [Theory]
+    [InlineData("transitions", "transitions")]
+    [InlineData("transitions-row", "transitions[2]")]
+    [InlineData("start", "start")]
+    [InlineData("end", "end")]
+    public async Task Tagging_crf_of_the_wrong_shape_names_the_field(string corrupt, string field)
+    {
+        int index = TestBundle.Manifest.Tasks.ToList().IndexOf(TestBundle.TaggingTask);
+        _bundle.EditManifest(m =>
+        {
+            JsonObject crf = Task(m, index)["output"]!["crf"]!.AsObject();
+            JsonArray target = corrupt switch
+            {
+                "transitions-row" => crf["transitions"]![2]!.AsArray(),
+                _ => crf[corrupt]!.AsArray(),
+            };
+            target.RemoveAt(target.Count - 1);
+        });
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((BundleLoader.ManifestFileName, $"tasks[{index}].output.crf.{field}"), (error.File, error.Field));
+    }
+
+    [Fact]
+    public async Task Tagging_without_an_outside_tag()
+    {
+        int index = TestBundle.Manifest.Tasks.ToList().IndexOf(TestBundle.TaggingTask);
+        _bundle.EditManifest(m =>
+        {
+            JsonArray tags = Task(m, index)["output"]!["tags"]!.AsArray();
+            tags[tags.Select(t => t!.GetValue<string>()).ToList().IndexOf("O")] = "B-zzz";
+        });
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((BundleLoader.ManifestFileName, $"tasks[{index}].output.tags"), (error.File, error.Field));
+    }
+
     [Fact]
     public async Task Head_hash_mismatch()
     {

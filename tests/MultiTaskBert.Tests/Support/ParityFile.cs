@@ -33,4 +33,5 @@ public sealed record ParityCase(
     string? TextPair,
     IReadOnlyList<int> InputIds,
     IReadOnlyList<int> TokenTypeIds,
-    IReadOnlyDictionary<string, float[]> Outputs);
+    IReadOnlyDictionary<string, float[]> Outputs,
+    IReadOnlyDictionary<string, string[]>? Tags = null);

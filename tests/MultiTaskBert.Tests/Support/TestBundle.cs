@@ -23,6 +23,8 @@ public static class TestBundle
 
     public static TaskManifest PairTask => Manifest.Tasks.First(t => t.Input == "pair");
 
+    public static TaskManifest TaggingTask => Manifest.Tasks.First(t => t.Output.Kind == "tagging");
+
     public static TaskManifest RegressionTask => Manifest.Tasks.First(t => t.Output.Kind == "regression");
 
     /// <summary>Points the suite at another bundle (e.g. models/default) instead of the fixture.</summary>
