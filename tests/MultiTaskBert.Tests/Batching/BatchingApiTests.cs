@@ -8,6 +8,7 @@ using MultiTaskBert.Tests.Support;
 namespace MultiTaskBert.Tests.Batching;
 
 /// <summary>Micro-batching through the HTTP pipeline: configuration, concurrency, a full queue.</summary>
+[Collection(StartUpCollection.Name)]
 public sealed class BatchingApiTests
 {
     private static object Body(string text) => new { text, tasks = new[] { TestBundle.SingleClassificationTask.Name } };

@@ -10,6 +10,7 @@ namespace MultiTaskBert.Tests.Inference;
 /// Device selection on a machine without CUDA (the CPU ONNX Runtime package, or no GPU):
 /// auto falls back to CPU and says why in one log line; cuda stops start-up.
 /// </summary>
+[Collection(StartUpCollection.Name)]
 public sealed class DeviceSelectionTests
 {
     private static bool CudaUsable => OnnxSessionFactory.ProbeCuda(0) is null;

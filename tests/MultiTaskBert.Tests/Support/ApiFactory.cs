@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Hosting;
 
 namespace MultiTaskBert.Tests.Support;
 
@@ -8,6 +9,20 @@ public class ApiFactory : WebApplicationFactory<Program>
 {
     /// <summary>Configuration overrides on top of the defaults below.</summary>
     protected virtual IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>();
+
+    // WebApplicationFactory catches Program's host build through a process-wide DiagnosticListener,
+    // so hosts built at the same time by test classes running in parallel can pick up each other's
+    // settings (a start-up-failure test then sees a host that starts). Build one host at a time;
+    // the tests themselves still run in parallel. See dotnet/aspnetcore#38335, FastEndpoints#1121.
+    private static readonly Lock HostCreation = new();
+
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        lock (HostCreation)
+        {
+            return base.CreateHost(builder);
+        }
+    }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
