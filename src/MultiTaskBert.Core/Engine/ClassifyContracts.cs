@@ -44,8 +44,9 @@ public sealed class EngineNotReadyException() : Exception("The model is still lo
 public sealed record InferenceRequest(IReadOnlyList<ClassifyInput> Inputs, IReadOnlyList<string>? Tasks = null);
 
 /// <summary>A validated, tokenized request bound to the snapshot it was planned against.</summary>
-/// <remarks><see cref="Texts"/> are the original texts, which tagging tasks split into words.</remarks>
-internal sealed record PreparedRequest(LoadedBundle Bundle, int InputCount, BatchPlan Plan, EncodedInput[] Encoded, string[] Texts)
+/// <remarks><see cref="Alignments"/>: per input, the words of the original text aligned to word pieces
+/// (set only for inputs that a tagging task reads).</remarks>
+internal sealed record PreparedRequest(LoadedBundle Bundle, int InputCount, BatchPlan Plan, EncodedInput[] Encoded, WordAlignment?[] Alignments)
 {
     /// <summary>Trunk rows (an input needing both encodings has two).</summary>
     public int RowCount => Encoded.Length;

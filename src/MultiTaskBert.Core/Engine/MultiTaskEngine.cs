@@ -1,3 +1,4 @@
+using MultiTaskBert.Core.Tagging;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
@@ -120,7 +121,19 @@ public sealed partial class MultiTaskEngine : IDisposable
         BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
-        return new PreparedRequest(bundle, inputs.Count, plan, encoded, [.. inputs.Select(i => i.Text)]);
+        // Tagging tasks read words of the original text; align them here, once per input, so the
+        // batch thread only decodes.
+        var alignments = new WordAlignment?[inputs.Count];
+        for (int input = 0; input < inputs.Count; input++)
+        {
+            if (plan.TasksPerInput[input].Any(t => t.OutputKind == TaskOutputKind.Tagging))
+            {
+                EncodedInput single = encoded[plan.RowOf(input, TaskInputKind.Single)];
+                alignments[input] = WordAlignment.Create(inputs[input].Text, single.Length, bundle.Encoder.CountPieces);
+            }
+        }
+
+        return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments);
     }
 
     private static Task WarmUpAsync(LoadedBundle bundle, CancellationToken cancellationToken)
@@ -221,7 +234,7 @@ public sealed partial class MultiTaskEngine : IDisposable
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
                     predictions[task.Name] = PredictionMapper.Map(
-                        task, group.Outputs[task].Row(groupRow), request.Encoded[row], request.Texts[input], bundle.Encoder.CountPieces);
+                        task, group.Outputs[task].Row(groupRow), request.Encoded[row], request.Alignments[input]);
                 }
 
                 perInput[input] = predictions;

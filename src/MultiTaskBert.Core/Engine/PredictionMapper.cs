@@ -10,9 +10,8 @@ internal static class PredictionMapper
     /// <param name="task">The task whose head produced <paramref name="row"/>.</param>
     /// <param name="row">The head's output for this input (padded sequence for tagging).</param>
     /// <param name="encoded">The encoding the row was computed from.</param>
-    /// <param name="text">The input's original text (tagging reads its words and offsets).</param>
-    /// <param name="countPieces">Word pieces of one word tokenized alone (tagging alignment).</param>
-    public static TaskPrediction Map(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, string text, Func<string, int> countPieces)
+    /// <param name="alignment">The input's word alignment; required for tagging tasks, null otherwise.</param>
+    public static TaskPrediction Map(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment)
     {
         switch (task.OutputKind)
         {
@@ -39,7 +38,8 @@ internal static class PredictionMapper
             {
                 // The row covers the padded sequence; only the input's own tokens are reported.
                 ReadOnlySpan<float> tokensLogits = row[..(encoded.Length * task.Labels.Count)];
-                TaggedText tagged = WordTagger.Tag(text, tokensLogits, encoded.Length, task.Labels, task.Crf, countPieces);
+                WordAlignment words = alignment ?? throw new InvalidOperationException($"Task '{task.Name}' is a tagging task but its input has no word alignment.");
+                TaggedText tagged = WordTagger.Tag(words, tokensLogits, task.Labels, task.Crf);
                 return new TaggingPrediction(tagged.Words, tagged.Entities, tokensLogits.ToArray());
             }
 

@@ -27,10 +27,20 @@ public static class WordTagger
         int encodedLength,
         IReadOnlyList<string> tags,
         CrfParameters? crf,
-        Func<string, int> countPieces)
+        Func<string, int> countPieces) =>
+        Tag(WordAlignment.Create(text, encodedLength, countPieces), logits, tags, crf);
+
+    /// <param name="alignment">The text's words and their first-piece positions.</param>
+    /// <param name="logits">Row-major [sequence][tags] logits of the text's single-text encoding.</param>
+    /// <param name="tags">The task's tags in head-output order (holds "O").</param>
+    /// <param name="crf">The task's CRF, or null for argmax per word.</param>
+    public static TaggedText Tag(WordAlignment alignment, ReadOnlySpan<float> logits, IReadOnlyList<string> tags, CrfParameters? crf)
     {
-        IReadOnlyList<TextWord> words = WhitespaceWords.Split(text);
-        int[] starts = WordAligner.FirstPieces([.. words.Select(w => countPieces(w.Text))], Math.Max(0, encodedLength - 2));
+        ArgumentNullException.ThrowIfNull(alignment);
+        ArgumentNullException.ThrowIfNull(tags);
+        string text = alignment.Text;
+        IReadOnlyList<TextWord> words = alignment.Words;
+        int[] starts = alignment.FirstPieces;
         int width = tags.Count;
 
         var emissions = new List<float[]>(words.Count);
