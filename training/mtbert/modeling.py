@@ -54,13 +54,29 @@ class BertSelfAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        # `queries` is `hidden` itself, or only its [CLS] row when that is all a head reads.
-        q, k, v = self._split(self.query(queries)), self._split(self.key(hidden)), self._split(self.value(hidden))
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.query(hidden)), self._split(self.key(hidden)), self._split(self.value(hidden))
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
         context = self.dropout(scores.softmax(dim=-1)) @ v
         batch, _, seq, _ = context.shape
         return context.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_size)
+
+    def forward_cls(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention output for the [CLS] query alone ([batch, 1, hidden]), without projecting
+        keys and values of the other tokens. With one query per head the projections fold:
+        q·(Wk h + bk) = (Wkᵀ q)·h + q·bk, where q·bk is the same for every token and cancels in
+        the softmax; and Σ p (Wv h + bv) = Wv (Σ p h) + bv because the weights p sum to 1. So
+        each head scores and pools the raw hidden states: O(tokens × hidden) per head instead
+        of O(tokens × hidden²) for the key and value projections. Equal to `forward(...)[:, :1]`."""
+        batch, _, size = hidden.shape
+        q = self.query(hidden[:, :1]).view(batch, self.num_heads, 1, self.head_size)
+        folded_q = q @ self.key.weight.view(self.num_heads, self.head_size, size)  # [batch, heads, 1, hidden]
+        states = hidden.unsqueeze(1)  # [batch, 1, seq, hidden], shared by every head
+        scores = folded_q @ states.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+        pooled = self.dropout(scores.softmax(dim=-1)) @ states  # [batch, heads, 1, hidden]
+        value = self.value.weight.view(self.num_heads, self.head_size, size).transpose(-1, -2)  # [heads, hidden, head_size]
+        context = pooled @ value + self.value.bias.view(self.num_heads, 1, self.head_size)
+        return context.transpose(1, 2).reshape(batch, 1, self.num_heads * self.head_size)
 
 
 class BertDenseOutput(nn.Module):
@@ -101,10 +117,13 @@ class BertLayer(nn.Module):
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """With `cls_only`, computes the output for the first position alone ([batch, 1, hidden]):
-        keys and values still come from every token, but queries, attention output and the
-        feed-forward block run for [CLS] only. Equal to `forward(...)[:, :1]`."""
-        queries = hidden[:, :1] if cls_only else hidden
-        attended = self.attention.output(self.attention.self(hidden, mask, queries), queries)
+        attention reads every token (folded projections, see `BertSelfAttention.forward_cls`),
+        the attention output and feed-forward block run for [CLS] only. Equal to
+        `forward(...)[:, :1]`."""
+        if cls_only:
+            attended = self.attention.output(self.attention.self.forward_cls(hidden, mask), hidden[:, :1])
+        else:
+            attended = self.attention.output(self.attention.self(hidden, mask), hidden)
         return self.output(self.intermediate(attended), attended)
 
 
