@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from .bundle import BundleWriter
 from .checkpoint import load_checkpoint
 from .pipeline import TaskSession, set_threads
-from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep
+from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
 
 
@@ -38,18 +37,18 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     for task, overrides in recipe["tasks"].items():
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
-        full_hyper = _hyper(settings, "full_")
+        full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
+        weights = DistillWeights(**settings.get("distill", {}))
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
-        if previous is not None and previous.full_hyper == asdict(full_hyper):
+        if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper):
             results[task] = rechoose(previous, folder)  # nothing to train: reuse the study
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
         )
-        weights = DistillWeights(**settings.get("distill", {}))
         task_started = time.time()
         results[task] = run_sweep(
-            session, folder, settings["frozen"], settings["students"], _hyper(settings), _hyper(settings, "distill_"), weights,
+            session, folder, settings["frozen"], settings["students"], hyper, distill_hyper, weights,
             settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous,
         )
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)

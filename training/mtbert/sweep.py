@@ -38,12 +38,32 @@ class SweepResult:
         return SweepResult(**json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")))
 
 
+def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None) -> bool:
+    """Whether the run in folder `run` exists and was trained with these settings (a resumed study
+    retrains a head whose settings changed, e.g. more distillation epochs)."""
+    if not (run / RUN_FILE).is_file():
+        return False
+    recorded = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))["hyper"]
+    same = all(recorded.get(k) == v for k, v in asdict(hyper).items())
+    return same and (weights is None or recorded.get("distill") == asdict(weights))
+
+
+def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, full_hyper: Hyper) -> bool:
+    """Whether every head of a finished study was trained with the current settings."""
+    if previous.full is not None and previous.full_hyper != asdict(full_hyper):
+        return False
+    return all(
+        trained_with(out / r["run"], hyper) if r["method"] == "partial" else trained_with(out / r["run"], distill_hyper, weights)
+        for r in previous.rows
+    )
+
+
 def run_sweep(
     session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights,
     tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False, previous: SweepResult | None = None,
 ) -> SweepResult:
-    """Runs the study; with `previous`, resumes it: heads already trained are reused, and full
-    fine-tuning is recomputed only if its hyper-parameters changed."""
+    """Runs the study; with `previous`, resumes it: heads already trained with the same settings
+    are reused, and full fine-tuning is recomputed only if its hyper-parameters changed."""
     out.mkdir(parents=True, exist_ok=True)
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     full_settings = asdict(full_hyper or hyper)
@@ -56,7 +76,7 @@ def run_sweep(
     teachers = []
     for f in sorted(frozen):
         name = f"f{f}"
-        if name in done and (out / name / RUN_FILE).is_file():
+        if name in done and trained_with(out / name, hyper):
             info, head = load_run(out / name)
             rows.append(done[name])
         else:
@@ -66,7 +86,8 @@ def run_sweep(
     reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
     # Distil the good teachers (within tolerance of the reference), or the best one if none is,
     # deepest branch point first. Unless `all_students`, stop once a student of the fewest layers
-    # meets the target: every later one ranks below it in `choose`, so training it changes nothing.
+    # meets the target: every later one (deeper students of this teacher, students of the other
+    # teachers) ranks below it in `choose`, so training it changes nothing.
     good = [t for t in teachers if t[0].metrics["score"] >= reference - tolerance] or [max(teachers, key=lambda t: t[0].metrics["score"])]
     for info, head, name in sorted(good, key=lambda t: -t[0].branch_layer):
         met = False
@@ -74,13 +95,15 @@ def run_sweep(
             if layers >= info.head_layers:
                 continue
             student_dir = f"{name}-s{layers}"
-            if student_dir in done and (out / student_dir / RUN_FILE).is_file():
+            if student_dir in done and trained_with(out / student_dir, distill_hyper, weights):
                 row = done[student_dir]
             else:
                 s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
                 row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
             rows.append(row)
             met = met or (layers == min(students) and row["metrics"]["score"] >= reference - tolerance)
+            if met and not all_students:
+                break
         if met and not all_students:
             break
     candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in rows]
