@@ -27,10 +27,10 @@ public sealed class LoadedBundle : IDisposable
     private int _leases = 1;
     private int _retired;
 
-    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, bool parallelHeads)
+    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings)
     {
         Bundle = bundle;
-        ParallelHeads = parallelHeads;
+        RunSettings = runSettings;
         Encoder = encoder;
         _trunk = trunk;
         _heads = heads;
@@ -44,8 +44,8 @@ public sealed class LoadedBundle : IDisposable
     internal TrunkRunner Trunk => _trunk.Value;
     internal FrozenDictionary<string, HeadRunner> Heads { get; }
 
-    /// <summary>Whether the heads of one batch run concurrently (from the session options).</summary>
-    internal bool ParallelHeads { get; }
+    /// <summary>How batches run: heads side by side or not, length buckets (from the inference options).</summary>
+    internal RunSettings RunSettings { get; }
 
     /// <summary>True once retired and every lease was released (its sessions references are gone).</summary>
     internal bool IsDrained => Volatile.Read(ref _leases) == 0;
@@ -117,7 +117,7 @@ public sealed class LoadedBundle : IDisposable
                 heads.Add(task.Name, head);
             }
 
-            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.ParallelHeads);
+            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings);
         }
         catch
         {

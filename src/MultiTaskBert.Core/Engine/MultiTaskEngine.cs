@@ -234,7 +234,7 @@ public sealed partial class MultiTaskEngine : IDisposable
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
                     predictions[task.Name] = PredictionMapper.Map(
-                        task, group.Outputs[task].Row(groupRow), request.Encoded[row], request.Alignments[input]);
+                        task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
                 }
 
                 perInput[input] = predictions;
@@ -246,43 +246,73 @@ public sealed partial class MultiTaskEngine : IDisposable
         return results;
     }
 
+    /// <summary>
+    /// Runs one kind group: its rows are split into buckets of similar length (less padding), and
+    /// each bucket runs the trunk once (only the branch layers its tasks need) and then every head.
+    /// </summary>
     private static async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
-        TokenBatch batch = TokenBatch.Pad(group.Rows, bundle.Encoder.PaddingTokenId);
         int[] layers = [.. group.Tasks.Select(t => t.BranchLayer).Distinct().Order()];
-        using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-        using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
-
-        if (group.Tasks.Count == 1 || !bundle.ParallelHeads)
+        foreach (TaskDefinition task in group.Tasks)
         {
-            foreach (TaskDefinition task in group.Tasks)
+            group.Outputs[task] = new RowOutput[group.Rows.Count];
+        }
+
+        IReadOnlyList<int[]> buckets = LengthBuckets.Split([.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens);
+        foreach (int[] rows in buckets)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TokenBatch batch = TokenBatch.Pad([.. rows.Select(r => group.Rows[r])], bundle.Encoder.PaddingTokenId);
+            using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
+            using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
+            HeadOutput[] outputs = await RunHeadsAsync(bundle, group.Tasks, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
+            for (int t = 0; t < outputs.Length; t++)
+            {
+                RowOutput[] perRow = group.Outputs[group.Tasks[t]];
+                for (int i = 0; i < rows.Length; i++)
+                {
+                    perRow[rows[i]] = new RowOutput(outputs[t], i);
+                }
+            }
+        }
+    }
+
+    private static async Task<HeadOutput[]> RunHeadsAsync(
+        LoadedBundle bundle, List<TaskDefinition> tasks, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions, CancellationToken cancellationToken)
+    {
+        if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
+        {
+            var outputs = new HeadOutput[tasks.Count];
+            for (int t = 0; t < tasks.Count; t++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                group.Outputs[task] = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions);
+                outputs[t] = bundle.Heads[tasks[t].Name].Run(hidden[tasks[t].BranchLayer], attentionMask, runOptions);
             }
 
-            return;
+            return outputs;
         }
 
         // Heads are independent: run them side by side on the shared hidden states and mask.
-        HeadOutput[] outputs = await Task.WhenAll(group.Tasks.Select(task =>
+        return await Task.WhenAll(tasks.Select(task =>
         {
             HeadRunner head = bundle.Heads[task.Name];
             return Task.Run(() => head.Run(hidden[task.BranchLayer], attentionMask, runOptions), cancellationToken);
         })).ConfigureAwait(false);
-        for (int i = 0; i < outputs.Length; i++)
-        {
-            group.Outputs[group.Tasks[i]] = outputs[i];
-        }
     }
 
-    /// <summary>The rows of one input kind in a batch, the tasks that read them and their outputs.</summary>
+    /// <summary>The rows of one input kind in a batch, the tasks that read them and each row's output per task.</summary>
     private sealed class KindGroup(TaskInputKind kind)
     {
         public TaskInputKind Kind { get; } = kind;
         public List<EncodedInput> Rows { get; } = [];
         public List<TaskDefinition> Tasks { get; } = [];
-        public Dictionary<TaskDefinition, HeadOutput> Outputs { get; } = [];
+        public Dictionary<TaskDefinition, RowOutput[]> Outputs { get; } = [];
+    }
+
+    /// <summary>Where a row's head output lives: row <see cref="Row"/> of a bucket's output.</summary>
+    private readonly record struct RowOutput(HeadOutput Bucket, int Row)
+    {
+        public ReadOnlySpan<float> Values => Bucket.Row(Row);
     }
 
     public void Dispose()

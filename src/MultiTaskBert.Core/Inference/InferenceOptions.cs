@@ -37,7 +37,37 @@ public sealed class InferenceOptions
     /// </summary>
     public bool ParallelHeads { get; set; }
 
+    /// <summary>
+    /// What one more trunk pass (and run of every head) costs, in padded tokens. The rows of a
+    /// batch are split into buckets of similar length wherever that saves more padding than this
+    /// (see <c>LengthBuckets</c>); a large value (e.g. 1000000) pads every batch to its longest row.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int BucketOverheadTokens { get; set; } = 64;
+
+    /// <summary>
+    /// ONNX Runtime graph optimisation level for every session. <c>All</c> (the default) adds the
+    /// layout and fusion passes on top of <c>Extended</c>; docs/benchmarks.md measures the levels.
+    /// </summary>
+    public GraphOptimization GraphOptimization { get; set; } = GraphOptimization.All;
+
     /// <summary>CUDA device ordinal used when running on CUDA.</summary>
     [Range(0, 64)]
     public int CudaDeviceId { get; set; }
+}
+
+/// <summary>ONNX Runtime graph optimisation levels (<c>GraphOptimizationLevel</c>), as configuration values.</summary>
+public enum GraphOptimization
+{
+    /// <summary>No graph rewriting.</summary>
+    None,
+
+    /// <summary>Constant folding and redundant-node elimination.</summary>
+    Basic,
+
+    /// <summary>Plus operator fusions (attention, layer norm, GELU, matmul + add).</summary>
+    Extended,
+
+    /// <summary>Plus layout optimisations.</summary>
+    All,
 }

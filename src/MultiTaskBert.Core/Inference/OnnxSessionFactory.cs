@@ -5,7 +5,7 @@ namespace MultiTaskBert.Core.Inference;
 
 /// <summary>
 /// Resolves the execution device once and creates every ONNX Runtime session with the same
-/// settings: full graph optimisation, configured intra-op threads, CUDA provider when selected.
+/// settings: the configured graph optimisation level and intra-op threads, CUDA provider when selected.
 /// </summary>
 public sealed partial class OnnxSessionFactory : IDisposable
 {
@@ -13,8 +13,8 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     private readonly InferenceOptions _options;
 
-    /// <summary>Whether the heads of one batch run concurrently (<c>Inference:ParallelHeads</c>).</summary>
-    public bool ParallelHeads => _options.ParallelHeads;
+    /// <summary>How the engine schedules the runs of a batch (<c>Inference:ParallelHeads</c>, <c>Inference:BucketOverheadTokens</c>).</summary>
+    internal RunSettings RunSettings => new(_options.ParallelHeads, _options.BucketOverheadTokens);
 
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
     {
@@ -41,7 +41,13 @@ public sealed partial class OnnxSessionFactory : IDisposable
     {
         var sessionOptions = new SessionOptions
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            GraphOptimizationLevel = _options.GraphOptimization switch
+            {
+                GraphOptimization.None => GraphOptimizationLevel.ORT_DISABLE_ALL,
+                GraphOptimization.Basic => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                GraphOptimization.Extended => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                _ => GraphOptimizationLevel.ORT_ENABLE_ALL,
+            },
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING,
         };

@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Engine;
@@ -30,13 +32,21 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
 
     public static TheoryData<int> ParityCases => ParityFile.CaseIndexes;
 
-    [Fact]
-    public async Task Batching_with_padding_gives_the_same_logits_as_one_by_one()
+    /// <summary>Overheads: one bucket per distinct length, the default, one padded batch.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(64)]
+    [InlineData(1_000_000)]
+    public async Task Batching_with_padding_and_length_buckets_gives_the_same_logits_as_one_by_one(int bucketOverheadTokens)
     {
         ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
+        using var sessions = new OnnxSessionFactory(
+            new InferenceOptions { Device = InferenceDevice.Cpu, BucketOverheadTokens = bucketOverheadTokens }, NullLogger<OnnxSessionFactory>.Instance);
+        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        await engine.LoadAsync(TestBundle.Directory);
 
-        ClassifyBatchResult batch = await fixture.Engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
+        ClassifyBatchResult batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
 
         for (int i = 0; i < cases.Length; i++)
         {

@@ -1,0 +1,6 @@
+namespace MultiTaskBert.Core.Inference;
+
+/// <summary>How the engine schedules the ONNX Runtime runs of one batch.</summary>
+/// <param name="ParallelHeads">Whether the heads run concurrently rather than one after another.</param>
+/// <param name="BucketOverheadTokens">Padded tokens one more trunk pass is worth (length buckets).</param>
+internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens);
