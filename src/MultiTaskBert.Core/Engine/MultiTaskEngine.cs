@@ -312,7 +312,7 @@ public sealed partial class MultiTaskEngine : IDisposable
     /// <summary>Where a row's head output lives: row <see cref="Row"/> of a bucket's output.</summary>
     private readonly record struct RowOutput(HeadOutput Bucket, int Row)
     {
-        public ReadOnlySpan<float> Values => Bucket.Row(Row);
+        public ArraySegment<float> Values => Bucket.Row(Row);
     }
 
     public void Dispose()

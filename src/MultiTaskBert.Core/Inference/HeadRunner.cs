@@ -9,7 +9,8 @@ internal sealed record HeadOutput(float[] Values, long[] Shape)
     /// <summary>Elements per batch row (labels, 1, or sequence × tags).</summary>
     public int RowSize => (int)(Values.Length / Shape[0]);
 
-    public ReadOnlySpan<float> Row(int row) => Values.AsSpan(row * RowSize, RowSize);
+    /// <summary>One row, as a view (no copy): predictions keep it as their logits.</summary>
+    public ArraySegment<float> Row(int row) => new(Values, row * RowSize, RowSize);
 }
 
 /// <summary>Runs one task head on the trunk's hidden states. Thread-safe.</summary>
