@@ -16,7 +16,15 @@ mkdir -p bench/results
 dotnet build bench/MultiTaskBert.Bench -c Release --nologo -v q
 dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
 
-if [ ! -f "$BASELINES/baselines.json" ]; then
+# Baselines are exported again when missing or when they do not cover every task of the bundle.
+covered() {
+  /usr/bin/python3 - "$BUNDLE/manifest.json" "$BASELINES/baselines.json" <<'PY'
+import json, sys
+tasks = {t["name"] for t in json.load(open(sys.argv[1]))["tasks"]}
+sys.exit(0 if tasks <= set(json.load(open(sys.argv[2]))["tasks"]) else 1)
+PY
+}
+if [ ! -f "$BASELINES/baselines.json" ] || ! covered; then
   echo "exporting one-model-per-task baselines to $BASELINES"
   PYTHONPATH=training /usr/bin/python3 -m mtbert export-baselines --bundle "$BUNDLE" --out "$BASELINES"
 fi

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .bundle import BundleWriter
-from .checkpoint import load_checkpoint
+from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, set_threads
 from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
@@ -63,17 +63,19 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     for plot in recipe.get("plots", []):
         if (runs / plot / "frozen-layers.png").is_file():
             shutil.copyfile(runs / plot / "frozen-layers.png", out / f"frozen-layers-{plot}.png")
-    write_report(recipe, recipe_path, results, out, checkpoint.config.num_hidden_layers, time.time() - started)
+    write_report(recipe, recipe_path, results, out, checkpoint.config, time.time() - started)
 
 
-def serving_cost_by_layers(results: dict[str, SweepResult], total_layers: int, mean_tokens: float) -> tuple[float, float]:
-    """Encoder cost of the bundle relative to one full model per task, counted in layer-tokens:
-    a full layer costs 1 per token; a head's last layer computes queries, attention output and
-    the feed-forward block for [CLS] only (about 1/6 + 5/6/tokens of a layer, from the 2 of 12
-    h^2 matrix products per token it still does for keys and values). A tagging head reads every
-    token, so all its layers cost a full layer."""
+def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:
+    """Encoder cost of the bundle relative to one full model per task, counted in layer-tokens: a
+    full layer costs 1 per token (12 h² multiply-adds). A classification head's last layer runs
+    on [CLS] alone with folded key/value projections (modeling.BertSelfAttention.forward_cls):
+    per token, scoring and pooling cost 2 × heads × h (= heads / 6h of a layer); once per
+    utterance, the query, its fold, the value and output projections and the feed-forward block
+    cost 12 h² (= 1 / tokens of a layer per token). A tagging head reads every token, so all its
+    layers cost a full layer."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
-    cls_layer = 2 / 12 + 10 / 12 / mean_tokens
+    cls_layer = config.num_attention_heads / (6 * config.hidden_size) + 1 / mean_tokens
 
     def head_cost(r: SweepResult) -> float:
         layers = r.chosen["head_layers"]
@@ -82,10 +84,11 @@ def serving_cost_by_layers(results: dict[str, SweepResult], total_layers: int, m
         return max(0, layers - 1) + (cls_layer if layers else 0)
 
     heads = sum(head_cost(r) for r in results.values())
-    return trunk + heads, total_layers * len(results)
+    return trunk + heads, config.num_hidden_layers * len(results)
 
 
-def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult], out: Path, total_layers: int, seconds: float) -> None:
+def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult], out: Path, config: BertConfig, seconds: float) -> None:
+    total_layers = config.num_hidden_layers
     lines = [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
         "",
@@ -124,13 +127,13 @@ def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult
         g_chosen = sum(results[t].chosen["metrics"]["score"] for t in glue) / len(glue)
         lines += [f"GLUE tasks alone ({', '.join(glue)}): full fine-tuning {g_full:.1f}, bundle {g_chosen:.1f} ({g_chosen / g_full * 100:.1f}%).", ""]
     tokens = recipe.get("meanTokensForCost", 16)
-    bundle_cost, separate_cost = serving_cost_by_layers(results, total_layers, tokens)
+    bundle_cost, separate_cost = serving_cost_by_layers(results, config, tokens)
     lines += [
         "## Serving cost",
         "",
         f"Computed from layer counts (`bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
-        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, "
-        f"a tagging head's on every token); "
+        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, with "
+        f"folded key and value projections; a tagging head's on every token); "
         f"one full model per task runs {total_layers} layers × {len(results)} tasks. At {tokens} tokens per utterance that is "
         f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
         f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",
