@@ -232,12 +232,16 @@ static double TimeSync(Action action)
 
 // The served baselines and trunk split their rows into the same length buckets as the engine
 // (Inference:BucketOverheadTokens), so padding favours neither side.
+static IEnumerable<TokenBatch> PaddedBuckets(LoadedBundle bundle, EncodedInput[] encoded) =>
+    LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens)
+        .Select(rows => TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));
+
 static void RunBaseline(InferenceSession session, LoadedBundle bundle, ClassifyInput[] inputs, TaskInputKind kind)
 {
     EncodedInput[] encoded = [.. inputs.Select(i => bundle.Encoder.Encode(i.Text, kind == TaskInputKind.Pair ? i.TextPair : null))];
-    foreach (int[] rows in LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens))
+    foreach (TokenBatch batch in PaddedBuckets(bundle, encoded))
     {
-        RunModel(session, TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));
+        RunModel(session, batch);
     }
 }
 
@@ -289,9 +293,8 @@ static void RunTrunk(LoadedBundle bundle, ClassifyInput[] inputs, TaskDefinition
         }
 
         EncodedInput[] encoded = [.. mine.Select(i => bundle.Encoder.Encode(i.Text, i.TextPair))];
-        foreach (int[] rows in LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens))
+        foreach (TokenBatch batch in PaddedBuckets(bundle, encoded))
         {
-            TokenBatch batch = TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId);
             using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
         }

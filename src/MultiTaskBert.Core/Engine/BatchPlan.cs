@@ -14,7 +14,6 @@ internal sealed class BatchPlan
         Rows = rows;
         TasksPerInput = tasksPerInput;
         Tasks = tasks;
-        Layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
     }
 
     public IReadOnlyList<PlanRow> Rows { get; }
@@ -24,9 +23,6 @@ internal sealed class BatchPlan
 
     /// <summary>Distinct tasks over the batch: each head runs once.</summary>
     public IReadOnlyList<TaskDefinition> Tasks { get; }
-
-    /// <summary>Trunk layers the tasks branch from.</summary>
-    public IReadOnlyList<int> Layers { get; }
 
     public int RowOf(int inputIndex, TaskInputKind kind)
     {

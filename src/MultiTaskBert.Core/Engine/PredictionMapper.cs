@@ -18,7 +18,7 @@ internal static class PredictionMapper
             case TaskOutputKind.Classification:
             {
                 double[] probabilities = Softmax(row);
-                int best = ArgMax(probabilities);
+                int best = Numerics.ArgMax<double>(probabilities);
                 var scores = new Dictionary<string, double>(task.Labels.Count, StringComparer.Ordinal);
                 for (int i = 0; i < probabilities.Length; i++)
                 {
@@ -70,19 +70,5 @@ internal static class PredictionMapper
         }
 
         return result;
-    }
-
-    private static int ArgMax(double[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 }

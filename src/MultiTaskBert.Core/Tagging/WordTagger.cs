@@ -52,7 +52,7 @@ public static class WordTagger
             }
         }
 
-        int[] decoded = crf is null ? [.. emissions.Select(ArgMax)] : ViterbiDecoder.Decode(emissions, crf);
+        int[] decoded = crf is null ? [.. emissions.Select(row => Numerics.ArgMax<float>(row))] : ViterbiDecoder.Decode(emissions, crf);
         int outside = IndexOf(tags, "O");
         var wordTags = new List<WordTag>(words.Count);
         int next = 0;
@@ -72,21 +72,6 @@ public static class WordTagger
         }
 
         return new TaggedText(wordTags, entities);
-    }
-
-    /// <summary>Lowest index on ties, as numpy/torch argmax.</summary>
-    private static int ArgMax(float[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 
     private static int IndexOf(IReadOnlyList<string> tags, string tag)
