@@ -33,10 +33,30 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # The int8 table and its row scales, once `quantize_words_int8` ran.
+        self.register_buffer("word_codes", None)
+        self.register_buffer("word_scales", None)
+
+    def quantize_words_int8(self) -> None:
+        """Replaces the word-embedding table (the bulk of a trunk file) by int8 codes with one
+        scale per row: row ≈ codes × scale, the scale rounded to float16 so that the bundle's
+        float16 storage keeps it exact. The exported graph gathers codes and scales of the
+        input ids and multiplies, so training, evaluation and serving all see the same values."""
+        with torch.no_grad():
+            table = self.word_embeddings.weight.float()
+            scales = (table.abs().amax(dim=1, keepdim=True) / 127).half().float()
+            scales = torch.where(scales > 0, scales, torch.ones_like(scales))
+            codes = torch.round(table / scales).clamp(-127, 127).to(torch.int8)
+        self.word_codes, self.word_scales = codes, scales
+        del self.word_embeddings
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        if self.word_codes is not None and self.word_scales is not None:
+            words = self.word_codes[input_ids].float() * self.word_scales[input_ids]
+        else:
+            words = self.word_embeddings(input_ids)
+        x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 
 

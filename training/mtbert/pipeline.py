@@ -13,7 +13,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import TaskSpec, load_task_spec, read_examples
 from .export import export_head
 from .modeling import TaskHead
-from .runs import HEAD_FILE, RunInfo, save_run
+from .runs import HEAD_FILE, RunInfo, load_run, save_run
 from .tokenization import WordPieceTokenizer
 from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, evaluate, full_finetune, head_logits, model_logits, train_head
 
@@ -96,6 +96,17 @@ class TaskSession:
         """Dev metrics of full fine-tuning (every layer and the embeddings): the reference score."""
         model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning", self.crf)
         return evaluate(self.spec, model_logits(model, self.dev), self.dev, model.head.crf)
+
+
+def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> dict[str, float]:
+    """Dev metrics of a finished head on the trunk exactly as bundles serve it (`build_trunk`), which
+    can differ from its training-time trunk (e.g. runs trained before int8 word embeddings)."""
+    info, head = load_run(run)
+    spec = info.spec
+    tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
+    dev = EncodedSet.build(read_examples(data_root / spec.name / "dev.jsonl", spec), tokenizer, spec)
+    states = FrozenStates(build_trunk(checkpoint, info.branch_layer), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
+    return evaluate(spec, head_logits(head, states, info.branch_layer, len(dev)), dev, head.crf)
 
 
 def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:

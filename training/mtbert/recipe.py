@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
-from .pipeline import TaskSession, set_threads
+from .pipeline import TaskSession, served_metrics, set_threads
 from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
 
@@ -55,15 +55,18 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     if out.exists():
         shutil.rmtree(out)
     writer = BundleWriter(out)
+    max_length = recipe.get("maxSequenceLength", 128)
+    # Scores of the chosen heads on the trunk as served; the manifest reports these.
+    served = {task: served_metrics(checkpoint, data_root, runs / task / r.chosen["run"], max_length) for task, r in results.items()}
     for task, result in results.items():
         full = {"fullFineTuning": result.full} if result.full else {}
         teacher = next((r for r in result.rows if r["run"] == result.chosen.get("teacher")), None)
-        extra = {**full, **({"teacher": teacher["metrics"]} if teacher else {})}
-        writer.add(runs / task / result.chosen["run"], recipe["name"], recipe["version"], str(pretrained), recipe.get("maxSequenceLength", 128), extra)
+        extra = {"values": served[task], **full, **({"teacher": teacher["metrics"]} if teacher else {})}
+        writer.add(runs / task / result.chosen["run"], recipe["name"], recipe["version"], str(pretrained), max_length, extra)
     for plot in recipe.get("plots", []):
         if (runs / plot / "frozen-layers.png").is_file():
             shutil.copyfile(runs / plot / "frozen-layers.png", out / f"frozen-layers-{plot}.png")
-    write_report(recipe, recipe_path, results, out, checkpoint.config, time.time() - started)
+    write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started)
 
 
 def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:
@@ -87,7 +90,9 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
     return trunk + heads, config.num_hidden_layers * len(results)
 
 
-def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult], out: Path, config: BertConfig, seconds: float) -> None:
+def write_report(
+    recipe: dict, recipe_path: Path, results: dict[str, SweepResult], served: dict[str, dict[str, float]], out: Path, config: BertConfig, seconds: float
+) -> None:
     total_layers = config.num_hidden_layers
     lines = [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
@@ -106,19 +111,26 @@ def write_report(recipe: dict, recipe_path: Path, results: dict[str, SweepResult
         "",
         "## Summary",
         "",
-        "| task | metric | full FT | chosen head | branch layer | head layers | chosen score | kept | target met |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | metric | full FT | chosen head | branch layer | head layers | chosen score | kept | target met | served score |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     kept = []
     for task, r in results.items():
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
         kept.append(ratio)
-        lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} |")
+        lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
     chosen_avg = sum(r.chosen["metrics"]["score"] for r in results.values()) / len(results)
+    served_avg = sum(v["score"] for v in served.values()) / len(served)
+    change = {t: served[t]["score"] - results[t].chosen["metrics"]["score"] for t in results}
+    loss, largest = min(change, key=change.__getitem__), max(change, key=lambda t: abs(change[t]))
     lines += [
-        f"| **average** | | {full_avg:.1f} | | | | {chosen_avg:.1f} | {chosen_avg / full_avg * 100:.1f}% | |",
+        f"| **average** | | {full_avg:.1f} | | | | {chosen_avg:.1f} | {chosen_avg / full_avg * 100:.1f}% | | {served_avg:.1f} |",
+        "",
+        "`served score`: the chosen head on the trunk exactly as the bundle serves it (float16 weights, word embeddings in",
+        "int8 with a scale per row), the figure the manifest reports. Against the chosen score: largest loss "
+        f"{min(change[loss], 0.0):+.2f} ({loss}), largest change {change[largest]:+.2f} ({largest}), average {served_avg - chosen_avg:+.2f}.",
         "",
     ]
     glue = [t for t in results if t in {"sst2", "cola", "mrpc", "stsb", "rte", "wnli"}]

@@ -236,10 +236,12 @@ def round_to_fp16(module: nn.Module) -> None:
 
 def build_trunk(checkpoint: Checkpoint, depth: int) -> Trunk:
     """The frozen trunk exactly as a bundle serves it: weights at float16 precision (a no-op for
-    float16 checkpoints), so heads train on, and parity references use, the served hidden states."""
+    float16 checkpoints) and the word embeddings in int8 with a scale per row, so heads train on,
+    and parity references use, the served hidden states."""
     trunk = Trunk(checkpoint.config, depth)
     trunk.load_pretrained(checkpoint.weights)
     round_to_fp16(trunk)
+    trunk.embeddings.quantize_words_int8()
     return trunk.eval()
 
 

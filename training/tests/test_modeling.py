@@ -49,3 +49,24 @@ def test_trunk_layers_are_the_pretrained_ones(tiny_checkpoint: Path) -> None:
     trunk = Trunk(checkpoint.config, 2)
     trunk.load_pretrained(checkpoint.weights)
     assert torch.equal(trunk.layer[1].output.dense.weight, checkpoint.weights["encoder.layer.1.output.dense.weight"])
+
+
+def test_int8_word_embeddings_stay_within_half_a_step_of_the_table(tiny_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    trunk = Trunk(checkpoint.config, 1)
+    trunk.load_pretrained(checkpoint.weights)
+    table = trunk.embeddings.word_embeddings.weight.detach().clone()
+    trunk.embeddings.quantize_words_int8()
+    codes, scales = trunk.embeddings.word_codes, trunk.embeddings.word_scales
+    assert codes is not None and scales is not None and codes.dtype == torch.int8
+    assert torch.equal(scales, scales.half().float())  # float16 storage keeps the scales exact
+    restored = codes.float() * scales
+    assert bool(((restored - table).abs() <= scales / 2 + 1e-7).all())
+    # The int8 path embeds exactly as a float table holding the restored rows.
+    reference = Trunk(checkpoint.config, 1)
+    reference.load_pretrained(checkpoint.weights)
+    with torch.no_grad():
+        reference.embeddings.word_embeddings.weight.copy_(restored)
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    types = torch.zeros_like(ids)
+    assert torch.allclose(trunk.embeddings.eval()(ids, types), reference.embeddings.eval()(ids, types), atol=1e-6)
