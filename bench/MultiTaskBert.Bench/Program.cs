@@ -71,6 +71,7 @@ Console.WriteLine($"trunk {bundle.Bundle.Manifest.Trunk.NumLayers} layers, basel
 
 var report = new List<Row>();
 var allocatedPerBatch = new Dictionary<int, double>();
+var partsBySize = new Dictionary<int, Dictionary<string, List<double>>>();
 foreach (int size in options.Sizes)
 {
     var runs = new Dictionary<string, List<double>>
@@ -80,6 +81,7 @@ foreach (int size in options.Sizes)
         ["n-a-basic"] = [], ["n-a-extended"] = [],
     };
     var allocations = new List<long>();
+    var parts = partsBySize[size] = [];
     int cursor = 0;
     var total = Stopwatch.StartNew();
     int iteration = 0;
@@ -123,7 +125,7 @@ foreach (int size in options.Sizes)
         // Every task on every utterance (the method's accounting): one padded batch, the trunk
         // once + all N heads on its hidden states, against all N whole models on the same tensors.
         TokenBatch padded = TokenBatch.Pad([.. batch.Select(i => bundle.Encoder.Encode(i.Text, i.TextPair))], bundle.Encoder.PaddingTokenId);
-        double nAll = TimeSync(() => RunTrunkAndHeads(bundle, padded, tasks));
+        double nAll = TimeSync(() => RunTrunkAndHeads(bundle, padded, tasks, parts: warmUp ? null : parts));
         double nGlue = TimeSync(() => RunTrunkAndHeads(bundle, padded, [.. tasks.Where(t => glueTasks.Contains(t.Name))]));
         double nTrunk = TimeSync(() => RunTrunkAndHeads(bundle, padded, tasks, headsToo: false));
         double nOneThread = TimeSync(() => RunTrunkAndConcurrentHeads(bundle, padded, tasks, oneThreadHeads));
@@ -172,6 +174,7 @@ foreach (int size in options.Sizes)
 }
 
 string table = Report.Markdown(report, options.Sizes, tasks.Length, glueTasks.Length)
+    + Environment.NewLine + Report.Parts(partsBySize, options.Sizes, tasks)
     + $"{Environment.NewLine}Managed allocation of (a), per batch (GC.GetTotalAllocatedBytes): {string.Join(", ", options.Sizes.Select(s => $"batch {s}: {allocatedPerBatch[s] / 1024:0.0} KiB ({allocatedPerBatch[s] / 1024 / s:0.0} KiB/utterance)"))}{Environment.NewLine}";
 Console.WriteLine();
 Console.WriteLine(table);
@@ -256,17 +259,30 @@ static void RunModel(InferenceSession session, TokenBatch batch)
     _ = outputs[0].GetTensorDataAsSpan<float>().ToArray();
 }
 
-static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true)
+// With `parts`, records the milliseconds of the trunk pass ("trunk") and of each head (by task).
+static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
 {
     using var runOptions = new RunOptions();
     int[] layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
+    long start = Stopwatch.GetTimestamp();
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
+    Record("trunk", start);
     if (headsToo)
     {
         foreach (TaskDefinition task in tasks)
         {
+            start = Stopwatch.GetTimestamp();
             _ = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions);
+            Record(task.Name, start);
+        }
+    }
+
+    void Record(string part, long since)
+    {
+        if (parts is not null)
+        {
+            (parts.TryGetValue(part, out List<double>? list) ? list : parts[part] = []).Add(Stopwatch.GetElapsedTime(since).TotalMilliseconds);
         }
     }
 }
@@ -320,7 +336,7 @@ internal sealed record Row(string Config, int BatchSize, List<double> LatenciesM
     public double UtterancesPerSecond => BatchSize * 1000.0 / Mean;
 }
 
-internal static class Report
+internal static partial class Report
 {
     private static readonly (string Key, string Label)[] Configs =
     [
@@ -377,6 +393,35 @@ internal static class Report
 
         sb.AppendLine();
         sb.AppendLine("Cost ratios = median over iterations of time(x)/time(y), x and y run back to back on the same batch (time per batch is the inverse of throughput). Utterances/s = batch size / mean time per batch.");
+        return sb.ToString();
+    }
+}
+
+internal static partial class Report
+{
+    /// <summary>Where the time of (a) goes: mean milliseconds per batch of the trunk pass and of each head, and their share.</summary>
+    public static string Parts(Dictionary<int, Dictionary<string, List<double>>> partsBySize, int[] sizes, TaskDefinition[] tasks)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("Where the time of (a) goes (mean ms per batch, share of the sum of the parts):");
+        sb.AppendLine();
+        sb.AppendLine($"| part | {string.Join(" | ", sizes.Select(s => $"batch {s}"))} |");
+        sb.AppendLine($"| --- |{string.Concat(sizes.Select(_ => " ---: |"))}");
+        foreach (string part in tasks.Select(t => t.Name).Prepend("trunk"))
+        {
+            string label = part == "trunk" ? "trunk" : $"{part} ({tasks.Single(t => t.Name == part).OutputKind.ToString().ToLowerInvariant()})";
+            sb.Append($"| {label} |");
+            foreach (int size in sizes)
+            {
+                Dictionary<string, List<double>> parts = partsBySize[size];
+                double total = parts.Values.Sum(v => v.Average());
+                double mean = parts[part].Average();
+                sb.Append($" {mean:0.000} ({mean / total:P1}) |");
+            }
+
+            sb.AppendLine();
+        }
+
         return sb.ToString();
     }
 }

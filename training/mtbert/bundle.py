@@ -10,7 +10,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import onnx
 import torch
 
 from .checkpoint import Checkpoint, sha256_file
-from .export import export_trunk
+from .export import export_head, export_trunk
 from .modeling import TaskHead
-from .runs import HEAD_FILE, RunInfo, load_run, run_checkpoint
+from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
 from .tagging import decode_words
 from .train import build_trunk
@@ -197,8 +196,6 @@ class BundleWriter:
 
     def _load_run(self, run: Path, pretrained: str | None) -> tuple[RunInfo, TaskHead, Checkpoint]:
         info, head = load_run(run)
-        if not (run / HEAD_FILE).is_file():
-            raise BundleError(f"{run}: {HEAD_FILE} is missing (export the head first)")
         return info, head, run_checkpoint(info, pretrained)
 
     def _check_fits(self, manifest: dict, info: RunInfo, run: Path) -> None:
@@ -242,7 +239,9 @@ class BundleWriter:
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
         head_file = f"heads/{info.spec.name}.onnx"
-        shutil.copyfile(run / HEAD_FILE, self.folder / head_file)
+        # Exported from the run's weights, not copied from its head.onnx: a run kept from an older
+        # toolkit (a resumed study reuses runs) then still gets today's graph (e.g. folded attention).
+        export_head(head, self.folder / head_file)
         manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics))
         manifest["tasks"].sort(key=lambda t: t["name"])
         tags = info.spec.labels if info.spec.kind == "tagging" else None

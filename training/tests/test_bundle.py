@@ -85,6 +85,20 @@ def test_refusals_name_the_problem(runs: Path, tmp_path: Path) -> None:
         writer.remove("nope")
 
 
+def test_heads_are_exported_from_the_run_weights_not_copied(runs: Path, tmp_path: Path) -> None:
+    # A run kept from an older toolkit may hold a graph exported the old way (or none at all);
+    # the bundle gets the current export of the run's weights.
+    stale = tmp_path / "stale-run"
+    stale.mkdir()
+    for name in ("run.json", "head.pt"):
+        (stale / name).write_bytes((runs / "sst2" / name).read_bytes())
+    (stale / "head.onnx").write_bytes(b"an old graph")
+    BundleWriter(tmp_path / "from-stale").add(stale, name="t", version="1", max_length=32)
+    BundleWriter(tmp_path / "fresh").add(runs / "sst2", name="t", version="1", max_length=32)
+    assert (tmp_path / "from-stale/heads/sst2.onnx").read_bytes() == (tmp_path / "fresh/heads/sst2.onnx").read_bytes()
+    assert verify(tmp_path / "from-stale") == []
+
+
 def test_verify_reports_tampering(runs: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     BundleWriter(bundle).add(runs / "sst2", name="t", version="1", max_length=32)
