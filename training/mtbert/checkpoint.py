@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,26 @@ class BertConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     hidden_act: str = "gelu"
+    # Width of one attention head when it is not hidden_size / num_attention_heads: a thinned
+    # student layer keeps the pretrained head width with fewer heads (see `thinned`).
+    attention_head_size: int | None = None
+
+    @property
+    def head_size(self) -> int:
+        return self.attention_head_size or self.hidden_size // self.num_attention_heads
+
+    def thinned(self, width: float) -> "BertConfig":
+        """The configuration of a layer `width` times as wide inside (0 < width <= 1): that fraction
+        of the attention heads (each as wide as before) and of the feed-forward units, at least one
+        of each. The hidden size, read and written by every layer, stays."""
+        if not 0 < width <= 1:
+            raise ValueError(f"a layer width must be in (0, 1], not {width}")
+        return replace(
+            self,
+            num_attention_heads=max(1, round(self.num_attention_heads * width)),
+            intermediate_size=max(1, round(self.intermediate_size * width)),
+            attention_head_size=self.head_size,
+        )
 
     @staticmethod
     def from_dict(raw: dict) -> "BertConfig":
@@ -47,7 +67,8 @@ class BertConfig:
         return BertConfig(**{k: v for k, v in raw.items() if k in fields})
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """Hugging Face config fields (attention_head_size only where a thinned layer sets it)."""
+        return {k: v for k, v in self.__dict__.items() if not (k == "attention_head_size" and v is None)}
 
 
 _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}

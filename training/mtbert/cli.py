@@ -65,7 +65,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     info, teacher = load_run(args.teacher)
     session = TaskSession.open(run_checkpoint(info, args.pretrained), args.data, info.spec.name, info.hyper.get("train_examples") if args.max_train is None else args.max_train, info.hyper.get("max_length", 128), info.hyper.get("seed", 0), spec=info.spec)
     weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
-    s_info, _ = session.distill(teacher, info, args.layers, _hyper(args), weights, args.out, teacher_dir=str(args.teacher))
+    s_info, _ = session.distill(teacher, info, args.layers, _hyper(args), weights, args.out, teacher_dir=str(args.teacher), width=args.width)
     print(json.dumps({"run": str(args.out), "teacher_dev": info.metrics, "student_dev": s_info.metrics}, indent=2))
 
 
@@ -78,7 +78,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     session = _session(args)
     weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
-    result = run_sweep(session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full, all_students=args.all_students)
+    result = run_sweep(
+        session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full,
+        all_students=args.all_students, widths=[float(w) for w in args.widths.split(",") if w.strip()],
+    )
     report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report)
@@ -149,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
     p.add_argument("--teacher", type=Path, required=True, help="teacher run folder (from `train`)")
-    p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's)")
+    p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's, or as many when --width < 1)")
+    p.add_argument("--width", type=float, default=1.0, help="fraction of the attention heads and feed-forward units each student layer keeps (0 < w <= 1)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=SHARED / "data")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
@@ -166,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(p)
     p.add_argument("--frozen", default="2,3,4,5", help="comma-separated frozen-layer counts to try")
     p.add_argument("--students", default="1,2", help="comma-separated student depths")
+    p.add_argument("--widths", default="", help="comma-separated student widths < 1 to try besides full width (e.g. 0.5,0.25: thinner layers)")
     p.add_argument("--tolerance", type=float, default=1.0, help="points below full fine-tuning a chosen head may be")
     p.add_argument("--no-full", action="store_true", help="skip full fine-tuning (compare with the best teacher)")
     p.add_argument("--all-students", action="store_true", help="distil every good teacher, not only until a student meets the target")

@@ -15,7 +15,7 @@ from .checkpoint import BertConfig, write_safetensors
 from .modeling import TaskHead, Trunk
 from .pipeline import TaskSession
 from .tokenization import read_vocab
-from .train import Hyper
+from .train import DistillWeights, Hyper
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
 
@@ -23,6 +23,9 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermed
 # (with a CRF, so the service's Viterbi is checked against PyTorch's) are included.
 FIXTURE_TASKS = [("sst2", 1), ("snips", 2), ("rte", 2), ("stsb", 1), ("snips_slots", 1)]
 CRF_TASKS = {"snips_slots"}
+# Tasks served by a thinner distilled student (a classification and a tagging head), so the
+# service's parity tests cover heads whose layers are narrower than the trunk's.
+THIN_STUDENTS = {"sst2": 0.5, "snips_slots": 0.5}
 DEV_EXAMPLES = 64  # tiny: the fixture's metrics are only placeholders
 
 
@@ -74,5 +77,10 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
         for task, frozen in FIXTURE_TASKS:
             session = TaskSession.open(checkpoint, data_root, task, max_train=train_examples, max_length=32, crf=task in CRF_TASKS)
             trim_dev(session)
-            session.partial(frozen, Hyper(epochs=1, batch_size=16, lr=1e-3), runs / task)
-            writer.add(runs / task, name="tiny-fixture", version="1.0.0", max_length=32)
+            hyper = Hyper(epochs=1, batch_size=16, lr=1e-3)
+            info, teacher = session.partial(frozen, hyper, runs / task)
+            run = runs / task
+            if task in THIN_STUDENTS:
+                run = runs / f"{task}-thin"
+                session.distill(teacher, info, info.head_layers, hyper, DistillWeights(), run, teacher_dir=task, width=THIN_STUDENTS[task])
+            writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32)

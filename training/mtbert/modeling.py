@@ -64,10 +64,11 @@ class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.num_heads = config.num_attention_heads
-        self.head_size = config.hidden_size // config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.head_size = config.head_size
+        inner = self.num_heads * self.head_size  # hidden_size, except in a thinned layer
+        self.query = nn.Linear(config.hidden_size, inner)
+        self.key = nn.Linear(config.hidden_size, inner)
+        self.value = nn.Linear(config.hidden_size, inner)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class BertAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertDenseOutput(config.hidden_size, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob)
+        self.output = BertDenseOutput(config.num_attention_heads * config.head_size, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob)
 
 
 class BertIntermediate(nn.Module):
@@ -145,6 +146,39 @@ class BertLayer(nn.Module):
         else:
             attended = self.attention.output(self.attention.self(hidden, mask), hidden)
         return self.output(self.intermediate(attended), attended)
+
+
+def thin_layer(layer: BertLayer, config: BertConfig) -> BertLayer:
+    """A copy of `layer` narrowed to `config` (a `BertConfig.thinned` one): it keeps the attention
+    heads and feed-forward units that move the residual stream most (weight-magnitude importance:
+    a head's value and output projection norms, a unit's input and output weight norms), in their
+    original order. A starting point for distillation, not a finished layer."""
+    attention, heads, size = layer.attention.self, config.num_attention_heads, config.head_size
+    if size != attention.head_size or heads > attention.num_heads or config.intermediate_size > layer.intermediate.dense.out_features:
+        raise ValueError("a thinned layer keeps the head width and can only drop heads and units")
+    hidden = attention.value.in_features
+    with torch.no_grad():
+        value = attention.value.weight.view(attention.num_heads, size, hidden)
+        out = layer.attention.output.dense.weight.view(hidden, attention.num_heads, size)
+        head_score = value.flatten(1).norm(dim=1) * out.transpose(0, 1).flatten(1).norm(dim=1)
+        kept_heads = head_score.topk(heads).indices.sort().values
+        rows = (kept_heads[:, None] * size + torch.arange(size)).flatten()  # their rows in Q, K, V
+        unit_score = layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)
+        units = unit_score.topk(config.intermediate_size).indices.sort().values
+        thin = BertLayer(config)
+        for name in ("query", "key", "value"):
+            source, target = getattr(attention, name), getattr(thin.attention.self, name)
+            target.weight.copy_(source.weight[rows])
+            target.bias.copy_(source.bias[rows])
+        thin.attention.output.dense.weight.copy_(layer.attention.output.dense.weight[:, rows])
+        thin.attention.output.dense.bias.copy_(layer.attention.output.dense.bias)
+        thin.attention.output.LayerNorm.load_state_dict(layer.attention.output.LayerNorm.state_dict())
+        thin.intermediate.dense.weight.copy_(layer.intermediate.dense.weight[units])
+        thin.intermediate.dense.bias.copy_(layer.intermediate.dense.bias[units])
+        thin.output.dense.weight.copy_(layer.output.dense.weight[:, units])
+        thin.output.dense.bias.copy_(layer.output.dense.bias)
+        thin.output.LayerNorm.load_state_dict(layer.output.LayerNorm.state_dict())
+    return thin
 
 
 class Trunk(nn.Module):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import BertConfig, Checkpoint, load_checkpoint
 from .data import TaskSpec, load_task_spec, read_examples
 from .export import export_head
 from .modeling import TaskHead
@@ -55,12 +55,12 @@ class TaskSession:
             self._states["dev"] = FrozenStates(trunk, self.dev, wanted, desc=f"{self.spec.name}: frozen states (dev)")
         return self._states["train"], self._states["dev"]
 
-    def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None, crf: bool = False) -> RunInfo:
+    def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None, crf: bool = False, config: BertConfig | None = None) -> RunInfo:
         extra = {"crf": crf} if self.spec.kind == "tagging" else {}
         return RunInfo(
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
-            config=self.checkpoint.config.to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
+            config=(config or self.checkpoint.config).to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
         )
 
     def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:
@@ -81,13 +81,17 @@ class TaskSession:
             write_run(out, info, head)
         return info, head
 
-    def distill(self, teacher: TaskHead, teacher_info: RunInfo, student_layers: int, hyper: Hyper, weights: DistillWeights, out: Path | None = None, teacher_dir: str | None = None) -> tuple[RunInfo, TaskHead]:
+    def distill(
+        self, teacher: TaskHead, teacher_info: RunInfo, student_layers: int, hyper: Hyper, weights: DistillWeights, out: Path | None = None,
+        teacher_dir: str | None = None, width: float = 1.0,
+    ) -> tuple[RunInfo, TaskHead]:
         frozen = teacher_info.branch_layer
         train_states, _ = self.states([frozen])
         started = time.time()
-        student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, f"{self.spec.name}: student {student_layers}L from F={frozen}")
-        info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir, crf=student.crf is not None)
-        info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1)})
+        thin = "" if width == 1 else f" at width {width:g}"
+        student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, f"{self.spec.name}: student {student_layers}L{thin} from F={frozen}", width)
+        info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir, crf=student.crf is not None, config=student.config)
+        info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1), "width": width})
         if out is not None:
             write_run(out, info, student)
         return info, student
@@ -121,16 +125,17 @@ class Candidate:
     head_layers: int
     score: float
     method: str
+    cost: float  # serving cost per token, in layers (cost.head_cost)
 
 
 def choose(candidates: list[Candidate], reference: float, tolerance: float) -> tuple[Candidate, bool]:
-    """The cheapest head within `tolerance` points of `reference`: fewest head layers first (a
-    task pays for its own layers on every request), then the deepest branch point (the shared
-    trunk runs to the deepest branch any task needs, so a deep branch never costs a task more),
-    then the best score. Falls back to the best-scoring head; the flag says whether the target was met."""
+    """The cheapest head within `tolerance` points of `reference`: lowest serving cost first (a task
+    pays for its own layers on every request), then the deepest branch point (the shared trunk
+    runs to the deepest branch any task needs, so a deep branch never costs a task more), then the
+    best score. Falls back to the best-scoring head; the flag says whether the target was met."""
     good = [c for c in candidates if c.score >= reference - tolerance]
     if good:
-        return min(good, key=lambda c: (c.head_layers, -c.branch_layer, -c.score)), True
+        return min(good, key=lambda c: (round(c.cost, 9), -c.branch_layer, -c.score)), True
     return max(candidates, key=lambda c: c.score), False
 
 

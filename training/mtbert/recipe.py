@@ -11,7 +11,8 @@ from pathlib import Path
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
-from .sweep import SWEEP_FILE, SweepResult, markdown_table, rechoose, run_sweep, study_is_current
+from .data import load_task_spec
+from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
 
 
@@ -32,6 +33,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     data_root = (base / recipe["data"]).resolve()
     checkpoint = load_checkpoint(pretrained)
     retrain = set(only.split(",")) if only else None
+    mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     started = time.time()
     results: dict[str, SweepResult] = {}
     for task, overrides in recipe["tasks"].items():
@@ -39,9 +41,11 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         folder = runs / task
         full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
         weights = DistillWeights(**settings.get("distill", {}))
+        widths = settings.get("widths", [])
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
-        if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper):
-            results[task] = rechoose(previous, folder)  # nothing to train: reuse the study
+        if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper, widths):
+            kind = load_task_spec(data_root, task).kind
+            results[task] = rechoose(previous, folder, kind, checkpoint.config, mean_tokens)  # nothing to train: reuse the study
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
@@ -49,7 +53,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         task_started = time.time()
         results[task] = run_sweep(
             session, folder, settings["frozen"], settings["students"], hyper, distill_hyper, weights,
-            settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous,
+            settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous, widths=widths, mean_tokens=mean_tokens,
         )
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
     if out.exists():
@@ -70,23 +74,11 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
 
 
 def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:
-    """Encoder cost of the bundle relative to one full model per task, counted in layer-tokens: a
-    full layer costs 1 per token (12 h² multiply-adds). A classification head's last layer runs
-    on [CLS] alone with folded key/value projections (modeling.BertSelfAttention.forward_cls):
-    per token, scoring and pooling cost 2 × heads × h (= heads / 6h of a layer); once per
-    utterance, the query, its fold, the value and output projections and the feed-forward block
-    cost 12 h² (= 1 / tokens of a layer per token). A tagging head reads every token, so all its
-    layers cost a full layer."""
+    """Encoder cost of the bundle relative to one full model per task, in layer-equivalents per
+    token (`cost.head_cost`): the trunk to the deepest branch point, once, plus every chosen head;
+    against every task's whole model."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
-    cls_layer = config.num_attention_heads / (6 * config.hidden_size) + 1 / mean_tokens
-
-    def head_cost(r: SweepResult) -> float:
-        layers = r.chosen["head_layers"]
-        if r.primary == "span_f1":
-            return float(layers)
-        return max(0, layers - 1) + (cls_layer if layers else 0)
-
-    heads = sum(head_cost(r) for r in results.values())
+    heads = sum(row_cost(r.chosen, "tagging" if r.primary == "span_f1" else "classification", config, mean_tokens) for r in results.values())
     return trunk + heads, config.num_hidden_layers * len(results)
 
 
@@ -106,27 +98,28 @@ def write_report(
         "",
         f"Pretrained start point: `{recipe['pretrained']}` (relative to the recipe). Every figure is the task's dev split, with its GLUE metric",
         "(×100). `score` is the number heads are compared by (GLUE's mean where a task reports two).",
-        "A head is chosen as the cheapest (fewest head layers, then the deepest branch point) whose score is within",
+        "A head is chosen as the cheapest (lowest serving cost per token, `mtbert/cost.py`, then the deepest branch point) whose score is within",
         f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning, or else the best head, with its gap.",
         "",
         "## Summary",
         "",
-        "| task | metric | full FT | chosen head | branch layer | head layers | chosen score | kept | target met | served score |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | metric | full FT | chosen head | branch layer | head layers | width | cost (layers) | chosen score | kept | target met | served score |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     kept = []
     for task, r in results.items():
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
         kept.append(ratio)
-        lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
+        cost = row_cost(c, "tagging" if r.primary == "span_f1" else "classification", config, recipe.get("meanTokensForCost", MEAN_TOKENS))
+        lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c.get('width', 1.0):g} | {cost:.3f} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
     chosen_avg = sum(r.chosen["metrics"]["score"] for r in results.values()) / len(results)
     served_avg = sum(v["score"] for v in served.values()) / len(served)
     change = {t: served[t]["score"] - results[t].chosen["metrics"]["score"] for t in results}
     loss, largest = min(change, key=change.__getitem__), max(change, key=lambda t: abs(change[t]))
     lines += [
-        f"| **average** | | {full_avg:.1f} | | | | {chosen_avg:.1f} | {chosen_avg / full_avg * 100:.1f}% | | {served_avg:.1f} |",
+        f"| **average** | | {full_avg:.1f} | | | | | | {chosen_avg:.1f} | {chosen_avg / full_avg * 100:.1f}% | | {served_avg:.1f} |",
         "",
         "`served score`: the chosen head on the trunk exactly as the bundle serves it (float16 weights, word embeddings in",
         "int8 with a scale per row), the figure the manifest reports. Against the chosen score: largest loss "
@@ -143,9 +136,9 @@ def write_report(
     lines += [
         "## Serving cost",
         "",
-        f"Computed from layer counts (`bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
+        f"Computed from layer shapes (`mtbert/cost.py`; `bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
         f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, with "
-        f"folded key and value projections; a tagging head's on every token); "
+        f"folded key and value projections; a tagging head's on every token; a thinner head costs its width); "
         f"one full model per task runs {total_layers} layers × {len(results)} tasks. At {tokens} tokens per utterance that is "
         f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
         f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",

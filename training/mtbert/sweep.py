@@ -12,11 +12,29 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .checkpoint import BertConfig  # noqa: E402
+from .cost import head_cost, student_config  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose  # noqa: E402
 from .runs import RUN_FILE, load_run  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
 
 SWEEP_FILE = "sweep.json"
+# Tokens per utterance the serving cost of a head is weighed at (cost.head_cost).
+MEAN_TOKENS = 16.0
+
+
+def student_run(teacher: str, layers: int, width: float) -> str:
+    """Run folder name of a student: f3-s1 (full width), f3-s1-w25 (a quarter as wide inside)."""
+    return f"{teacher}-s{layers}" + ("" if width == 1 else f"-w{round(width * 100)}")
+
+
+def row_cost(row: dict, kind: str, base: BertConfig, mean_tokens: float) -> float:
+    """Serving cost per token of the head a sweep row describes (rows without a width are full width)."""
+    return head_cost(kind, row["head_layers"], student_config(base, row.get("width", 1.0)), base, mean_tokens)
+
+
+def candidates(rows: list[dict], out: Path, kind: str, base: BertConfig, mean_tokens: float) -> list[Candidate]:
+    return [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"], row_cost(r, kind, base, mean_tokens)) for r in rows]
 
 
 @dataclass
@@ -29,6 +47,7 @@ class SweepResult:
     target_met: bool
     tolerance: float
     full_hyper: dict | None = None  # hyper-parameters of the full fine-tuning reference
+    widths: list[float] | None = None  # student widths tried besides full width
 
     def save(self, folder: Path) -> None:
         (folder / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -48,9 +67,11 @@ def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None)
     return same and (weights is None or recorded.get("distill") == asdict(weights))
 
 
-def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, full_hyper: Hyper) -> bool:
-    """Whether every head of a finished study was trained with the current settings."""
+def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, full_hyper: Hyper, widths: list[float] | None = None) -> bool:
+    """Whether every head of a finished study was trained with the current settings, and it tried the same student widths."""
     if previous.full is not None and previous.full_hyper != asdict(full_hyper):
+        return False
+    if sorted(previous.widths or []) != sorted(widths or []):
         return False
     return all(
         trained_with(out / r["run"], hyper) if r["method"] == "partial" else trained_with(out / r["run"], distill_hyper, weights)
@@ -61,11 +82,14 @@ def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyp
 def run_sweep(
     session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights,
     tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False, previous: SweepResult | None = None,
+    widths: list[float] | None = None, mean_tokens: float = MEAN_TOKENS,
 ) -> SweepResult:
     """Runs the study; with `previous`, resumes it: heads already trained with the same settings
-    are reused, and full fine-tuning is recomputed only if its hyper-parameters changed."""
+    are reused, and full fine-tuning is recomputed only if its hyper-parameters changed. Students
+    are distilled at full width and at each of `widths` (< 1: thinner layers)."""
     out.mkdir(parents=True, exist_ok=True)
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
+    kind, base = session.spec.kind, session.checkpoint.config
     full_settings = asdict(full_hyper or hyper)
     if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
         full = previous.full
@@ -84,42 +108,48 @@ def run_sweep(
             rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
         teachers.append((info, head, name))
     reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
-    # Distil the good teachers (within tolerance of the reference), or the best one if none is,
-    # deepest branch point first. Unless `all_students`, stop once a student of the fewest layers
-    # meets the target: every later one (deeper students of this teacher, students of the other
-    # teachers) ranks below it in `choose`, so training it changes nothing.
+    # Distil the good teachers (within tolerance of the reference), or the best one if none is.
+    # Students are trained cheapest first (serving cost, then the deeper branch point: the order
+    # `choose` ranks them in); unless `all_students`, the study stops at the first student no
+    # cheaper than a head already meeting the target, since it and every later one rank below it.
     good = [t for t in teachers if t[0].metrics["score"] >= reference - tolerance] or [max(teachers, key=lambda t: t[0].metrics["score"])]
-    for info, head, name in sorted(good, key=lambda t: -t[0].branch_layer):
-        met = False
-        for layers in sorted(students):
-            if layers >= info.head_layers:
-                continue
-            student_dir = f"{name}-s{layers}"
-            if student_dir in done and trained_with(out / student_dir, distill_hyper, weights):
-                row = done[student_dir]
-            else:
-                s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name)
-                row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
-            rows.append(row)
-            met = met or (layers == min(students) and row["metrics"]["score"] >= reference - tolerance)
-            if met and not all_students:
-                break
-        if met and not all_students:
+    plan = [
+        (info, head, name, layers, width)
+        for info, head, name in good
+        for layers in students
+        for width in sorted({1.0, *(widths or [])}, reverse=True)
+        if layers < info.head_layers or (layers == info.head_layers and width < 1)
+    ]
+
+    def rank(branch: int, layers: int, width: float) -> tuple[float, int]:
+        return round(head_cost(kind, layers, student_config(base, width), base, mean_tokens), 9), -branch
+
+    plan.sort(key=lambda p: rank(p[0].branch_layer, p[3], p[4]))
+    met = [rank(r["branch_layer"], r["head_layers"], 1.0) for r in rows if r["metrics"]["score"] >= reference - tolerance]
+    for info, head, name, layers, width in plan:
+        if met and not all_students and min(met) <= rank(info.branch_layer, layers, width):
             break
-    candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in rows]
-    chosen, met = choose(candidates, reference, tolerance)
+        student_dir = student_run(name, layers, width)
+        if student_dir in done and trained_with(out / student_dir, distill_hyper, weights):
+            row = done[student_dir]
+        else:
+            s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name, width=width)
+            row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "width": width, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
+        rows.append(row)
+        if row["metrics"]["score"] >= reference - tolerance:
+            met.append(rank(info.branch_layer, layers, width))
+    chosen, target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance)
     chosen_row = next(r for r in rows if out / r["run"] == chosen.run)
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, met, tolerance, full_settings if full else None)
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, target_met, tolerance, full_settings if full else None, sorted(widths or []))
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
     return result
 
 
-def rechoose(result: SweepResult, out: Path) -> SweepResult:
+def rechoose(result: SweepResult, out: Path, kind: str, base: BertConfig, mean_tokens: float = MEAN_TOKENS) -> SweepResult:
     """Applies the current choice rule to a finished study (no training)."""
     reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
-    candidates = [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"]) for r in result.rows]
-    chosen, met = choose(candidates, reference, result.tolerance)
+    chosen, met = choose(candidates(result.rows, out, kind, base, mean_tokens), reference, result.tolerance)
     result.chosen = next(r for r in result.rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
@@ -154,8 +184,8 @@ def markdown_table(result: SweepResult) -> str:
     """The task's table for a report: every head tried, its dev metrics and its gap to full."""
     keys = [k for k in (result.full or result.rows[0]["metrics"]) if k != "score"]
     lines = [
-        f"| head | frozen F | head layers | {' | '.join(keys)} | score | Δ full | train s |",
-        "|" + " --- |" * (6 + len(keys)),
+        f"| head | frozen F | head layers | width | {' | '.join(keys)} | score | Δ full | train s |",
+        "|" + " --- |" * (7 + len(keys)),
     ]
     full_score = result.full["score"] if result.full else None
 
@@ -163,11 +193,11 @@ def markdown_table(result: SweepResult) -> str:
         return " | ".join(f"{values[k]:.1f}" for k in keys)
 
     if result.full:
-        lines.append(f"| full fine-tuning | 0 | — | {fmt(result.full)} | {full_score:.1f} | — | — |")
+        lines.append(f"| full fine-tuning | 0 | — | 1 | {fmt(result.full)} | {full_score:.1f} | — | — |")
     for row in result.rows:
         name = f"teacher {row['run']}" if row["method"] == "partial" else f"student {row['run']}"
         if row is result.chosen or row["run"] == result.chosen["run"]:
             name = f"**{name} (chosen)**"
         delta = f"{row['metrics']['score'] - full_score:+.1f}" if full_score is not None else "—"
-        lines.append(f"| {name} | {row['branch_layer']} | {row['head_layers']} | {fmt(row['metrics'])} | {row['metrics']['score']:.1f} | {delta} | {row.get('seconds', 0):.0f} |")
+        lines.append(f"| {name} | {row['branch_layer']} | {row['head_layers']} | {row.get('width', 1.0):g} | {fmt(row['metrics'])} | {row['metrics']['score']:.1f} | {delta} | {row.get('seconds', 0):.0f} |")
     return "\n".join(lines)

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import Checkpoint
 from .data import Example, TaskSpec
-from .modeling import CRF, SingleTaskModel, TaskHead, Trunk
+from .cost import student_config
+from .modeling import CRF, SingleTaskModel, TaskHead, Trunk, thin_layer
 from .tagging import IGNORE, decode_words, soft_tagging_loss, tagging_loss
 from .tokenization import Encoding, WordPieceTokenizer
 
@@ -306,16 +307,24 @@ def distill_head(
     hyper: Hyper,
     weights: DistillWeights,
     desc: str,
+    width: float = 1.0,
 ) -> TaskHead:
-    """Compresses a teacher's k layers into `student_layers` < k, both reading layer-F states."""
+    """Compresses a teacher's k layers into `student_layers` ≤ k layers `width` times as wide inside
+    (fewer attention heads and feed-forward units, `BertConfig.thinned`), both reading layer-F
+    states; a student with as many layers as its teacher must be thinner."""
     k = len(teacher.layer)
-    if not 1 <= student_layers < k:
-        raise ValueError(f"a student needs 1..{k - 1} layers to compress a {k}-layer teacher, not {student_layers}")
+    if not 0 < width <= 1:
+        raise ValueError(f"a student's width must be in (0, 1], not {width}")
+    if not 1 <= student_layers <= k or (student_layers == k and width == 1):
+        raise ValueError(f"a student compresses its {k}-layer teacher: 1..{k - 1} layers, or up to {k} thinner ones (width < 1), not {student_layers} at width {width:g}")
     seed_everything(hyper.seed)
-    student = TaskHead(teacher.config, student_layers, spec.kind, spec.num_outputs, crf=teacher.crf is not None)
-    # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input).
+    config = student_config(teacher.config, width)
+    student = TaskHead(config, student_layers, spec.kind, spec.num_outputs, crf=teacher.crf is not None)
+    # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input),
+    # narrowed to their most important heads and units when the student is thinner.
     for j, layer in enumerate(student.layer):
-        layer.load_state_dict(teacher.layer[j * k // student_layers].state_dict())
+        source = teacher.layer[j * k // student_layers]
+        layer.load_state_dict((source if width == 1 else thin_layer(source, config)).state_dict())
     student.classifier.load_state_dict(teacher.classifier.state_dict())
     if student.crf is not None and teacher.crf is not None:
         student.crf.load_state_dict(teacher.crf.state_dict())

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from mtbert.checkpoint import load_checkpoint
-from mtbert.modeling import BertLayer, ExportedHead, TaskHead, Trunk
+from mtbert.modeling import BertLayer, ExportedHead, TaskHead, Trunk, thin_layer
 
 
 def test_cls_only_layer_equals_the_full_layer_at_cls(tiny_checkpoint: Path) -> None:
@@ -20,6 +20,42 @@ def test_cls_only_layer_equals_the_full_layer_at_cls(tiny_checkpoint: Path) -> N
     cls_only = layer(hidden, additive, cls_only=True)
     assert cls_only.shape == (3, 1, config.hidden_size)
     assert torch.allclose(full, cls_only, atol=1e-6)
+
+
+def _masked_input(config, seq: int = 9) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    hidden = torch.randn(3, seq, config.hidden_size)
+    mask = torch.ones(3, seq, dtype=torch.long)
+    mask[1, 5:] = 0
+    return hidden, (1.0 - mask[:, None, None, :].float()) * -10000.0
+
+
+def test_thinning_to_every_head_and_unit_keeps_the_layer(tiny_checkpoint: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint).config
+    torch.manual_seed(0)
+    layer = BertLayer(config).eval()
+    hidden, additive = _masked_input(config)
+    same = thin_layer(layer, config.thinned(1.0)).eval()
+    assert torch.allclose(same(hidden, additive), layer(hidden, additive), atol=1e-6)
+
+
+def test_a_thinned_layer_keeps_the_strongest_heads_and_units_and_folds_at_cls(tiny_checkpoint: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint).config  # 4 heads of 8, 64 feed-forward units
+    torch.manual_seed(0)
+    layer = BertLayer(config).eval()
+    size = config.head_size
+    with torch.no_grad():
+        layer.attention.self.value.weight[2 * size : 3 * size] *= 10  # head 2 dominates
+        layer.intermediate.dense.weight[[5, 40]] *= 10  # units 5 and 40 dominate
+    narrow = config.thinned(0.25)  # 1 head, 16 units
+    assert (narrow.num_attention_heads, narrow.head_size, narrow.intermediate_size) == (1, size, 16)
+    thin = thin_layer(layer, narrow).eval()
+    assert torch.equal(thin.attention.self.value.weight, layer.attention.self.value.weight[2 * size : 3 * size])
+    kept = [int(torch.nonzero((layer.intermediate.dense.weight == row).all(1))[0]) for row in thin.intermediate.dense.weight]
+    assert {5, 40} <= set(kept) and kept == sorted(kept)
+    assert sum(p.numel() for p in thin.parameters()) < sum(p.numel() for p in layer.parameters()) / 3
+    hidden, additive = _masked_input(config)
+    # The folded [CLS]-only path holds for a layer whose attention is narrower than the hidden size.
+    assert torch.allclose(thin(hidden, additive)[:, :1], thin(hidden, additive, cls_only=True), atol=1e-6)
 
 
 def test_exported_head_graph_module_matches_training_forward(tiny_checkpoint: Path) -> None:

@@ -246,9 +246,13 @@ def test_crf_is_refused_for_other_task_kinds(tiny_checkpoint: Path, tiny_data: P
 
 def test_sweep_on_a_tagging_task(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     atis = TaskSession.open(tiny_checkpoint, tiny_data, "atis_slots", max_length=32)
-    result = run_sweep(atis, tmp_path / "sw", [1, 2], [1], FAST, FAST, DistillWeights(), tolerance=100.0)
+    result = run_sweep(atis, tmp_path / "sw", [1, 2], [1], FAST, FAST, DistillWeights(), tolerance=100.0, widths=[0.5])
     assert result.primary == "span_f1" and result.full is not None and "token_accuracy" in result.full
-    assert [r["run"] for r in result.rows] == ["f1", "f2", "f1-s1"]
+    # Every head meets this tolerance. A full-width 1-layer student of f1 would cost what teacher f2
+    # costs (a tagging layer reads every token) at a shallower branch, so it is not trained; the
+    # half-width student of f2 is cheaper, trained first, and ends the study.
+    assert [r["run"] for r in result.rows] == ["f1", "f2", "f2-s1-w50"]
+    assert result.chosen["run"] == "f2-s1-w50" and result.widths == [0.5]
     assert SweepResult.load(tmp_path / "sw").chosen == result.chosen
     assert (tmp_path / "sw" / "frozen-layers.png").is_file()
     manifest = BundleWriter(tmp_path / "b").add(tmp_path / "sw" / result.chosen["run"], name="t", version="1", max_length=32)

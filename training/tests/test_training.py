@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
+from mtbert.checkpoint import BertConfig
+from mtbert.cost import head_cost, layer_cost, student_config
 from mtbert.pipeline import Candidate, TaskSession, choose
+from mtbert.runs import load_run
 from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
 from mtbert.data import DatasetError, load_task_spec, read_examples
 
@@ -51,6 +55,20 @@ def test_distillation_makes_a_shallower_student(session: TaskSession) -> None:
         session.distill(teacher, info, 2, Hyper(epochs=1), DistillWeights())
 
 
+def test_a_thinner_student_is_saved_loaded_and_exported_with_its_own_shape(session: TaskSession, tmp_path: Path) -> None:
+    info, teacher = session.partial(1, Hyper(epochs=1, batch_size=16, lr=1e-3))
+    s_info, student = session.distill(teacher, info, 2, Hyper(epochs=1, batch_size=16, lr=1e-3), DistillWeights(), tmp_path / "s", width=0.5)
+    assert (s_info.head_layers, s_info.config["num_attention_heads"], s_info.config["intermediate_size"], s_info.hyper["width"]) == (2, 2, 32, 0.5)
+    loaded_info, loaded = load_run(tmp_path / "s")
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), loaded.state_dict().values()))
+    # The graph carries the narrower weights (ONNX vs PyTorch parity of a thin head: the fixture
+    # bundle's thin heads, checked by the service's tests).
+    shapes = {tuple(i.dims) for i in onnx.load(str(tmp_path / "s" / "head.onnx")).graph.initializer}
+    assert (32, 32) in shapes and (64, 32) not in shapes and (32, 64) not in shapes
+    with pytest.raises(ValueError, match="width must be in"):
+        session.distill(teacher, info, 1, Hyper(epochs=1), DistillWeights(), width=1.5)
+
+
 def test_student_layer_map_ends_on_the_teacher_top() -> None:
     assert student_layer_map(4, 2) == [1, 3]
     assert student_layer_map(3, 1) == [2]
@@ -68,15 +86,33 @@ def test_regression_task_reports_correlations(tiny_checkpoint: Path, tiny_data: 
     assert {"pearson", "spearman", "score"} <= set(info.metrics)
 
 
-def test_choose_prefers_few_head_layers_then_deep_branch_within_tolerance() -> None:
-    def c(name: str, branch: int, layers: int, score: float) -> Candidate:
-        return Candidate(Path(name), branch, layers, score, "x")
+def test_choose_prefers_the_cheapest_head_then_deep_branch_within_tolerance() -> None:
+    base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
+
+    def c(name: str, branch: int, layers: int, score: float, width: float = 1.0) -> Candidate:
+        return Candidate(Path(name), branch, layers, score, "x", head_cost("classification", layers, student_config(base, width), base, 16))
 
     candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0), c("f2-s1", 2, 1, 89.9)]
     assert choose(candidates, 90.0, 1.0) == (candidates[2], True)  # 1 layer, deepest branch among those
     candidates[2] = c("f4-s1", 4, 1, 80.0)
     assert choose(candidates, 90.0, 1.0) == (candidates[4], True)  # fewer layers beats a deeper branch
     assert choose(candidates, 95.0, 1.0) == (candidates[0], False)
+    candidates.append(c("f2-s1-w25", 2, 1, 89.1, 0.25))
+    assert choose(candidates, 90.0, 1.0) == (candidates[5], True)  # a thinner layer costs less
+    candidates[1:2] = [c("f4-s2-w25", 4, 2, 89.5, 0.25)]
+    assert candidates[1].cost > candidates[5].cost  # a thin full-token layer still costs more than a [CLS]-only one
+
+
+def test_head_cost_counts_full_token_layers_by_width_and_the_cls_layer_per_utterance() -> None:
+    base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
+    half, quarter = base.thinned(0.5), base.thinned(0.25)
+    assert (half.num_attention_heads, half.head_size, half.intermediate_size) == (2, 64, 512)
+    assert layer_cost(base, base) == 1.0 and layer_cost(half, base) == 0.5 and layer_cost(quarter, base) == 0.25
+    assert head_cost("tagging", 2, quarter, base, 16) == 0.5
+    # The [CLS]-only layer: scoring and pooling 2·heads·h per token, the rest once per utterance.
+    assert head_cost("classification", 1, base, base, 16) == pytest.approx(4 / (6 * 256) + 1 / 16)
+    assert head_cost("classification", 2, half, base, 16) == pytest.approx(0.5 + 2 / (6 * 256) + 0.5 / 16)
+    assert head_cost("regression", 0, base, base, 16) == 0.0
 
 
 def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path, tmp_path: Path) -> None:
