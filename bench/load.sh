@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load test of the service with wrk, micro-batching on (Batching:MaxWaitMs=2) and off (0),
 # at concurrency 1, 16 and 64. Loopback only; the service is started and stopped here.
-#   BUNDLE=models/default DURATION=10s bench/load.sh
+#   BUNDLE=models/default DURATION=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = one per processor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ trap stop EXIT
 rows=()
 for mode in $MODES; do
   wait_ms=2; [ "$mode" = off ] && wait_ms=0
-  Batching__MaxWaitMs=$wait_ms Model__BundlePath="$BUNDLE" Inference__Device=cpu \
+  Batching__MaxWaitMs=$wait_ms Model__BundlePath="$BUNDLE" Inference__Device=cpu Inference__IntraOpThreads="${THREADS:-0}" \
     Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
     dotnet "$API" --urls "http://127.0.0.1:$PORT" > "$LOG_DIR/service-$mode.log" 2>&1 &
   pid=$!
@@ -56,7 +56,7 @@ for mode in $MODES; do
 done
 
 echo
-echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per row; bundle $(basename "$BUNDLE")"
+echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per row; bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = one per processor: $(nproc))"
 echo
 echo "| batching | connections | requests/s | p50 ms | p99 ms | requests | errors (non-2xx + socket) |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -12,7 +12,7 @@ from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
 from .data import load_task_spec
-from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, markdown_table, rechoose, row_cost, run_sweep, study_is_current
+from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
 
 
@@ -36,7 +36,9 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     started = time.time()
     results: dict[str, SweepResult] = {}
+    kinds: dict[str, str] = {}
     for task, overrides in recipe["tasks"].items():
+        kinds[task] = load_task_spec(data_root, task).kind
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
         full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
@@ -44,8 +46,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         widths = settings.get("widths", [])
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper, widths):
-            kind = load_task_spec(data_root, task).kind
-            results[task] = rechoose(previous, folder, kind, checkpoint.config, mean_tokens)  # nothing to train: reuse the study
+            results[task] = rechoose(previous, folder, kinds[task], checkpoint.config, mean_tokens)  # nothing to train: reuse the study
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
@@ -56,6 +57,10 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous, widths=widths, mean_tokens=mean_tokens,
         )
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
+    # Each study chose its own cheapest head; the trunk they share runs to the deepest branch point,
+    # so settle the depth for the bundle as a whole, then choose again within it.
+    depth = choose_trunk_depth({t: (r, runs / t, kinds[t]) for t, r in results.items()}, checkpoint.config, mean_tokens)
+    results = {t: rechoose(r, runs / t, kinds[t], checkpoint.config, mean_tokens, max_branch=depth) for t, r in results.items()}
     if out.exists():
         shutil.rmtree(out)
     writer = BundleWriter(out)
@@ -100,6 +105,9 @@ def write_report(
         "(×100). `score` is the number heads are compared by (GLUE's mean where a task reports two).",
         "A head is chosen as the cheapest (lowest serving cost per token, `mtbert/cost.py`, then the deepest branch point) whose score is within",
         f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning, or else the best head, with its gap.",
+        "The tasks share the trunk, which runs to the deepest branch point any head reads, so that depth is settled for the",
+        "bundle as a whole (`sweep.choose_trunk_depth`: the depth that makes the trunk plus every task's cheapest head within it",
+        "cheapest) and each task chooses among the heads that branch at or below it.",
         "",
         "## Summary",
         "",

@@ -146,14 +146,47 @@ def run_sweep(
     return result
 
 
-def rechoose(result: SweepResult, out: Path, kind: str, base: BertConfig, mean_tokens: float = MEAN_TOKENS) -> SweepResult:
-    """Applies the current choice rule to a finished study (no training)."""
+def rechoose(result: SweepResult, out: Path, kind: str, base: BertConfig, mean_tokens: float = MEAN_TOKENS, max_branch: int | None = None) -> SweepResult:
+    """Applies the current choice rule to a finished study (no training), among the heads that
+    branch at or below `max_branch` when given (the trunk depth a whole bundle settled on)."""
     reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
-    chosen, met = choose(candidates(result.rows, out, kind, base, mean_tokens), reference, result.tolerance)
-    result.chosen = next(r for r in result.rows if out / r["run"] == chosen.run)
+    rows = [r for r in result.rows if max_branch is None or r["branch_layer"] <= max_branch]
+    if not rows:
+        raise ValueError(f"{result.task}: no head branches at or below layer {max_branch}")
+    chosen, met = choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance)
+    result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
     return result
+
+
+def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path, str]], base: BertConfig, mean_tokens: float = MEAN_TOKENS) -> int:
+    """The trunk depth that makes a whole bundle cheapest. Every task's heads share the trunk, which
+    runs to the deepest branch point any of them reads, so one task's deep head makes every
+    request pay for the layers below it. For each depth D, each task takes the cheapest head that
+    branches at or below D and meets its target (a task whose target no head meets takes its best
+    such head; a depth where a task that can meet its target cannot is ruled out); the bundle
+    costs D + the sum of the heads. Returns the cheapest D (the deeper one on a tie).
+    `studies`: task → (finished study, its run folder, task kind)."""
+    def tolerance_met(result: SweepResult, rows: list[dict]) -> bool:
+        reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
+        return any(r["metrics"]["score"] >= reference - result.tolerance for r in rows)
+
+    best: tuple[float, int] | None = None
+    for depth in sorted({r["branch_layer"] for result, _, _ in studies.values() for r in result.rows}):
+        total = float(depth)
+        for result, out, kind in studies.values():
+            rows = [r for r in result.rows if r["branch_layer"] <= depth]
+            if not rows or (tolerance_met(result, result.rows) and not tolerance_met(result, rows)):
+                break
+            reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
+            total += choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance)[0].cost
+        else:
+            if best is None or round(total, 9) <= round(best[0], 9):
+                best = (total, depth)
+    if best is None:
+        raise ValueError("no trunk depth lets every task meet the target it can meet")
+    return best[1]
 
 
 def plot_frozen_layers(result: SweepResult, total_layers: int, path: Path) -> None:

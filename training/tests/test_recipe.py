@@ -4,7 +4,9 @@ import json
 from pathlib import Path
 
 from mtbert.bundle import verify
+from mtbert.checkpoint import BertConfig
 from mtbert.recipe import build_from_recipe
+from mtbert.sweep import SweepResult, choose_trunk_depth, rechoose
 
 
 def test_recipe_builds_a_bundle_and_a_report(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
@@ -71,3 +73,27 @@ def test_recipe_retrains_only_the_students_when_distillation_settings_change(tin
     assert (runs / "f1" / "head.pt").stat().st_mtime_ns == teacher  # teacher reused
     assert (runs / "f1-s1" / "head.pt").stat().st_mtime_ns != student  # student retrained with the new settings
     assert json.loads((runs / "f1-s1" / "run.json").read_text())["hyper"]["epochs"] == 2
+
+
+def _study(task: str, full: float, rows: list[tuple[str, int, int, float]]) -> SweepResult:
+    table = [{"method": "x", "run": run, "branch_layer": branch, "head_layers": layers, "metrics": {"score": score}} for run, branch, layers, score in rows]
+    return SweepResult(task, "accuracy", {"score": full}, table, table[0], False, 1.0)
+
+
+def test_the_trunk_depth_is_chosen_for_the_whole_bundle(tmp_path: Path) -> None:
+    base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
+    # a: its cheapest head branches at 5, an equally cheap one at 4; b: only at 4 or below.
+    a = _study("a", 50.0, [("f5", 5, 1, 50.0), ("f4-s1", 4, 1, 49.5), ("f3", 3, 3, 51.0)])
+    b = _study("b", 80.0, [("f4-s1", 4, 1, 80.0), ("f2", 2, 4, 81.0)])
+    # c meets its target nowhere: it takes its best head within the depth and constrains nothing.
+    c = _study("c", 90.0, [("f5", 5, 1, 10.0), ("f2", 2, 4, 20.0)])
+    studies = {s.task: (s, tmp_path / s.task, "classification") for s in (a, b, c)}
+    for s in (a, b, c):
+        (tmp_path / s.task).mkdir()
+    depth = choose_trunk_depth(studies, base)
+    assert depth == 4  # 4 + two 1-layer heads + c's best at ≤ 4 beats 5 + the same heads
+    assert rechoose(a, tmp_path / "a", "classification", base, max_branch=depth).chosen["run"] == "f4-s1"
+    assert rechoose(c, tmp_path / "c", "classification", base, max_branch=depth).chosen["run"] == "f2"
+    # A task that can meet its target only at 5 forces the trunk to 5.
+    d = _study("d", 70.0, [("f5", 5, 1, 70.0), ("f2", 2, 4, 60.0)])
+    assert choose_trunk_depth({**studies, "d": (d, tmp_path / "d", "classification")}, base) == 5

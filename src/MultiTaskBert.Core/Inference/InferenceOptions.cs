@@ -19,7 +19,15 @@ public sealed class InferenceOptions
 
     public InferenceDevice Device { get; set; } = InferenceDevice.Auto;
 
-    /// <summary>Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (one per physical core).</summary>
+    /// <summary><see cref="IntraOpThreads"/> with 0 resolved: the intra-op threads every session gets.</summary>
+    public int ResolvedIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : Environment.ProcessorCount;
+
+    /// <summary>
+    /// Threads ONNX Runtime uses inside one operator; 0 = one per processor available to the process
+    /// (<see cref="Environment.ProcessorCount"/>, which honours a container's CPU limit). Not ONNX
+    /// Runtime's own default: on Linux that is half the logical processors (it assumes two
+    /// hyper-threads per core), which leaves a core idle on a 2-vCPU machine.
+    /// </summary>
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }
 
