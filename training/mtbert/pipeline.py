@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -128,15 +129,30 @@ class Candidate:
     cost: float  # serving cost per token, in layers (cost.head_cost)
 
 
-def choose(candidates: list[Candidate], reference: float, tolerance: float) -> tuple[Candidate, bool]:
+def choose(candidates: list[Candidate], reference: float, tolerance: float, noise: float = 0.0) -> tuple[Candidate, bool]:
     """The cheapest head within `tolerance` points of `reference`: lowest serving cost first (a task
     pays for its own layers on every request), then the deepest branch point (the shared trunk
     runs to the deepest branch any task needs, so a deep branch never costs a task more), then the
-    best score. Falls back to the best-scoring head; the flag says whether the target was met."""
+    best score. When no head is within tolerance, falls back to the cheapest head within `noise`
+    points (the dev score's standard error, `score_noise`) of the best-scoring one: heads the dev
+    set cannot tell apart. The flag says whether the target was met."""
+    def cheapest(pool: list[Candidate]) -> Candidate:
+        return min(pool, key=lambda c: (round(c.cost, 9), -c.branch_layer, -c.score))
+
     good = [c for c in candidates if c.score >= reference - tolerance]
     if good:
-        return min(good, key=lambda c: (round(c.cost, 9), -c.branch_layer, -c.score)), True
-    return max(candidates, key=lambda c: c.score), False
+        return cheapest(good), True
+    best = max(c.score for c in candidates)
+    return cheapest([c for c in candidates if c.score >= best - noise]), False
+
+
+def score_noise(primary: str, score: float, dev_examples: int | None) -> float:
+    """Standard error of an accuracy of `score` (%) on `dev_examples` examples, in points; 0 for other
+    metrics (no closed form here) or an unknown dev size."""
+    if primary != "accuracy" or not dev_examples:
+        return 0.0
+    p = min(max(score / 100, 0.0), 1.0)
+    return 100 * math.sqrt(p * (1 - p) / dev_examples)
 
 
 def set_threads(threads: int | None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
-from .data import load_task_spec
+from .data import load_task_spec, read_examples
 from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
 
@@ -57,6 +57,9 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous, widths=widths, mean_tokens=mean_tokens,
         )
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
+    for task, result in results.items():
+        if result.dev_examples is None:  # studies saved before the dev size was recorded
+            result.dev_examples = len(read_examples(data_root / task / "dev.jsonl", load_task_spec(data_root, task)))
     # Each study chose its own cheapest head; the trunk they share runs to the deepest branch point,
     # so settle the depth for the bundle as a whole, then choose again within it.
     depth = choose_trunk_depth({t: (r, runs / t, kinds[t]) for t, r in results.items()}, checkpoint.config, mean_tokens)
@@ -104,7 +107,8 @@ def write_report(
         f"Pretrained start point: `{recipe['pretrained']}` (relative to the recipe). Every figure is the task's dev split, with its GLUE metric",
         "(×100). `score` is the number heads are compared by (GLUE's mean where a task reports two).",
         "A head is chosen as the cheapest (lowest serving cost per token, `mtbert/cost.py`, then the deepest branch point) whose score is within",
-        f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning, or else the best head, with its gap.",
+        f"{recipe['defaults'].get('tolerance', 1.0):g} point of full fine-tuning. Where no head is (`target met`: no), the cheapest head within one",
+        "standard error of the best-scoring one (accuracy: √(p(1−p)/n) on the n dev examples; for other metrics the best head itself).",
         "The tasks share the trunk, which runs to the deepest branch point any head reads, so that depth is settled for the",
         "bundle as a whole (`sweep.choose_trunk_depth`: the depth that makes the trunk plus every task's cheapest head within it",
         "cheapest) and each task chooses among the heads that branch at or below it.",

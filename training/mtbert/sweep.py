@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .checkpoint import BertConfig  # noqa: E402
 from .cost import head_cost, student_config  # noqa: E402
-from .pipeline import Candidate, TaskSession, choose  # noqa: E402
+from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
 from .runs import RUN_FILE, load_run  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
 
@@ -48,6 +48,11 @@ class SweepResult:
     tolerance: float
     full_hyper: dict | None = None  # hyper-parameters of the full fine-tuning reference
     widths: list[float] | None = None  # student widths tried besides full width
+    dev_examples: int | None = None  # size of the dev set the scores come from
+
+    def noise(self) -> float:
+        """Standard error of the best dev score, for `choose`'s fallback."""
+        return score_noise(self.primary, max(r["metrics"]["score"] for r in self.rows), self.dev_examples)
 
     def save(self, folder: Path) -> None:
         (folder / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -138,9 +143,9 @@ def run_sweep(
         rows.append(row)
         if row["metrics"]["score"] >= reference - tolerance:
             met.append(rank(info.branch_layer, layers, width))
-    chosen, target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance)
-    chosen_row = next(r for r in rows if out / r["run"] == chosen.run)
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, chosen_row, target_met, tolerance, full_settings if full else None, sorted(widths or []))
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths or []), len(session.dev))
+    chosen, result.target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance, result.noise())
+    result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
     return result
@@ -153,7 +158,7 @@ def rechoose(result: SweepResult, out: Path, kind: str, base: BertConfig, mean_t
     rows = [r for r in result.rows if max_branch is None or r["branch_layer"] <= max_branch]
     if not rows:
         raise ValueError(f"{result.task}: no head branches at or below layer {max_branch}")
-    chosen, met = choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance)
+    chosen, met = choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
@@ -180,7 +185,7 @@ def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path, str]], base: 
             if not rows or (tolerance_met(result, result.rows) and not tolerance_met(result, rows)):
                 break
             reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
-            total += choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance)[0].cost
+            total += choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance, result.noise())[0].cost
         else:
             if best is None or round(total, 9) <= round(best[0], 9):
                 best = (total, depth)

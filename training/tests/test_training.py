@@ -8,7 +8,7 @@ import torch
 
 from mtbert.checkpoint import BertConfig
 from mtbert.cost import head_cost, layer_cost, student_config
-from mtbert.pipeline import Candidate, TaskSession, choose
+from mtbert.pipeline import Candidate, TaskSession, choose, score_noise
 from mtbert.runs import load_run
 from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
 from mtbert.data import DatasetError, load_task_spec, read_examples
@@ -101,6 +101,18 @@ def test_choose_prefers_the_cheapest_head_then_deep_branch_within_tolerance() ->
     assert choose(candidates, 90.0, 1.0) == (candidates[5], True)  # a thinner layer costs less
     candidates[1:2] = [c("f4-s2-w25", 4, 2, 89.5, 0.25)]
     assert candidates[1].cost > candidates[5].cost  # a thin full-token layer still costs more than a [CLS]-only one
+
+
+def test_without_a_head_on_target_the_cheapest_within_the_dev_noise_of_the_best_is_chosen() -> None:
+    def c(name: str, score: float, cost: float) -> Candidate:
+        return Candidate(Path(name), 4, 1, score, "x", cost)
+
+    candidates = [c("f4", 49.3, 1.06), c("f3", 47.9, 3.06), c("f4-s1-w25", 46.5, 0.016), c("f4-s1", 36.6, 0.065)]
+    noise = score_noise("accuracy", 49.3, 71)  # WNLI's dev set: 71 examples
+    assert noise == pytest.approx(100 * (0.493 * 0.507 / 71) ** 0.5) and 5.9 < noise < 6.0
+    assert choose(candidates, 52.1, 1.0, noise) == (candidates[2], False)
+    assert choose(candidates, 52.1, 1.0) == (candidates[0], False)  # no noise: the best head
+    assert score_noise("mcc", 4.4, 1043) == 0.0 and score_noise("accuracy", 50.0, None) == 0.0
 
 
 def test_head_cost_counts_full_token_layers_by_width_and_the_cls_layer_per_utterance() -> None:
