@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load test of the service with wrk, micro-batching on (Batching:MaxWaitMs=2) and off (0),
 # at concurrency 1, 16 and 64. Loopback only; the service is started and stopped here.
-#   BUNDLE=models/default DURATION=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = one per processor)
+#   BUNDLE=models/default DURATION=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,7 +56,7 @@ for mode in $MODES; do
 done
 
 echo
-echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per row; bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = one per processor: $(nproc))"
+echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per row; bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = ONNX Runtime default)"
 echo
 echo "| batching | connections | requests/s | p50 ms | p99 ms | requests | errors (non-2xx + socket) |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -19,14 +19,11 @@ public sealed class InferenceOptions
 
     public InferenceDevice Device { get; set; } = InferenceDevice.Auto;
 
-    /// <summary><see cref="IntraOpThreads"/> with 0 resolved: the intra-op threads every session gets.</summary>
-    public int ResolvedIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : Environment.ProcessorCount;
-
     /// <summary>
-    /// Threads ONNX Runtime uses inside one operator; 0 = one per processor available to the process
-    /// (<see cref="Environment.ProcessorCount"/>, which honours a container's CPU limit). Not ONNX
-    /// Runtime's own default: on Linux that is half the logical processors (it assumes two
-    /// hyper-threads per core), which leaves a core idle on a 2-vCPU machine.
+    /// Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (on Linux half the
+    /// logical processors: one on a 2-vCPU machine). Every session (trunk and each head) gets its
+    /// own pool: on 2 cores, 2 threads per session made the bundle about 4× slower, because one
+    /// session's workers still spin while the next session runs (docs/benchmarks.md).
     /// </summary>
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }

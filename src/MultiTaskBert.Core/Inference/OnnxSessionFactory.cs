@@ -21,7 +21,6 @@ public sealed partial class OnnxSessionFactory : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         Target = ResolveTarget(options, logger);
-        LogThreads(logger, options.ResolvedIntraOpThreads, options.IntraOpThreads == 0 ? "one per available processor" : "Inference:IntraOpThreads");
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
             : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);
@@ -51,8 +50,11 @@ public sealed partial class OnnxSessionFactory : IDisposable
             },
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING,
-            IntraOpNumThreads = _options.ResolvedIntraOpThreads,
         };
+        if (_options.IntraOpThreads > 0)
+        {
+            sessionOptions.IntraOpNumThreads = _options.IntraOpThreads;
+        }
 
         if (!_options.AllowSpinning)
         {
@@ -131,9 +133,6 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "ONNX Runtime sessions run on Cuda (Inference:Device is {Device}, CUDA device {DeviceId})")]
     private static partial void LogCudaSelected(ILogger logger, InferenceDevice device, int deviceId);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "ONNX Runtime sessions use {Threads} intra-op threads ({Reason})")]
-    private static partial void LogThreads(ILogger logger, int threads, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Inference:Device is auto and CUDA is unavailable, falling back to CPU: {Reason}")]
     private static partial void LogCudaFallback(ILogger logger, string reason);
