@@ -44,9 +44,11 @@ class BertConfig:
     def thinned(self, width: float) -> "BertConfig":
         """The configuration of a layer `width` times as wide inside (0 < width <= 1): that fraction
         of the attention heads (each as wide as before) and of the feed-forward units, at least one
-        of each. The hidden size, read and written by every layer, stays."""
+        of each. The hidden size, read and written by every layer, stays. Width 1 is this layer."""
         if not 0 < width <= 1:
             raise ValueError(f"a layer width must be in (0, 1], not {width}")
+        if width == 1:
+            return self
         return replace(
             self,
             num_attention_heads=max(1, round(self.num_attention_heads * width)),

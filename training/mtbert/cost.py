@@ -34,8 +34,3 @@ def head_cost(kind: str, layers: int, layer: BertConfig, base: BertConfig, mean_
         return layers * full
     cls_layer = 2 * layer.num_attention_heads * layer.hidden_size / _per_token(base) + full / mean_tokens
     return (layers - 1) * full + cls_layer
-
-
-def student_config(base: BertConfig, width: float) -> BertConfig:
-    """The layer shape of a head distilled at `width` (1: the pretrained layer's own)."""
-    return base if width == 1 else base.thinned(width)

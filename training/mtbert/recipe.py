@@ -36,9 +36,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     started = time.time()
     results: dict[str, SweepResult] = {}
-    kinds: dict[str, str] = {}
     for task, overrides in recipe["tasks"].items():
-        kinds[task] = load_task_spec(data_root, task).kind
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
         full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
@@ -46,7 +44,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         widths = settings.get("widths", [])
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper, widths):
-            results[task] = rechoose(previous, folder, kinds[task], checkpoint.config, mean_tokens)  # nothing to train: reuse the study
+            results[task] = previous  # nothing to train: reuse the study (its head is chosen again below)
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
@@ -62,8 +60,8 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             result.dev_examples = len(read_examples(data_root / task / "dev.jsonl", load_task_spec(data_root, task)))
     # Each study chose its own cheapest head; the trunk they share runs to the deepest branch point,
     # so settle the depth for the bundle as a whole, then choose again within it.
-    depth = choose_trunk_depth({t: (r, runs / t, kinds[t]) for t, r in results.items()}, checkpoint.config, mean_tokens)
-    results = {t: rechoose(r, runs / t, kinds[t], checkpoint.config, mean_tokens, max_branch=depth) for t, r in results.items()}
+    depth = choose_trunk_depth({t: (r, runs / t) for t, r in results.items()}, checkpoint.config, mean_tokens)
+    results = {t: rechoose(r, runs / t, checkpoint.config, mean_tokens, max_branch=depth) for t, r in results.items()}
     if out.exists():
         shutil.rmtree(out)
     writer = BundleWriter(out)
@@ -86,7 +84,7 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
     token (`cost.head_cost`): the trunk to the deepest branch point, once, plus every chosen head;
     against every task's whole model."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
-    heads = sum(row_cost(r.chosen, "tagging" if r.primary == "span_f1" else "classification", config, mean_tokens) for r in results.values())
+    heads = sum(row_cost(r.chosen, r.kind(), config, mean_tokens) for r in results.values())
     return trunk + heads, config.num_hidden_layers * len(results)
 
 
@@ -94,6 +92,7 @@ def write_report(
     recipe: dict, recipe_path: Path, results: dict[str, SweepResult], served: dict[str, dict[str, float]], out: Path, config: BertConfig, seconds: float
 ) -> None:
     total_layers = config.num_hidden_layers
+    tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     lines = [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
         "",
@@ -123,7 +122,7 @@ def write_report(
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
         kept.append(ratio)
-        cost = row_cost(c, "tagging" if r.primary == "span_f1" else "classification", config, recipe.get("meanTokensForCost", MEAN_TOKENS))
+        cost = row_cost(c, r.kind(), config, tokens)
         lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c.get('width', 1.0):g} | {cost:.3f} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
     chosen_avg = sum(r.chosen["metrics"]["score"] for r in results.values()) / len(results)
@@ -143,7 +142,6 @@ def write_report(
         g_full = sum(results[t].full["score"] for t in glue) / len(glue)
         g_chosen = sum(results[t].chosen["metrics"]["score"] for t in glue) / len(glue)
         lines += [f"GLUE tasks alone ({', '.join(glue)}): full fine-tuning {g_full:.1f}, bundle {g_chosen:.1f} ({g_chosen / g_full * 100:.1f}%).", ""]
-    tokens = recipe.get("meanTokensForCost", 16)
     bundle_cost, separate_cost = serving_cost_by_layers(results, config, tokens)
     lines += [
         "## Serving cost",

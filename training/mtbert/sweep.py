@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .checkpoint import BertConfig  # noqa: E402
-from .cost import head_cost, student_config  # noqa: E402
+from .cost import head_cost  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
 from .runs import RUN_FILE, load_run  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
@@ -30,7 +30,7 @@ def student_run(teacher: str, layers: int, width: float) -> str:
 
 def row_cost(row: dict, kind: str, base: BertConfig, mean_tokens: float) -> float:
     """Serving cost per token of the head a sweep row describes (rows without a width are full width)."""
-    return head_cost(kind, row["head_layers"], student_config(base, row.get("width", 1.0)), base, mean_tokens)
+    return head_cost(kind, row["head_layers"], base.thinned(row.get("width", 1.0)), base, mean_tokens)
 
 
 def candidates(rows: list[dict], out: Path, kind: str, base: BertConfig, mean_tokens: float) -> list[Candidate]:
@@ -49,6 +49,14 @@ class SweepResult:
     full_hyper: dict | None = None  # hyper-parameters of the full fine-tuning reference
     widths: list[float] | None = None  # student widths tried besides full width
     dev_examples: int | None = None  # size of the dev set the scores come from
+
+    def reference(self) -> float:
+        """The score heads are compared to: full fine-tuning's, or the best head's without it."""
+        return self.full["score"] if self.full else max(r["metrics"]["score"] for r in self.rows)
+
+    def kind(self) -> str:
+        """Output kind for the cost model: tagging heads are scored by span F1."""
+        return "tagging" if self.primary == "span_f1" else "classification"
 
     def noise(self) -> float:
         """Standard error of the best dev score, for `choose`'s fallback."""
@@ -127,7 +135,7 @@ def run_sweep(
     ]
 
     def rank(branch: int, layers: int, width: float) -> tuple[float, int]:
-        return round(head_cost(kind, layers, student_config(base, width), base, mean_tokens), 9), -branch
+        return round(head_cost(kind, layers, base.thinned(width), base, mean_tokens), 9), -branch
 
     plan.sort(key=lambda p: rank(p[0].branch_layer, p[3], p[4]))
     met = [rank(r["branch_layer"], r["head_layers"], 1.0) for r in rows if r["metrics"]["score"] >= reference - tolerance]
@@ -151,41 +159,38 @@ def run_sweep(
     return result
 
 
-def rechoose(result: SweepResult, out: Path, kind: str, base: BertConfig, mean_tokens: float = MEAN_TOKENS, max_branch: int | None = None) -> SweepResult:
+def rechoose(result: SweepResult, out: Path, base: BertConfig, mean_tokens: float = MEAN_TOKENS, max_branch: int | None = None) -> SweepResult:
     """Applies the current choice rule to a finished study (no training), among the heads that
     branch at or below `max_branch` when given (the trunk depth a whole bundle settled on)."""
-    reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
     rows = [r for r in result.rows if max_branch is None or r["branch_layer"] <= max_branch]
     if not rows:
         raise ValueError(f"{result.task}: no head branches at or below layer {max_branch}")
-    chosen, met = choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance, result.noise())
+    chosen, met = choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
     return result
 
 
-def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path, str]], base: BertConfig, mean_tokens: float = MEAN_TOKENS) -> int:
+def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path]], base: BertConfig, mean_tokens: float = MEAN_TOKENS) -> int:
     """The trunk depth that makes a whole bundle cheapest. Every task's heads share the trunk, which
     runs to the deepest branch point any of them reads, so one task's deep head makes every
     request pay for the layers below it. For each depth D, each task takes the cheapest head that
     branches at or below D and meets its target (a task whose target no head meets takes its best
     such head; a depth where a task that can meet its target cannot is ruled out); the bundle
     costs D + the sum of the heads. Returns the cheapest D (the deeper one on a tie).
-    `studies`: task → (finished study, its run folder, task kind)."""
+    `studies`: task → (finished study, its run folder)."""
     def tolerance_met(result: SweepResult, rows: list[dict]) -> bool:
-        reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
-        return any(r["metrics"]["score"] >= reference - result.tolerance for r in rows)
+        return any(r["metrics"]["score"] >= result.reference() - result.tolerance for r in rows)
 
     best: tuple[float, int] | None = None
-    for depth in sorted({r["branch_layer"] for result, _, _ in studies.values() for r in result.rows}):
+    for depth in sorted({r["branch_layer"] for result, _ in studies.values() for r in result.rows}):
         total = float(depth)
-        for result, out, kind in studies.values():
+        for result, out in studies.values():
             rows = [r for r in result.rows if r["branch_layer"] <= depth]
             if not rows or (tolerance_met(result, result.rows) and not tolerance_met(result, rows)):
                 break
-            reference = result.full["score"] if result.full else max(r["metrics"]["score"] for r in result.rows)
-            total += choose(candidates(rows, out, kind, base, mean_tokens), reference, result.tolerance, result.noise())[0].cost
+            total += choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())[0].cost
         else:
             if best is None or round(total, 9) <= round(best[0], 9):
                 best = (total, depth)

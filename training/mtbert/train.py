@@ -20,7 +20,6 @@ from tqdm import tqdm
 from . import metrics
 from .checkpoint import Checkpoint
 from .data import Example, TaskSpec
-from .cost import student_config
 from .modeling import CRF, SingleTaskModel, TaskHead, Trunk, thin_layer
 from .tagging import IGNORE, decode_words, soft_tagging_loss, tagging_loss
 from .tokenization import Encoding, WordPieceTokenizer
@@ -318,7 +317,7 @@ def distill_head(
     if not 1 <= student_layers <= k or (student_layers == k and width == 1):
         raise ValueError(f"a student compresses its {k}-layer teacher: 1..{k - 1} layers, or up to {k} thinner ones (width < 1), not {student_layers} at width {width:g}")
     seed_everything(hyper.seed)
-    config = student_config(teacher.config, width)
+    config = teacher.config.thinned(width)
     student = TaskHead(config, student_layers, spec.kind, spec.num_outputs, crf=teacher.crf is not None)
     # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input),
     # narrowed to their most important heads and units when the student is thinner.

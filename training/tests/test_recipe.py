@@ -87,13 +87,13 @@ def test_the_trunk_depth_is_chosen_for_the_whole_bundle(tmp_path: Path) -> None:
     b = _study("b", 80.0, [("f4-s1", 4, 1, 80.0), ("f2", 2, 4, 81.0)])
     # c meets its target nowhere: it takes its best head within the depth and constrains nothing.
     c = _study("c", 90.0, [("f5", 5, 1, 10.0), ("f2", 2, 4, 20.0)])
-    studies = {s.task: (s, tmp_path / s.task, "classification") for s in (a, b, c)}
+    studies = {s.task: (s, tmp_path / s.task) for s in (a, b, c)}
     for s in (a, b, c):
         (tmp_path / s.task).mkdir()
     depth = choose_trunk_depth(studies, base)
     assert depth == 4  # 4 + two 1-layer heads + c's best at ≤ 4 beats 5 + the same heads
-    assert rechoose(a, tmp_path / "a", "classification", base, max_branch=depth).chosen["run"] == "f4-s1"
-    assert rechoose(c, tmp_path / "c", "classification", base, max_branch=depth).chosen["run"] == "f2"
+    assert rechoose(a, tmp_path / "a", base, max_branch=depth).chosen["run"] == "f4-s1"
+    assert rechoose(c, tmp_path / "c", base, max_branch=depth).chosen["run"] == "f2"
     # A task that can meet its target only at 5 forces the trunk to 5.
     d = _study("d", 70.0, [("f5", 5, 1, 70.0), ("f2", 2, 4, 60.0)])
-    assert choose_trunk_depth({**studies, "d": (d, tmp_path / "d", "classification")}, base) == 5
+    assert choose_trunk_depth({**studies, "d": (d, tmp_path / "d")}, base) == 5

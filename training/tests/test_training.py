@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mtbert.checkpoint import BertConfig
-from mtbert.cost import head_cost, layer_cost, student_config
+from mtbert.cost import head_cost, layer_cost
 from mtbert.pipeline import Candidate, TaskSession, choose, score_noise
 from mtbert.runs import load_run
 from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
@@ -90,7 +90,7 @@ def test_choose_prefers_the_cheapest_head_then_deep_branch_within_tolerance() ->
     base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
 
     def c(name: str, branch: int, layers: int, score: float, width: float = 1.0) -> Candidate:
-        return Candidate(Path(name), branch, layers, score, "x", head_cost("classification", layers, student_config(base, width), base, 16))
+        return Candidate(Path(name), branch, layers, score, "x", head_cost("classification", layers, base.thinned(width), base, 16))
 
     candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0), c("f2-s1", 2, 1, 89.9)]
     assert choose(candidates, 90.0, 1.0) == (candidates[2], True)  # 1 layer, deepest branch among those
