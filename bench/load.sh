@@ -1,63 +1,110 @@
 #!/usr/bin/env bash
-# HTTP load test of the service with wrk, micro-batching on (Batching:MaxWaitMs=2) and off (0),
-# at concurrency 1, 16 and 64. Loopback only; the service is started and stopped here.
-#   BUNDLE=models/default DURATION=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
+# HTTP load test of the service with wrk: micro-batching on (Batching:MaxWaitMs=2, two batches in
+# flight), on with one batch at a time (MaxConcurrentBatches=1) and off (MaxWaitMs=0), at
+# concurrency 1, 16 and 64. All three services run at once (idle while another is measured) and
+# the modes take turns, ROUNDS times per concurrency, so a slow spell of the machine hits them
+# alike; figures are medians over rounds, ratios the median of the per-round ratios.
+# Loopback only; the services are started and stopped here.
+#   BUNDLE=models/default DURATION=5s ROUNDS=3 bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUNDLE=$(realpath "${BUNDLE:-models/default}")
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-5199}
 CONNECTIONS=${CONNECTIONS:-"1 16 64"}
-MODES=${MODES:-"on off"}
+MODES=${MODES:-"on on1 off"}
 API=src/MultiTaskBert.Api/bin/Release/net10.0/MultiTaskBert.Api.dll
 LOG_DIR=${LOG_DIR:-bench/results}
 mkdir -p "$LOG_DIR"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -f "$API" ] || dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
 
+# mode -> "MaxWaitMs MaxConcurrentBatches"
+declare -A SETTINGS=([on]="2 2" [on1]="2 1" [off]="0 1")
+
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
 
-pid=""
-stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
+pids=()
+stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 trap stop EXIT
 
-rows=()
+declare -A PORTS
+next_port=$PORT
 for mode in $MODES; do
-  wait_ms=2; [ "$mode" = off ] && wait_ms=0
-  Batching__MaxWaitMs=$wait_ms Model__BundlePath="$BUNDLE" Inference__Device=cpu Inference__IntraOpThreads="${THREADS:-0}" \
-    Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
-    dotnet "$API" --urls "http://127.0.0.1:$PORT" > "$LOG_DIR/service-$mode.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 240); do
-    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || { cat "$LOG_DIR/service-$mode.log" >&2; exit 1; }
-    sleep 0.5
-  done
-  curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null || { echo "service not ready" >&2; exit 1; }
-  # Warm-up: JIT, ONNX Runtime arenas.
-  wrk -t2 -c16 -d3s --timeout 5s -s bench/wrk/classify.lua "http://127.0.0.1:$PORT/classify" >/dev/null
-
-  for c in $CONNECTIONS; do
-    threads=$(( c < 2 ? 1 : 2 ))
-    out=$(wrk -t"$threads" -c"$c" -d"$DURATION" --timeout 5s --latency -s bench/wrk/classify.lua "http://127.0.0.1:$PORT/classify")
-    echo "$out" > "$LOG_DIR/wrk-$mode-c$c.txt"
-    rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
-    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-    total=$(echo "$out" | awk '/requests in/ { print $1 }')
-    non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }'); non2xx=${non2xx:-0}
-    sock=$(echo "$out" | awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }'); sock=${sock:-0}
-    rows+=("| $mode (MaxWaitMs=$wait_ms) | $c | $rps | $p50 | $p99 | $total | $((non2xx + sock)) |")
-  done
-  stop
+  read -r wait_ms slots <<< "${SETTINGS[$mode]}"
+  PORTS[$mode]=$next_port
+  Batching__MaxWaitMs=$wait_ms Batching__MaxConcurrentBatches=$slots Model__BundlePath="$BUNDLE" Inference__Device=cpu \
+    Inference__IntraOpThreads="${THREADS:-0}" Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
+    dotnet "$API" --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
+  pids+=($!)
+  next_port=$((next_port + 1))
 done
 
+for mode in $MODES; do
+  url="http://127.0.0.1:${PORTS[$mode]}"
+  for _ in $(seq 1 240); do
+    curl -sf "$url/health/ready" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  curl -sf "$url/health/ready" >/dev/null || { cat "$LOG_DIR/service-$mode.log" >&2; echo "service $mode not ready" >&2; exit 1; }
+  # Warm-up: JIT, ONNX Runtime arenas.
+  wrk -t2 -c16 -d3s --timeout 5s -s bench/wrk/classify.lua "$url/classify" >/dev/null
+done
+
+runs="$LOG_DIR/load-runs.tsv"
+printf 'mode\tconnections\tround\trps\tp50\tp99\trequests\terrors\n' > "$runs"
+for c in $CONNECTIONS; do
+  threads=$(( c < 2 ? 1 : 2 ))
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+      out=$(wrk -t"$threads" -c"$c" -d"$DURATION" --timeout 5s --latency -s bench/wrk/classify.lua "http://127.0.0.1:${PORTS[$mode]}/classify")
+      echo "$out" > "$LOG_DIR/wrk-$mode-c$c-r$round.txt"
+      rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+      p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+      p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+      total=$(echo "$out" | awk '/requests in/ { print $1 }')
+      non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }'); non2xx=${non2xx:-0}
+      sock=$(echo "$out" | awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }'); sock=${sock:-0}
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$c" "$round" "$rps" "$p50" "$p99" "$total" "$((non2xx + sock))" >> "$runs"
+    done
+  done
+done
+stop
+
 echo
-echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per row; bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = ONNX Runtime default)"
-echo
-echo "| batching | connections | requests/s | p50 ms | p99 ms | requests | errors (non-2xx + socket) |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-printf '%s\n' "${rows[@]}"
+echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per run, $ROUNDS rounds (modes in turn); bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = ONNX Runtime default)"
+/usr/bin/python3 - "$runs" <<'EOF'
+import csv, statistics, sys
+from collections import defaultdict
+
+runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+label = {"on": "on (MaxWaitMs=2, 2 batches in flight)", "on1": "on, one batch at a time", "off": "off (MaxWaitMs=0)"}
+modes = list(dict.fromkeys(r["mode"] for r in runs))
+connections = list(dict.fromkeys(r["connections"] for r in runs))
+by = defaultdict(list)
+for r in runs:
+    by[r["mode"], r["connections"]].append(r)
+
+print("\n| batching | connections | requests/s | p50 ms | p99 ms | requests | errors (non-2xx + socket) |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for mode in modes:
+    for c in connections:
+        rs = by[mode, c]
+        med = lambda key: statistics.median(float(r[key]) for r in rs)
+        print(f"| {label.get(mode, mode)} | {c} | {med('rps'):.1f} | {med('p50'):.2f} | {med('p99'):.2f} "
+              f"| {sum(int(r['requests']) for r in rs)} | {sum(int(r['errors']) for r in rs)} |")
+
+if "off" in modes:
+    others = [m for m in modes if m != "off"]
+    print("\nThroughput against batching off (median of the per-round ratios):\n")
+    print("| connections | " + " | ".join(f"{label.get(m, m)} / off" for m in others) + " |")
+    print("| ---: | " + " | ".join("---:" for _ in others) + " |")
+    for c in connections:
+        off = {r["round"]: float(r["rps"]) for r in by["off", c]}
+        cells = [statistics.median(float(r["rps"]) / off[r["round"]] for r in by[m, c]) for m in others]
+        print(f"| {c} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
+EOF

@@ -23,5 +23,14 @@ public sealed class BatchingOptions
     [Range(1, 1_000_000)]
     public int QueueCapacity { get; set; } = 1024;
 
+    /// <summary>
+    /// Batches that may run at the same time. Each run uses the intra-op threads of its sessions
+    /// (one on a 2-core machine by ONNX Runtime's default), so more batches in flight let the
+    /// other cores work while one batch runs; the next batch still forms only when a slot frees,
+    /// so batches grow with the load. 1 runs one batch at a time.
+    /// </summary>
+    [Range(1, 64)]
+    public int MaxConcurrentBatches { get; set; } = 2;
+
     public bool Enabled => MaxWaitMs > 0;
 }

@@ -9,13 +9,14 @@ namespace MultiTaskBert.Core.Batching;
 /// <summary>
 /// Dynamic micro-batching in front of <see cref="MultiTaskEngine"/>. Each request is validated and
 /// tokenized on its caller's thread, then queued (bounded: a full queue throws
-/// <see cref="QueueFullException"/>). One consumer loop forms batches: the oldest waiting request
+/// <see cref="QueueFullException"/>). One consumer loop forms batches and hands each to a
+/// thread-pool thread, up to <see cref="BatchingOptions.MaxConcurrentBatches"/> at once: the oldest waiting request
 /// anchors a batch, which closes when it would exceed <see cref="BatchingOptions.MaxBatchSize"/>
 /// inputs or <see cref="BatchingOptions.MaxBatchTokens"/> padded tokens, or when the anchor has
 /// waited <see cref="BatchingOptions.MaxWaitMs"/>. Other requests join in order of how close their
 /// length is to the anchor's (less padding). Requests with different task sets share the trunk
-/// pass; every request gets exactly its own results. While a batch runs, new requests queue up and
-/// form the next batch at once, so the batch size adapts to the load. When requests arrive further
+/// pass; every request gets exactly its own results. While every run slot is busy, new requests
+/// queue up and form the next batch as soon as one frees, so the batch size adapts to the load. When requests arrive further
 /// apart than the maximum wait on average (a moving average of the gaps), waiting cannot gather
 /// company and the batch runs at once: light load pays no batching latency.
 /// <para>
@@ -41,9 +42,12 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     private readonly Histogram<int> _batchRequests;
     private readonly Histogram<int> _batchTokens;
     private readonly Histogram<double> _queueWait;
+    private readonly Histogram<int> _batchConcurrent;
     private readonly Counter<long> _rejected;
     private readonly Task _consumer;
+    private readonly SemaphoreSlim _runSlots;
     private int _depth;
+    private int _running;
     private long _lastArrival;
     private long _interArrivalTicks; // Moving average; starts at 0 ("busy") so the first requests wait.
     private int _disposed;
@@ -56,12 +60,14 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _options = options;
         _logger = logger;
         _maxWaitTicks = (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
+        _runSlots = new SemaphoreSlim(options.MaxConcurrentBatches, options.MaxConcurrentBatches);
 
         Meter meter = meterFactory?.Create(MeterName) ?? (_ownedMeter = new Meter(MeterName));
         Meter = meter;
         _batchSize = meter.CreateHistogram<int>("mtbert.batch.size", "{input}", "Inputs (utterances) per engine batch");
         _batchRequests = meter.CreateHistogram<int>("mtbert.batch.requests", "{request}", "HTTP requests merged into one engine batch");
         _batchTokens = meter.CreateHistogram<int>("mtbert.batch.tokens", "{token}", "Padded tokens per engine batch (rows x longest row)");
+        _batchConcurrent = meter.CreateHistogram<int>("mtbert.batch.concurrent", "{batch}", "Batches running when a batch starts, itself included (at most Batching:MaxConcurrentBatches)");
         _queueWait = meter.CreateHistogram<double>("mtbert.queue.wait", "ms", "Time a request waited in the queue before its batch ran");
         _rejected = meter.CreateCounter<long>("mtbert.queue.rejected", "{request}", "Requests refused because the queue was full");
         meter.CreateObservableGauge("mtbert.queue.depth", () => Volatile.Read(ref _depth), "{request}", "Requests waiting for a batch");
@@ -163,14 +169,19 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         {
             while (true)
             {
+                // The next batch forms once a run slot is free, so everything that arrived while
+                // all slots were busy can join it: the batch size follows the load.
+                await _runSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
                 if (waiting.Count == 0 && !await reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
                 {
+                    _runSlots.Release();
                     break;
                 }
 
                 Drain(reader, waiting);
                 if (waiting.Count == 0)
                 {
+                    _runSlots.Release();
                     continue;
                 }
 
@@ -188,10 +199,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                 }
 
                 List<Pending> batch = TakeBatch(waiting);
-                if (batch.Count > 0)
-                {
-                    await RunBatchAsync(batch).ConfigureAwait(false);
-                }
+                _ = Task.Run(() => RunBatchInSlotAsync(batch));
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -324,6 +332,21 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         return batch;
     }
 
+    /// <summary>Runs a batch on a thread-pool thread and frees its run slot; never throws (each request gets its outcome).</summary>
+    private async Task RunBatchInSlotAsync(List<Pending> batch)
+    {
+        _batchConcurrent.Record(Interlocked.Increment(ref _running));
+        try
+        {
+            await RunBatchAsync(batch).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+            _runSlots.Release();
+        }
+    }
+
     private async Task RunBatchAsync(List<Pending> batch)
     {
         long started = Stopwatch.GetTimestamp();
@@ -390,6 +413,14 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             // Logged by the loop.
         }
 
+        // Batches still running finish (their requests get results or the shutdown's cancellation)
+        // before the batcher is gone: taking every run slot waits for them.
+        for (int slot = 0; slot < _options.MaxConcurrentBatches; slot++)
+        {
+            await _runSlots.WaitAsync().ConfigureAwait(false);
+        }
+
+        _runSlots.Dispose();
         _stopping.Dispose();
         _ownedMeter?.Dispose();
     }

@@ -82,6 +82,7 @@ public sealed class BatchingApiTests
     [InlineData("Batching:MaxBatchTokens", "0")]
     [InlineData("Batching:MaxWaitMs", "-1")]
     [InlineData("Batching:QueueCapacity", "0")]
+    [InlineData("Batching:MaxConcurrentBatches", "0")]
     public async Task Invalid_batching_options_stop_start_up_naming_the_key(string key, string value)
     {
         await using var factory = new ConfiguredApiFactory(new Dictionary<string, string?> { [key] = value });

@@ -30,19 +30,24 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
 
     private static string[] SingleTasks => [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
 
-    private MicroBatcher Create(double maxWaitMs, int maxBatchSize = 32, int maxBatchTokens = 8192, int queueCapacity = 1024) =>
+    private MicroBatcher Create(double maxWaitMs, int maxBatchSize = 32, int maxBatchTokens = 8192, int queueCapacity = 1024, int maxConcurrentBatches = 2) =>
         new(fixture.Engine, new BatchingOptions
         {
             MaxWaitMs = maxWaitMs,
             MaxBatchSize = maxBatchSize,
             MaxBatchTokens = maxBatchTokens,
             QueueCapacity = queueCapacity,
+            MaxConcurrentBatches = maxConcurrentBatches,
         }, NullLogger<MicroBatcher>.Instance);
 
-    [Fact]
-    public async Task Concurrent_requests_each_get_exactly_their_own_results()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4)]
+    public async Task Concurrent_requests_each_get_exactly_their_own_results(int maxConcurrentBatches)
     {
-        await using MicroBatcher batcher = Create(maxWaitMs: 5, maxBatchSize: 8);
+        await using MicroBatcher batcher = Create(maxWaitMs: 5, maxBatchSize: 8, maxConcurrentBatches: maxConcurrentBatches);
+        using var batches = new BatchRecorder(batcher);
         // Mixed task sets, single and pair inputs, one- and multi-input requests.
         var requests = new List<(ClassifyInput[] Inputs, string[]? Tasks)>();
         for (int i = 0; i < 48; i++)
@@ -64,6 +69,23 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
             ClassifyBatchResult alone = await fixture.Engine.ClassifyAsync(requests[i].Inputs, requests[i].Tasks);
             AssertSameResults(alone, batched[i], $"request {i}");
         }
+
+        Assert.NotEmpty(batches.Concurrent);
+        Assert.All(batches.Concurrent, running => Assert.InRange(running, 1, maxConcurrentBatches));
+    }
+
+    [Fact]
+    public async Task Disposing_waits_for_running_batches_and_leaves_no_request_hanging()
+    {
+        MicroBatcher batcher = Create(maxWaitMs: 1, maxBatchSize: 2, maxConcurrentBatches: 3);
+        Task<ClassifyBatchResult>[] calls = [.. Enumerable.Range(0, 40).Select(i => batcher.ClassifyAsync([new ClassifyInput(Texts[i % Texts.Length])], null))];
+
+        await batcher.DisposeAsync();
+
+        // Every request has its outcome once disposal returns: a result, or the shutdown's cancellation.
+        Assert.All(calls, call => Assert.True(call.IsCompleted, "a request was still pending after disposal"));
+        Assert.All(calls.Where(c => c.IsCompletedSuccessfully), c => Assert.Equal(SingleTasks.Order(), c.Result.Results[0].Keys.Order()));
+        Assert.All(calls.Where(c => !c.IsCompletedSuccessfully), c => Assert.True(c.IsCanceled, $"unexpected failure: {c.Exception}"));
     }
 
     [Fact]
@@ -264,6 +286,8 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         public int[] Inputs => Values("mtbert.batch.size");
 
         public int[] Tokens => Values("mtbert.batch.tokens");
+
+        public int[] Concurrent => Values("mtbert.batch.concurrent");
 
         private int[] Values(string name) => [.. _measurements.Where(m => m.Name == name).Select(m => m.Value)];
 
