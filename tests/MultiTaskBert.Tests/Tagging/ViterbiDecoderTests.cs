@@ -42,6 +42,8 @@ public sealed class ViterbiDecoderTests
     [InlineData(2, 3)]
     [InlineData(4, 3)]
     [InlineData(5, 4)]
+    [InlineData(3, 20)] // wider than a SIMD vector: the vectorised scan and its scalar tail
+    [InlineData(2, 37)]
     public void Finds_the_best_path_of_a_brute_force_search(int words, int tags)
     {
         var random = new Random(words * 31 + tags);
@@ -64,6 +66,21 @@ public sealed class ViterbiDecoderTests
         var crf = new CrfParameters([[0f, 0f], [0f, 0f]], [0f, 0f], [0f, 0f]);
 
         Assert.Equal([0, 0, 0], ViterbiDecoder.Decode([[1f, 1f], [0f, 0f], [2f, 2f]], crf));
+    }
+
+    [Theory]
+    [InlineData(19)]
+    [InlineData(127)]
+    public void Ties_go_to_the_lowest_tag_index_across_simd_vectors(int tags)
+    {
+        // Every path scores the same except that the last word prefers tag tags-2 (in the scalar tail
+        // or the last vector): each earlier word then keeps the lowest predecessor, tag 0.
+        float[][] flat = [.. Enumerable.Range(0, tags).Select(_ => new float[tags])];
+        var crf = new CrfParameters(flat, new float[tags], new float[tags]);
+        float[] last = new float[tags];
+        last[tags - 2] = 1f;
+
+        Assert.Equal([0, 0, tags - 2], ViterbiDecoder.Decode([new float[tags], new float[tags], last], crf));
     }
 
     [Fact]
