@@ -5,7 +5,7 @@
 # the modes take turns, ROUNDS times per concurrency, so a slow spell of the machine hits them
 # alike; figures are medians over rounds, ratios the median of the per-round ratios.
 # Loopback only; the services are started and stopped here.
-#   BUNDLE=models/default DURATION=5s ROUNDS=3 bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
+#   BUNDLE=models/default DURATION=5s ROUNDS=3 WARMUP=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,8 +51,8 @@ for mode in $MODES; do
     sleep 0.5
   done
   curl -sf "$url/health/ready" >/dev/null || { cat "$LOG_DIR/service-$mode.log" >&2; echo "service $mode not ready" >&2; exit 1; }
-  # Warm-up: JIT, ONNX Runtime arenas.
-  wrk -t2 -c16 -d3s --timeout 5s -s bench/wrk/classify.lua "$url/classify" >/dev/null
+  # Warm-up at full load: tiered JIT (a shorter one left the first round visibly slower), ONNX Runtime arenas.
+  wrk -t2 -c64 -d"${WARMUP:-10s}" --timeout 5s -s bench/wrk/classify.lua "$url/classify" >/dev/null
 done
 
 runs="$LOG_DIR/load-runs.tsv"

@@ -273,7 +273,7 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
         foreach (TaskDefinition task in tasks)
         {
             start = Stopwatch.GetTimestamp();
-            _ = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions);
+            bundle.Heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose();
             Record(task.Name, start);
         }
     }
@@ -293,7 +293,7 @@ static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, Ta
     int[] layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions));
+    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose());
 }
 
 static void RunTrunk(LoadedBundle bundle, ClassifyInput[] inputs, TaskDefinition[] tasks)

@@ -203,47 +203,58 @@ public sealed partial class MultiTaskEngine : IDisposable
             }
         }
 
-        using var runOptions = new RunOptions();
-        // A cancelled request (client gone) stops ONNX Runtime between kernels.
-        await using (cancellationToken.Register(() => runOptions.Terminate = true))
+        try
         {
-            try
+            using var runOptions = new RunOptions();
+            // A cancelled request (client gone) stops ONNX Runtime between kernels.
+            await using (cancellationToken.Register(() => runOptions.Terminate = true))
             {
-                foreach (KindGroup group in groups.Values.OrderBy(g => g.Kind))
+                try
                 {
-                    await RunGroupAsync(bundle, group, runOptions, cancellationToken).ConfigureAwait(false);
+                    foreach (KindGroup group in groups.Values.OrderBy(g => g.Kind))
+                    {
+                        await RunGroupAsync(bundle, group, runOptions, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException(cancellationToken);
                 }
             }
-            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw new OperationCanceledException(cancellationToken);
-            }
-        }
 
-        var results = new ClassifyBatchResult[requests.Count];
-        for (int r = 0; r < requests.Count; r++)
-        {
-            PreparedRequest request = requests[r];
-            BatchPlan plan = request.Plan;
-            var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
-            for (int input = 0; input < request.InputCount; input++)
+            var results = new ClassifyBatchResult[requests.Count];
+            for (int r = 0; r < requests.Count; r++)
             {
-                var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
-                foreach (TaskDefinition task in plan.TasksPerInput[input])
+                PreparedRequest request = requests[r];
+                BatchPlan plan = request.Plan;
+                var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
+                for (int input = 0; input < request.InputCount; input++)
                 {
-                    int row = plan.RowOf(input, task.Input);
-                    (KindGroup group, int groupRow) = position[r][row];
-                    predictions[task.Name] = PredictionMapper.Map(
-                        task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
+                    var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
+                    foreach (TaskDefinition task in plan.TasksPerInput[input])
+                    {
+                        int row = plan.RowOf(input, task.Input);
+                        (KindGroup group, int groupRow) = position[r][row];
+                        predictions[task.Name] = PredictionMapper.Map(
+                            task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
+                    }
+
+                    perInput[input] = predictions;
                 }
 
-                perInput[input] = predictions;
+                results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
             }
 
-            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
+            return results;
         }
-
-        return results;
+        finally
+        {
+            // Head outputs live in ONNX Runtime's memory until the answers hold their own copies.
+            foreach (KindGroup group in groups.Values)
+            {
+                group.HeadOutputs.ForEach(output => output.Dispose());
+            }
+        }
     }
 
     /// <summary>
@@ -266,6 +277,7 @@ public sealed partial class MultiTaskEngine : IDisposable
             using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
             HeadOutput[] outputs = await RunHeadsAsync(bundle, group.Tasks, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
+            group.HeadOutputs.AddRange(outputs);
             for (int t = 0; t < outputs.Length; t++)
             {
                 RowOutput[] perRow = group.Outputs[group.Tasks[t]];
@@ -282,22 +294,43 @@ public sealed partial class MultiTaskEngine : IDisposable
     {
         if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
         {
-            var outputs = new HeadOutput[tasks.Count];
-            for (int t = 0; t < tasks.Count; t++)
+            var outputs = new List<HeadOutput>(tasks.Count);
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                outputs[t] = bundle.Heads[tasks[t].Name].Run(hidden[tasks[t].BranchLayer], attentionMask, runOptions);
-            }
+                foreach (TaskDefinition task in tasks)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    outputs.Add(bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions));
+                }
 
-            return outputs;
+                return [.. outputs];
+            }
+            catch
+            {
+                outputs.ForEach(output => output.Dispose());
+                throw;
+            }
         }
 
         // Heads are independent: run them side by side on the shared hidden states and mask.
-        return await Task.WhenAll(tasks.Select(task =>
+        Task<HeadOutput>[] runs = [.. tasks.Select(task =>
         {
             HeadRunner head = bundle.Heads[task.Name];
             return Task.Run(() => head.Run(hidden[task.BranchLayer], attentionMask, runOptions), cancellationToken);
-        })).ConfigureAwait(false);
+        })];
+        try
+        {
+            return await Task.WhenAll(runs).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (Task<HeadOutput> run in runs.Where(r => r.IsCompletedSuccessfully))
+            {
+                run.Result.Dispose();
+            }
+
+            throw;
+        }
     }
 
     /// <summary>The rows of one input kind in a batch, the tasks that read them and each row's output per task.</summary>
@@ -307,12 +340,15 @@ public sealed partial class MultiTaskEngine : IDisposable
         public List<EncodedInput> Rows { get; } = [];
         public List<TaskDefinition> Tasks { get; } = [];
         public Dictionary<TaskDefinition, RowOutput[]> Outputs { get; } = [];
+
+        /// <summary>Every head output of the group's buckets, disposed once the answers are built.</summary>
+        public List<HeadOutput> HeadOutputs { get; } = [];
     }
 
     /// <summary>Where a row's head output lives: row <see cref="Row"/> of a bucket's output.</summary>
     private readonly record struct RowOutput(HeadOutput Bucket, int Row)
     {
-        public ArraySegment<float> Values => Bucket.Row(Row);
+        public ReadOnlySpan<float> Values => Bucket.Row(Row);
     }
 
     public void Dispose()

@@ -8,10 +8,10 @@ namespace MultiTaskBert.Core.Engine;
 internal static class PredictionMapper
 {
     /// <param name="task">The task whose head produced <paramref name="row"/>.</param>
-    /// <param name="row">The head's output for this input (padded sequence for tagging); kept, not copied, as the logits.</param>
+    /// <param name="row">The head's output for this input (padded sequence for tagging); the part that is the input's own is copied as the logits.</param>
     /// <param name="encoded">The encoding the row was computed from.</param>
     /// <param name="alignment">The input's word alignment; required for tagging tasks, null otherwise.</param>
-    public static TaskPrediction Map(TaskDefinition task, ArraySegment<float> row, EncodedInput encoded, WordAlignment? alignment)
+    public static TaskPrediction Map(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment)
     {
         switch (task.OutputKind)
         {
@@ -25,22 +25,22 @@ internal static class PredictionMapper
                     scores[task.Labels[i]] = probabilities[i];
                 }
 
-                return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row);
+                return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray());
             }
 
             case TaskOutputKind.Regression:
             {
                 double value = row[0];
-                return new RegressionPrediction(task.Range?.Clamp(value) ?? value, row);
+                return new RegressionPrediction(task.Range?.Clamp(value) ?? value, row.ToArray());
             }
 
             case TaskOutputKind.Tagging:
             {
                 // The row covers the padded sequence; only the input's own tokens are reported.
-                ArraySegment<float> tokensLogits = row[..(encoded.Length * task.Labels.Count)];
+                ReadOnlySpan<float> tokensLogits = row[..(encoded.Length * task.Labels.Count)];
                 WordAlignment words = alignment ?? throw new InvalidOperationException($"Task '{task.Name}' is a tagging task but its input has no word alignment.");
                 TaggedText tagged = WordTagger.Tag(words, tokensLogits, task.Labels, task.Crf);
-                return new TaggingPrediction(tagged.Words, tagged.Entities, tokensLogits);
+                return new TaggingPrediction(tagged.Words, tagged.Entities, tokensLogits.ToArray());
             }
 
             default:

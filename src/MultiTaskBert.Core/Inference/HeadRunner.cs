@@ -3,14 +3,22 @@ using MultiTaskBert.Core.Bundles;
 
 namespace MultiTaskBert.Core.Inference;
 
-/// <summary>Raw output of one head for a whole batch: row-major float32 with its shape.</summary>
-internal sealed record HeadOutput(float[] Values, long[] Shape)
+/// <summary>
+/// Output of one head for a whole batch: row-major float32 with its shape, left in ONNX Runtime's
+/// memory (no managed copy of the batch: a tagging head's [rows, sequence, tags] output would
+/// land on the large-object heap). Rows are read as spans until the output is disposed.
+/// </summary>
+internal sealed class HeadOutput(IDisposableReadOnlyCollection<OrtValue> outputs, long[] shape) : IDisposable
 {
-    /// <summary>Elements per batch row (labels, 1, or sequence × tags).</summary>
-    public int RowSize => (int)(Values.Length / Shape[0]);
+    public long[] Shape { get; } = shape;
 
-    /// <summary>One row, as a view (no copy): predictions keep it as their logits.</summary>
-    public ArraySegment<float> Row(int row) => new(Values, row * RowSize, RowSize);
+    /// <summary>Elements per batch row (labels, 1, or sequence × tags).</summary>
+    public int RowSize { get; } = shape[0] == 0 ? 0 : (int)(shape.Aggregate(1L, (a, b) => a * b) / shape[0]);
+
+    /// <summary>One row, valid until <see cref="Dispose"/>.</summary>
+    public ReadOnlySpan<float> Row(int row) => outputs[0].GetTensorDataAsSpan<float>().Slice(row * RowSize, RowSize);
+
+    public void Dispose() => outputs.Dispose();
 }
 
 /// <summary>Runs one task head on the trunk's hidden states. Thread-safe.</summary>
@@ -33,15 +41,15 @@ internal sealed class HeadRunner : IDisposable
     public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, RunOptions runOptions)
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
-        // head's device) and returns the small logits tensor in CPU memory.
+        // head's device) and returns the logits tensor in CPU memory; the caller disposes it.
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         OrtValue[] inputs = _inputNames.Length == 2 ? [hiddenStates, attentionMask] : [hiddenStates];
-        using IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
-        OrtValue logits = outputs[0];
-        long[] shape = logits.GetTensorTypeAndShape().Shape;
+        IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
+        long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
         int expectedRank = Task.OutputKind == TaskOutputKind.Tagging ? 3 : 2;
         if (shape.Length != expectedRank || shape[^1] != Task.OutputWidth)
         {
+            outputs.Dispose();
             string field = Task.OutputKind switch
             {
                 TaskOutputKind.Classification => "output.labels",
@@ -52,9 +60,8 @@ internal sealed class HeadRunner : IDisposable
                 $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
         }
 
-        var output = new HeadOutput(logits.GetTensorDataAsSpan<float>().ToArray(), shape);
         Engine.EngineMetrics.RecordHead(start, Task);
-        return output;
+        return new HeadOutput(outputs, shape);
     }
 
     public void Dispose() => _session.Dispose();
