@@ -21,8 +21,8 @@ mkdir -p "$LOG_DIR"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -f "$API" ] || dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
 
-# mode -> "MaxWaitMs MaxConcurrentBatches"
-declare -A SETTINGS=([on]="2 2" [on1]="2 1" [off]="0 1")
+# mode -> the settings it changes from the service's defaults (MaxWaitMs=2, MaxConcurrentBatches=2)
+declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Batching__MaxWaitMs=0")
 
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
@@ -35,9 +35,9 @@ trap stop EXIT
 declare -A PORTS
 next_port=$PORT
 for mode in $MODES; do
-  read -r wait_ms slots <<< "${SETTINGS[$mode]}"
   PORTS[$mode]=$next_port
-  Batching__MaxWaitMs=$wait_ms Batching__MaxConcurrentBatches=$slots Model__BundlePath="$BUNDLE" Inference__Device=cpu \
+  # shellcheck disable=SC2086 # the settings are NAME=value words
+  env ${SETTINGS[$mode]} Model__BundlePath="$BUNDLE" Inference__Device=cpu \
     Inference__IntraOpThreads="${THREADS:-0}" Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
     dotnet "$API" --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
   pids+=($!)
@@ -82,7 +82,7 @@ import csv, statistics, sys
 from collections import defaultdict
 
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-label = {"on": "on (MaxWaitMs=2, 2 batches in flight)", "on1": "on, one batch at a time", "off": "off (MaxWaitMs=0)"}
+label = {"on": "on (defaults: MaxWaitMs=2, MaxConcurrentBatches=2)", "on1": "on, one batch at a time (MaxConcurrentBatches=1)", "off": "off (MaxWaitMs=0)"}
 modes = list(dict.fromkeys(r["mode"] for r in runs))
 connections = list(dict.fromkeys(r["connections"] for r in runs))
 by = defaultdict(list)

@@ -3,7 +3,7 @@
 # serving-cost comparison (bench/MultiTaskBert.Bench), then the HTTP load test (bench/load.sh).
 #   bench/run.sh                                   # models/default, dev sets from ../shared/data
 #   BUNDLE=tests/fixtures/tiny-bundle bench/run.sh # any bundle
-# Knobs: SECONDS_PER_SIZE (default 20), DURATION (wrk, default 10s), THREADS (intra-op, 0 = ORT default).
+# Knobs: SECONDS_PER_SIZE (default 20), DURATION (wrk, default 5s per run), ROUNDS (default 3), THREADS (intra-op, 0 = ORT default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
