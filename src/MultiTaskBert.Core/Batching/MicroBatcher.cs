@@ -165,23 +165,27 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     {
         ChannelReader<Pending> reader = _channel.Reader;
         var waiting = new List<Pending>();
+        bool holdingSlot = false;
         try
         {
             while (true)
             {
                 // The next batch forms once a run slot is free, so everything that arrived while
                 // all slots were busy can join it: the batch size follows the load.
-                await _runSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                if (!holdingSlot)
+                {
+                    await _runSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                    holdingSlot = true;
+                }
+
                 if (waiting.Count == 0 && !await reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
                 {
-                    _runSlots.Release();
                     break;
                 }
 
                 Drain(reader, waiting);
                 if (waiting.Count == 0)
                 {
-                    _runSlots.Release();
                     continue;
                 }
 
@@ -199,6 +203,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                 }
 
                 List<Pending> batch = TakeBatch(waiting);
+                holdingSlot = false; // The batch's run frees it.
                 _ = Task.Run(() => RunBatchInSlotAsync(batch));
             }
         }
@@ -213,6 +218,11 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
         finally
         {
+            if (holdingSlot)
+            {
+                _runSlots.Release();
+            }
+
             Drain(reader, waiting);
             foreach (Pending pending in waiting)
             {

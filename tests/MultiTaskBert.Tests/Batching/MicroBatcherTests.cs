@@ -75,6 +75,19 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
     }
 
     [Fact]
+    public async Task Disposing_while_a_batch_waits_for_company_completes_and_leaves_no_request_hanging()
+    {
+        MicroBatcher batcher = Create(maxWaitMs: 10_000, maxBatchSize: 32);
+        Task<ClassifyBatchResult> waiting = batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]);
+        await Task.Delay(100); // The loop holds a run slot while it waits for company.
+
+        await batcher.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Shutdown either ran the lone request or cancelled it; it is not left pending.
+        Assert.True(waiting.IsCompletedSuccessfully || waiting.IsCanceled, $"request ended as {waiting.Status}: {waiting.Exception}");
+    }
+
+    [Fact]
     public async Task Disposing_waits_for_running_batches_and_leaves_no_request_hanging()
     {
         MicroBatcher batcher = Create(maxWaitMs: 1, maxBatchSize: 2, maxConcurrentBatches: 3);
