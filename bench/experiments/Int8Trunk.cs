@@ -24,6 +24,8 @@ float[] Run(InferenceSession session, long[] ids, int rows)
     return outputs[0].GetTensorDataAsSpan<float>().ToArray();
 }
 
+static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+
 Console.WriteLine($"| batch | {string.Join(" | ", files.Skip(1).Select(f => $"{Path.GetFileName(f)}: speed-up over float32"))} | {string.Join(" | ", files.Skip(1).Select(f => $"{Path.GetFileName(f)}: max abs diff vs float32"))} |");
 Console.WriteLine($"| ---: |{string.Concat(Enumerable.Repeat(" ---: |", 2 * (files.Length - 1)))}");
 foreach (int batch in new[] { 1, 8, 32 })
@@ -55,7 +57,6 @@ foreach (int batch in new[] { 1, 8, 32 })
         }
     }
 
-    static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
     Console.WriteLine($"| {batch} | {string.Join(" | ", Enumerable.Range(1, files.Length - 1).Select(v => $"{Median(ratios[v]):F2}x"))} | {string.Join(" | ", Enumerable.Range(1, files.Length - 1).Select(v => $"{diffs[v]:G3}"))} |");
 }
 

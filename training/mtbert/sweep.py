@@ -33,6 +33,11 @@ def row_cost(row: dict, kind: str, base: BertConfig, mean_tokens: float) -> floa
     return head_cost(kind, row["head_layers"], base.thinned(row.get("width", 1.0)), base, mean_tokens)
 
 
+def reference_score(full: dict | None, rows: list[dict]) -> float:
+    """The score heads are compared to: full fine-tuning's, or the best head's without it."""
+    return full["score"] if full else max(r["metrics"]["score"] for r in rows)
+
+
 def candidates(rows: list[dict], out: Path, kind: str, base: BertConfig, mean_tokens: float) -> list[Candidate]:
     return [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"], row_cost(r, kind, base, mean_tokens)) for r in rows]
 
@@ -51,8 +56,7 @@ class SweepResult:
     dev_examples: int | None = None  # size of the dev set the scores come from
 
     def reference(self) -> float:
-        """The score heads are compared to: full fine-tuning's, or the best head's without it."""
-        return self.full["score"] if self.full else max(r["metrics"]["score"] for r in self.rows)
+        return reference_score(self.full, self.rows)
 
     def kind(self) -> str:
         """Output kind for the cost model: tagging heads are scored by span F1."""
@@ -120,7 +124,7 @@ def run_sweep(
             info, head = session.partial(f, hyper, out / name)
             rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
         teachers.append((info, head, name))
-    reference = full["score"] if full else max(r["metrics"]["score"] for r in rows)
+    reference = reference_score(full, rows)
     # Distil the good teachers (within tolerance of the reference), or the best one if none is.
     # Students are trained cheapest first (serving cost, then the deeper branch point: the order
     # `choose` ranks them in); unless `all_students`, the study stops at the first student no

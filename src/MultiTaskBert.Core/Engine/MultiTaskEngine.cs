@@ -1,8 +1,8 @@
-using MultiTaskBert.Core.Tagging;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Core.Tokenization;
 
 namespace MultiTaskBert.Core.Engine;

@@ -4,14 +4,12 @@ using MultiTaskBert.Core.Bundles;
 namespace MultiTaskBert.Core.Inference;
 
 /// <summary>
-/// Output of one head for a whole batch: row-major float32 with its shape, left in ONNX Runtime's
+/// Output of one head for a whole batch: row-major float32, left in ONNX Runtime's
 /// memory (no managed copy of the batch: a tagging head's [rows, sequence, tags] output would
 /// land on the large-object heap). Rows are read as spans until the output is disposed.
 /// </summary>
 internal sealed class HeadOutput(IDisposableReadOnlyCollection<OrtValue> outputs, long[] shape) : IDisposable
 {
-    public long[] Shape { get; } = shape;
-
     /// <summary>Elements per batch row (labels, 1, or sequence × tags).</summary>
     public int RowSize { get; } = shape[0] == 0 ? 0 : (int)(shape.Aggregate(1L, (a, b) => a * b) / shape[0]);
 

@@ -53,14 +53,13 @@ public static class WordTagger
         }
 
         int[] decoded = crf is null ? [.. emissions.Select(row => Numerics.ArgMax<float>(row))] : ViterbiDecoder.Decode(emissions, crf);
-        int outside = IndexOf(tags, "O");
         var wordTags = new List<WordTag>(words.Count);
         int next = 0;
         for (int w = 0; w < words.Count; w++)
         {
             // Words without a first piece (truncated away) are skipped by the decoder and read "O".
-            int tag = starts[w] >= 0 ? decoded[next++] : outside;
-            wordTags.Add(new WordTag(words[w].Text, tags[tag], words[w].Start, words[w].End));
+            string tag = starts[w] >= 0 ? tags[decoded[next++]] : Outside(tags);
+            wordTags.Add(new WordTag(words[w].Text, tag, words[w].Start, words[w].End));
         }
 
         var entities = new List<TaggedEntity>();
@@ -74,16 +73,7 @@ public static class WordTagger
         return new TaggedText(wordTags, entities);
     }
 
-    private static int IndexOf(IReadOnlyList<string> tags, string tag)
-    {
-        for (int i = 0; i < tags.Count; i++)
-        {
-            if (string.Equals(tags[i], tag, StringComparison.Ordinal))
-            {
-                return i;
-            }
-        }
-
-        throw new InvalidOperationException($"tag set has no '{tag}'");
-    }
+    /// <summary>The "O" tag of the task's tag set (the bundle loader requires one).</summary>
+    private static string Outside(IReadOnlyList<string> tags) =>
+        tags.FirstOrDefault(t => string.Equals(t, "O", StringComparison.Ordinal)) ?? throw new InvalidOperationException("tag set has no 'O'");
 }
