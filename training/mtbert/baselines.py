@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .bundle import read_manifest
+from .bundle import int8_matmuls, read_manifest
 from .checkpoint import load_checkpoint
 from .export import export_single_task
 from .modeling import SingleTaskModel, TaskHead
@@ -39,7 +39,8 @@ def export_baselines(bundle: Path, out: Path, pretrained: Path) -> dict:
     if checkpoint.fingerprint != expected:
         raise ValueError(f"{pretrained}: fingerprint {checkpoint.fingerprint[:12]}… is not the bundle trunk's ({expected[:12]}…)")
     layers = checkpoint.config.num_hidden_layers
-    trunk = build_trunk(checkpoint, layers)
+    # Like for like: a bundle with int8 trunk matmuls is compared with baselines whose every layer is int8.
+    trunk = build_trunk(checkpoint, layers, int8_matmuls(manifest))
     out.mkdir(parents=True, exist_ok=True)
     index = {"layers": layers, "bundle": f"{manifest['name']}@{manifest['version']}", "tasks": {}}
     for seed, task in enumerate(tqdm(manifest["tasks"], desc="baselines")):

@@ -26,6 +26,10 @@ from .train import build_trunk
 
 FORMAT_VERSION = 1
 MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", "parity.json"
+# How far the service's outputs may be from PyTorch's. Float graphs differ only in summation order.
+# With int8 matmuls, ONNX Runtime and PyTorch compute the same integers, but a float32 difference
+# in a layer's input can round one activation to the next int8 step (measured: `mtbert bundle verify`).
+PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 2e-2
 TASK_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 # Texts whose token ids and outputs are stored in parity.json: accents, case, punctuation,
@@ -58,6 +62,11 @@ def _write_json_atomic(path: Path, value: object) -> None:
         stream.write("\n")
     os.chmod(temp, 0o644)
     os.replace(temp, path)
+
+
+def int8_matmuls(manifest: dict) -> bool:
+    """Whether the bundle's trunk runs its weight matmuls in int8 (absent in older bundles: float)."""
+    return bool(manifest["trunk"].get("int8Matmuls", False))
 
 
 def read_manifest(bundle: Path) -> dict:
@@ -125,7 +134,7 @@ class BundleWriter:
         self.folder = folder
 
     # -- helpers ---------------------------------------------------------------------------
-    def _new_manifest(self, checkpoint: Checkpoint, name: str, version: str, max_length: int) -> dict:
+    def _new_manifest(self, checkpoint: Checkpoint, name: str, version: str, max_length: int, int8_matmuls: bool) -> dict:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "heads").mkdir(exist_ok=True)
         with gzip.GzipFile(self.folder / VOCAB, "wb", mtime=0) as stream:  # mtime=0: stable bytes
@@ -143,6 +152,7 @@ class BundleWriter:
                 "pretrained": {"name": checkpoint.name, "fingerprint": checkpoint.fingerprint, "numLayers": checkpoint.config.num_hidden_layers},
                 "inputs": {"inputIds": "input_ids", "attentionMask": "attention_mask", "tokenTypeIds": "token_type_ids"},
                 "outputs": [],
+                "int8Matmuls": int8_matmuls,
             },
             "tasks": [],
         }
@@ -152,7 +162,7 @@ class BundleWriter:
         layers = sorted({o["layer"] for o in trunk["outputs"]} | {branch_layer})
         if layers == [o["layer"] for o in trunk["outputs"]]:
             return
-        model = build_trunk(checkpoint, max(layers))
+        model = build_trunk(checkpoint, max(layers), int8_matmuls(manifest))
         trunk["outputs"] = export_trunk(model, layers, self.folder / TRUNK)
         trunk["numLayers"] = max(layers)
         trunk["sha256"] = sha256_file(self.folder / TRUNK)
@@ -165,7 +175,8 @@ class BundleWriter:
         """Stores token ids for the standard texts and this task's PyTorch outputs (None: drop them);
         for a tagging task (`tags`), also the tag PyTorch decodes for each whitespace-split word."""
         path = self.folder / PARITY
-        parity = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tolerance": 1e-4, "cases": []}
+        tolerance = INT8_PARITY_TOLERANCE if int8_matmuls(manifest) else PARITY_TOLERANCE
+        parity = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tolerance": tolerance, "cases": []}
         if not parity["cases"]:
             tokenizer = self._tokenizer(manifest)
             for text, pair in [(t, None) for t in PARITY_SINGLE] + PARITY_PAIRS:
@@ -175,7 +186,7 @@ class BundleWriter:
             _drop_task(case, task)
         tokenizer = self._tokenizer(manifest)
         if head is not None:
-            trunk = build_trunk(checkpoint, branch_layer)
+            trunk = build_trunk(checkpoint, branch_layer, int8_matmuls(manifest))
             cases = [c for c in parity["cases"] if (c["textPair"] is None) == (input_kind == "single")]
             with torch.no_grad():
                 for case in cases:  # one at a time: the service must agree for each input alone
@@ -210,6 +221,12 @@ class BundleWriter:
             raise BundleError(f"{run / 'run.json'}: branch_layer {info.branch_layer} is outside 0..{depth}")
         if info.branch_layer == 0:
             raise BundleError(f"{run / 'run.json'}: a fully fine-tuned model (branch layer 0) shares no frozen layer; export it with `export-single` instead")
+        if info.int8_matmuls != int8_matmuls(manifest):
+            served, trained = ("int8" if flag else "float32" for flag in (int8_matmuls(manifest), info.int8_matmuls))
+            raise BundleError(
+                f"{run / 'run.json'}: int8_matmuls is {info.int8_matmuls} but the bundle's trunk.int8Matmuls is {int8_matmuls(manifest)}: "
+                f"the head was trained on {trained} trunk matmuls and would be served {served} ones; train it with{'' if int8_matmuls(manifest) else 'out'} --int8-matmuls"
+            )
 
     # -- commands --------------------------------------------------------------------------
     def add(self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None) -> dict:
@@ -217,7 +234,7 @@ class BundleWriter:
         if (self.folder / MANIFEST).is_file():
             manifest = read_manifest(self.folder)
         else:
-            manifest = self._new_manifest(checkpoint, name or self.folder.name, version or "1", max_length)
+            manifest = self._new_manifest(checkpoint, name or self.folder.name, version or "1", max_length, info.int8_matmuls)
         self._check_fits(manifest, info, run)
         task = info.spec.name
         if not TASK_NAME.match(task):

@@ -39,6 +39,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train", type=int, default=None, help="train on a seeded sample of at most this many examples")
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
     parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
+    parser.add_argument("--int8-matmuls", action="store_true", help="train on a trunk whose weight matmuls run in int8 (for a bundle with trunk.int8Matmuls)")
 
 
 def _hyper(args: argparse.Namespace) -> Hyper:
@@ -49,7 +50,7 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
     from .pipeline import TaskSession, set_threads
 
     set_threads(args.threads)
-    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed, crf=args.crf)
+    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed, crf=args.crf, int8_matmuls=args.int8_matmuls)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -63,7 +64,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     info, teacher = load_run(args.teacher)
-    session = TaskSession.open(run_checkpoint(info, args.pretrained), args.data, info.spec.name, info.hyper.get("train_examples") if args.max_train is None else args.max_train, info.hyper.get("max_length", 128), info.hyper.get("seed", 0), spec=info.spec)
+    session = TaskSession.open(run_checkpoint(info, args.pretrained), args.data, info.spec.name, info.hyper.get("train_examples") if args.max_train is None else args.max_train, info.hyper.get("max_length", 128), info.hyper.get("seed", 0), spec=info.spec,
+        int8_matmuls=info.int8_matmuls,  # the student learns on its teacher's trunk
+    )
     weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
     s_info, _ = session.distill(teacher, info, args.layers, _hyper(args), weights, args.out, teacher_dir=str(args.teacher), width=args.width)
     print(json.dumps({"run": str(args.out), "teacher_dev": info.metrics, "student_dev": s_info.metrics}, indent=2))
@@ -113,7 +116,7 @@ def cmd_export_single(args: argparse.Namespace) -> None:
     from .train import build_trunk
 
     info, head = load_run(args.run)
-    trunk = build_trunk(run_checkpoint(info, args.pretrained), info.branch_layer)
+    trunk = build_trunk(run_checkpoint(info, args.pretrained), info.branch_layer, info.int8_matmuls)
     export_single_task(SingleTaskModel(trunk, info.branch_layer, head), args.out)
     print(f"{args.out}: whole single-task model ({info.branch_layer} frozen + {info.head_layers} task layers)")
 

@@ -16,7 +16,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .modeling import ExportedHead, ExportedTrunk, SingleTaskModel, TaskHead, Trunk
+from .modeling import ExportedHead, ExportedTrunk, RowwiseInt8Linear, SingleTaskModel, TaskHead, Trunk
 
 OPSET = 14
 # Initialisers smaller than this stay float32: casting them saves nothing worth a node.
@@ -58,9 +58,101 @@ def store_weights_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _save(model: onnx.ModelProto, path: Path) -> None:
+def quantize_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[in, out] MatMul weight -> int8 codes and one symmetric float32 scale per output column
+    (as `RowwiseInt8Linear.weight_codes`, on the same float32 values)."""
+    scale = np.abs(weight).max(axis=0) / np.float32(127.0)
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(weight / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def quantize_matmuls_int8(model: onnx.ModelProto, weights: set[bytes]) -> int:
+    """Rewrites each MatMul whose constant weight (float16 behind a Cast, as `store_weights_fp16`
+    leaves it) is in `weights` (float16 bytes of the [in, out] matrix) to ONNX Runtime's integer
+    matmul: the activation rows quantized to uint8 around 128 with one scale per row
+    (`QuantizeLinear(axis=0)`; ONNX Runtime's fast integer GEMM wants unsigned activations), the
+    weight int8 with a scale per column (`com.microsoft.MatMulIntegerToFloat`), then the row scales.
+    A row's result does not depend on the other rows, unlike `DynamicQuantizeMatMul`'s one scale per
+    tensor. Returns how many were rewritten; the float16 weights they used are dropped."""
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input[0] in initializers}
+
+    def constant(name: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    shared = {
+        "one": constant("int8/one", np.array(1.0, np.float32)),
+        "127": constant("int8/127", np.array(127.0, np.float32)),
+        "tiny": constant("int8/tiny", np.array(1e-12, np.float32)),
+        "zero_point": constant("int8/zero_point", np.array(128, np.uint8)),
+        "first": constant("int8/first", np.array([0], np.int64)),
+        "last": constant("int8/last", np.array([-1], np.int64)),
+    }
+    nodes: list[onnx.NodeProto] = []
+    count = 0
+    for node in graph.node:
+        source = casts.get(node.input[1]) if node.op_type == "MatMul" else None
+        stored = numpy_helper.to_array(initializers[source]) if source else None
+        if stored is None or stored.ndim != 2 or stored.tobytes() not in weights:
+            nodes.append(node)
+            continue
+        k, n = stored.shape
+        codes, scales = quantize_columns(stored.astype(np.float32))
+        p, x, y = f"int8/{count}", node.input[0], node.output[0]
+        constant(f"{p}/codes", codes)
+        constant(f"{p}/scales", scales)
+        constant(f"{p}/rows", np.array([-1, k], np.int64))
+        constant(f"{p}/n", np.array([n], np.int64))
+        nodes += [
+            helper.make_node("Shape", [x], [f"{p}/shape"]),
+            helper.make_node("Reshape", [x, f"{p}/rows"], [f"{p}/x"]),  # [rows, in]
+            helper.make_node("ReduceMax", [f"{p}/x"], [f"{p}/max"], axes=[1], keepdims=0),
+            helper.make_node("ReduceMin", [f"{p}/x"], [f"{p}/min"], axes=[1], keepdims=0),
+            helper.make_node("Neg", [f"{p}/min"], [f"{p}/-min"]),
+            helper.make_node("Max", [f"{p}/max", f"{p}/-min", shared["tiny"]], [f"{p}/absmax"]),
+            helper.make_node("Div", [f"{p}/absmax", shared["127"]], [f"{p}/scale"]),  # one scale per row
+            helper.make_node("Shape", [f"{p}/scale"], [f"{p}/rows_shape"]),
+            helper.make_node("ConstantOfShape", [f"{p}/rows_shape"], [f"{p}/zero_points"],
+                             value=helper.make_tensor("value", TensorProto.UINT8, [1], [128])),
+            helper.make_node("QuantizeLinear", [f"{p}/x", f"{p}/scale", f"{p}/zero_points"], [f"{p}/xq"], axis=0),
+            helper.make_node("MatMulIntegerToFloat", [f"{p}/xq", f"{p}/codes", shared["one"], f"{p}/scales", shared["zero_point"]],
+                             [f"{p}/acc"], domain="com.microsoft"),
+            helper.make_node("Unsqueeze", [f"{p}/scale", shared["last"]], [f"{p}/row_scale"]),
+            helper.make_node("Mul", [f"{p}/acc", f"{p}/row_scale"], [f"{p}/y"]),
+            helper.make_node("Slice", [f"{p}/shape", shared["first"], shared["last"]], [f"{p}/lead"]),
+            helper.make_node("Concat", [f"{p}/lead", f"{p}/n"], [f"{p}/out_shape"], axis=0),
+            helper.make_node("Reshape", [f"{p}/y", f"{p}/out_shape"], [y]),
+        ]
+        count += 1
+    used = {name for n in nodes for name in n.input}
+    # Casts (and their float16 weights) that no node reads any more.
+    nodes = [n for n in nodes if not (n.op_type == "Cast" and n.input[0] in initializers and n.output[0] not in used)]
+    used = {name for n in nodes for name in n.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    if count and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return count
+
+
+def int8_weights(module: torch.nn.Module) -> set[bytes]:
+    """Float16 bytes of the [in, out] MatMul weights of a module's `RowwiseInt8Linear` layers."""
+    return {m.weight.detach().t().contiguous().numpy().astype(np.float16).tobytes() for m in module.modules() if isinstance(m, RowwiseInt8Linear)}
+
+
+def _save(model: onnx.ModelProto, path: Path, int8: set[bytes] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model = store_weights_fp16(model)
+    if int8:
+        rewritten = quantize_matmuls_int8(model, int8)
+        if rewritten < len(int8):  # equal weights share an entry, so more is fine
+            raise RuntimeError(f"{path.name}: {rewritten} int8 matmuls rewritten, {len(int8)} expected")
+        onnx.checker.check_model(model)
     model.producer_name = "mtbert"
     # Stable bytes: the same weights always give the same file (and hash).
     model.producer_version = ""
@@ -84,7 +176,7 @@ def export_trunk(trunk: Trunk, output_layers: list[int], path: Path) -> list[dic
         ExportedTrunk(trunk, output_layers), _example_ids(), ["input_ids", "attention_mask", "token_type_ids"], names,
         {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, **{n: ID_AXES for n in names}},
     )
-    _save(model, path)
+    _save(model, path, int8_weights(trunk))
     return [{"layer": layer, "name": name} for layer, name in zip(output_layers, names)]
 
 
@@ -105,4 +197,4 @@ def export_single_task(model: SingleTaskModel, path: Path) -> None:
         model, _example_ids(), ["input_ids", "attention_mask", "token_type_ids"], ["logits"],
         {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, "logits": output_axes},
     )
-    _save(onnx_model, path)
+    _save(onnx_model, path, int8_weights(model.trunk))

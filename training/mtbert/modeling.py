@@ -60,6 +60,48 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+class RowwiseInt8Linear(nn.Linear):
+    """A linear layer that computes as ONNX Runtime does once `export.quantize_matmuls_int8` has
+    rewritten its MatMul: weights in int8 with one symmetric scale per output column, activations
+    in int8 with one symmetric scale per row (token), so a row's result never depends on the other
+    rows of its batch. The integer products are summed exactly (as ONNX Runtime's int32
+    accumulator does), then scaled in the same order: ((acc × column scale) × row scale) + bias.
+    While exporting it traces as a plain float MatMul, which the rewrite turns into the int8 ops."""
+
+    codes: torch.Tensor
+    scales: torch.Tensor
+
+    @staticmethod
+    def from_linear(linear: nn.Linear) -> "RowwiseInt8Linear":
+        layer = RowwiseInt8Linear(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        layer.load_state_dict(linear.state_dict())
+        layer.weight.requires_grad_(False)
+        layer.codes, layer.scales = layer.weight_codes()  # frozen weights: quantized once
+        return layer
+
+    def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[out, in] int8 codes and the [out] scales: weight ≈ codes × scale (per output column
+        of the transposed MatMul weight). `export.quantize_columns` computes the same from the graph."""
+        weight = self.weight.detach().float()
+        scales = weight.abs().amax(dim=1) / 127.0
+        scales = torch.where(scales == 0, torch.ones_like(scales), scales)
+        return torch.round(weight / scales[:, None]).clamp(-127, 127), scales
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return super().forward(x)
+        codes, weight_scales = self.codes, self.scales
+        absmax = torch.maximum(x.amax(dim=-1, keepdim=True), -x.amin(dim=-1, keepdim=True)).clamp_min(1e-12)
+        row_scales = absmax / 127.0
+        # uint8 around a zero point of 128 in the graph: the same integers, shifted.
+        quantized = torch.round(x / row_scales).clamp(-128, 127)
+        # Integer sums are exact in float32 below 2^24; wider layers sum in float64.
+        exact = torch.float32 if self.in_features * 128 * 127 < 2**24 else torch.float64
+        acc = (quantized.to(exact) @ codes.to(exact).t()).float()
+        y = acc * weight_scales * row_scales
+        return y + self.bias if self.bias is not None else y
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -201,6 +243,19 @@ class Trunk(nn.Module):
             hidden = layer(hidden, mask)
             outputs.append(hidden)
         return outputs
+
+    def quantize_matmuls_int8(self) -> None:
+        """Every weight matmul of the encoder layers in int8 (`RowwiseInt8Linear`): 1.4-2x faster
+        on CPUs with integer dot products, batch-independent. Run after the weights have their final
+        (float16-rounded) values: the export's rewrite derives the same codes from the stored weights."""
+        for layer in self.layer:
+            for owner, name in ((layer.attention.self, "query"), (layer.attention.self, "key"), (layer.attention.self, "value"),
+                                (layer.attention.output, "dense"), (layer.intermediate, "dense"), (layer.output, "dense")):
+                setattr(owner, name, RowwiseInt8Linear.from_linear(getattr(owner, name)))
+
+    @property
+    def int8_matmuls(self) -> bool:
+        return any(isinstance(m, RowwiseInt8Linear) for m in self.modules())
 
     def load_pretrained(self, weights: dict[str, torch.Tensor]) -> None:
         state = {}

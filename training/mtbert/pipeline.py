@@ -29,12 +29,13 @@ class TaskSession:
     dev: EncodedSet
     max_length: int
     crf: bool = False  # tagging: new heads (teachers, full fine-tuning) get a CRF layer
+    int8_matmuls: bool = False  # heads train on (and are scored on) a trunk with int8 weight matmuls
     _states: dict[str, FrozenStates] = field(default_factory=dict)
 
     @staticmethod
     def open(
         checkpoint: Checkpoint | str | Path, data_root: Path, task: str, max_train: int | None = None, max_length: int = 128, seed: int = 0,
-        spec: TaskSpec | None = None, crf: bool = False,
+        spec: TaskSpec | None = None, crf: bool = False, int8_matmuls: bool = False,
     ) -> "TaskSession":
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
@@ -44,14 +45,14 @@ class TaskSession:
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
         train = EncodedSet.build(read_examples(data_root / task / "train.jsonl", spec, max_train, seed), tokenizer, spec)
         dev = EncodedSet.build(read_examples(data_root / task / "dev.jsonl", spec), tokenizer, spec)
-        return TaskSession(checkpoint, spec, train, dev, max_length, crf)
+        return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls)
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
         """Cached trunk states at `layers` for train and dev (computed once, reused by every head)."""
         missing = [layer for layer in layers if "train" not in self._states or layer not in self._states["train"].layers]
         if missing:
             wanted = sorted(set(layers) | set(self._states["train"].layers if "train" in self._states else []))
-            trunk = build_trunk(self.checkpoint, max(wanted))
+            trunk = build_trunk(self.checkpoint, max(wanted), self.int8_matmuls)
             self._states["train"] = FrozenStates(trunk, self.train, wanted, desc=f"{self.spec.name}: frozen states (train)")
             self._states["dev"] = FrozenStates(trunk, self.dev, wanted, desc=f"{self.spec.name}: frozen states (dev)")
         return self._states["train"], self._states["dev"]
@@ -62,6 +63,7 @@ class TaskSession:
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
             config=(config or self.checkpoint.config).to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
+            int8_matmuls=self.int8_matmuls,
         )
 
     def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:
@@ -110,7 +112,7 @@ def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_lengt
     spec = info.spec
     tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
     dev = EncodedSet.build(read_examples(data_root / spec.name / "dev.jsonl", spec), tokenizer, spec)
-    states = FrozenStates(build_trunk(checkpoint, info.branch_layer), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
+    states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
     return evaluate(spec, head_logits(head, states, info.branch_layer, len(dev)), dev, head.crf)
 
 

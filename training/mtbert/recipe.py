@@ -11,6 +11,7 @@ from pathlib import Path
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
+from .runs import RUN_FILE
 from .data import load_task_spec, read_examples
 from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
@@ -33,6 +34,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     data_root = (base / recipe["data"]).resolve()
     checkpoint = load_checkpoint(pretrained)
     retrain = set(only.split(",")) if only else None
+    int8 = bool(recipe.get("int8Matmuls", False))  # the trunk's weight matmuls in int8 (`build_trunk`)
     mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     started = time.time()
     results: dict[str, SweepResult] = {}
@@ -43,11 +45,14 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         weights = DistillWeights(**settings.get("distill", {}))
         widths = settings.get("widths", [])
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
+        if previous is not None and not _on_trunk(previous, folder, int8):
+            previous = None  # trained on the other trunk: nothing in it can be reused
         if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper, widths):
             results[task] = previous  # nothing to train: reuse the study (its head is chosen again below)
             continue
         session = TaskSession.open(
-            checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False)
+            checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False),
+            int8_matmuls=int8,
         )
         task_started = time.time()
         results[task] = run_sweep(
@@ -77,6 +82,12 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         if (runs / plot / "frozen-layers.png").is_file():
             shutil.copyfile(runs / plot / "frozen-layers.png", out / f"frozen-layers-{plot}.png")
     write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started)
+
+
+def _on_trunk(study: SweepResult, folder: Path, int8: bool) -> bool:
+    """Whether a kept study's heads were trained on the trunk the recipe now asks for."""
+    runs = [folder / row["run"] / RUN_FILE for row in study.rows]
+    return all(json.loads(run.read_text(encoding="utf-8")).get("int8_matmuls", False) == int8 for run in runs if run.is_file())
 
 
 def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:
@@ -133,7 +144,9 @@ def write_report(
         f"| **average** | | {full_avg:.1f} | | | | | | {chosen_avg:.1f} | {chosen_avg / full_avg * 100:.1f}% | | {served_avg:.1f} |",
         "",
         "`served score`: the chosen head on the trunk exactly as the bundle serves it (float16 weights, word embeddings in",
-        "int8 with a scale per row), the figure the manifest reports. Against the chosen score: largest loss "
+        "int8 with a scale per row" + (", every weight matmul of the trunk in int8: a scale per output column, activations with a scale per token;"
+                                      " heads trained on those hidden states" if recipe.get("int8Matmuls") else "")
+        + "), the figure the manifest reports. Against the chosen score: largest loss "
         f"{min(change[loss], 0.0):+.2f} ({loss}), largest change {change[largest]:+.2f} ({largest}), average {served_avg - chosen_avg:+.2f}.",
         "",
     ]

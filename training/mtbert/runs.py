@@ -28,6 +28,7 @@ class RunInfo:
     metrics: dict[str, float] = field(default_factory=dict)  # dev metrics of this head
     teacher: str | None = None  # run folder of the teacher, for a distilled head
     hyper: dict = field(default_factory=dict)
+    int8_matmuls: bool = False  # trained on a trunk whose weight matmuls run in int8 (`build_trunk`)
 
     @property
     def spec(self) -> TaskSpec:

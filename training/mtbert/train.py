@@ -234,14 +234,17 @@ def round_to_fp16(module: nn.Module) -> None:
             p.copy_(p.half().float())
 
 
-def build_trunk(checkpoint: Checkpoint, depth: int) -> Trunk:
+def build_trunk(checkpoint: Checkpoint, depth: int, int8_matmuls: bool = False) -> Trunk:
     """The frozen trunk exactly as a bundle serves it: weights at float16 precision (a no-op for
-    float16 checkpoints) and the word embeddings in int8 with a scale per row, so heads train on,
-    and parity references use, the served hidden states."""
+    float16 checkpoints), the word embeddings in int8 with a scale per row and, for a bundle whose
+    trunk has `int8Matmuls`, the encoder's weight matmuls in int8 (`RowwiseInt8Linear`), so heads
+    train on, and parity references use, the served hidden states."""
     trunk = Trunk(checkpoint.config, depth)
     trunk.load_pretrained(checkpoint.weights)
     round_to_fp16(trunk)
     trunk.embeddings.quantize_words_int8()
+    if int8_matmuls:
+        trunk.quantize_matmuls_int8()
     return trunk.eval()
 
 
