@@ -16,12 +16,15 @@ mkdir -p bench/results
 dotnet build bench/MultiTaskBert.Bench -c Release --nologo -v q
 dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
 
-# Baselines are exported again when missing or when they do not cover every task of the bundle.
+# Baselines are exported again when missing, when they were exported for another bundle version
+# (an int8 bundle has int8 baselines), or when they do not cover every task of the bundle.
 covered() {
   /usr/bin/python3 - "$BUNDLE/manifest.json" "$BASELINES/baselines.json" <<'PY'
 import json, sys
-tasks = {t["name"] for t in json.load(open(sys.argv[1]))["tasks"]}
-sys.exit(0 if tasks <= set(json.load(open(sys.argv[2]))["tasks"]) else 1)
+manifest, index = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+tasks = {t["name"] for t in manifest["tasks"]}
+same = index.get("bundle") == f"{manifest['name']}@{manifest['version']}"
+sys.exit(0 if same and tasks <= set(index["tasks"]) else 1)
 PY
 }
 if [ ! -f "$BASELINES/baselines.json" ] || ! covered; then
