@@ -35,6 +35,12 @@ public sealed record TrunkManifest
     public required PretrainedManifest Pretrained { get; init; }
     public required TrunkInputNames Inputs { get; init; }
     public required IReadOnlyList<TrunkOutputManifest> Outputs { get; init; }
+
+    /// <summary>
+    /// The trunk's weight matmuls run in int8 (toolkit <c>--int8-matmuls</c>; absent: float). The graph
+    /// carries the integer ops, so serving needs nothing else; only CUDA lacks kernels for them.
+    /// </summary>
+    public bool Int8Matmuls { get; init; }
 }
 
 public sealed record PretrainedManifest

@@ -59,6 +59,10 @@ public sealed partial class MultiTaskEngine : IDisposable
 
         EngineMetrics.RecordSnapshot(loaded);
         LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target);
+        if (bundle.Manifest.Trunk.Int8Matmuls && _sessions.Target == ExecutionTarget.Cuda)
+        {
+            LogInt8TrunkOnCuda(_logger, loaded.ModelId);
+        }
     }
 
     public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
@@ -359,4 +363,7 @@ public sealed partial class MultiTaskEngine : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}")]
     private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bundle {Model} has an int8 trunk (trunk.int8Matmuls): ONNX Runtime's CUDA provider has no kernels for its integer matmuls, so they run on the CPU between copies. For GPU serving, build the bundle without --int8-matmuls")]
+    private static partial void LogInt8TrunkOnCuda(ILogger logger, string model);
 }

@@ -32,6 +32,18 @@ public sealed class BundleValidationTests : IDisposable
         ModelBundle bundle = await BundleLoader.LoadAsync(_bundle.Directory);
 
         Assert.Equal(TestBundle.Manifest.Tasks.Count, bundle.Tasks.Count);
+        Assert.False(bundle.Manifest.Trunk.Int8Matmuls); // absent in the fixture: a float trunk
+    }
+
+    [Fact]
+    public async Task Int8_trunk_flag_is_read_and_a_wrong_type_is_named()
+    {
+        _bundle.EditManifest(m => m["trunk"]!.AsObject()["int8Matmuls"] = true);
+        Assert.True((await BundleLoader.LoadAsync(_bundle.Directory)).Manifest.Trunk.Int8Matmuls);
+
+        _bundle.EditManifest(m => m["trunk"]!.AsObject()["int8Matmuls"] = "yes");
+        BundleValidationException error = await LoadFails();
+        Assert.Equal(("manifest.json", "trunk.int8Matmuls"), (error.File, error.Field));
     }
 
     [Fact]
