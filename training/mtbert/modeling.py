@@ -131,15 +131,18 @@ class BertSelfAttention(nn.Module):
         the softmax; and Σ p (Wv h + bv) = Wv (Σ p h) + bv because the weights p sum to 1. So
         each head scores and pools the raw hidden states: O(tokens × hidden) per head instead
         of O(tokens × hidden²) for the key and value projections. Equal to `forward(...)[:, :1]`."""
-        batch, _, size = hidden.shape
-        q = self.query(hidden[:, :1]).view(batch, self.num_heads, 1, self.head_size)
-        folded_q = q @ self.key.weight.view(self.num_heads, self.head_size, size)  # [batch, heads, 1, hidden]
+        # Shapes from the configuration, not from `hidden`: the exported graph then reshapes the key
+        # and value weights once, at export (constant folding), instead of on every run.
+        size = self.key.in_features
+        q = self.query(hidden[:, :1]).reshape(-1, self.num_heads, 1, self.head_size)
+        folded_q = q @ self.key.weight.reshape(self.num_heads, self.head_size, size)  # [batch, heads, 1, hidden]
         states = hidden.unsqueeze(1)  # [batch, 1, seq, hidden], shared by every head
         scores = folded_q @ states.transpose(-1, -2) / math.sqrt(self.head_size) + mask
         pooled = self.dropout(scores.softmax(dim=-1)) @ states  # [batch, heads, 1, hidden]
-        value = self.value.weight.view(self.num_heads, self.head_size, size).transpose(-1, -2)  # [heads, hidden, head_size]
-        context = pooled @ value + self.value.bias.view(self.num_heads, 1, self.head_size)
-        return context.transpose(1, 2).reshape(batch, 1, self.num_heads * self.head_size)
+        value = self.value.weight.reshape(self.num_heads, self.head_size, size).transpose(-1, -2)  # [heads, hidden, head_size]
+        context = pooled @ value + self.value.bias.reshape(self.num_heads, 1, self.head_size)
+        # [batch, heads, 1, head_size] is laid out as [batch, 1, heads, head_size]: no transpose needed.
+        return context.reshape(-1, 1, self.num_heads * self.head_size)
 
 
 class BertDenseOutput(nn.Module):
