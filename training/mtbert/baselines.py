@@ -42,7 +42,7 @@ def export_baselines(bundle: Path, out: Path, pretrained: Path) -> dict:
     # Like for like: a bundle with int8 trunk matmuls is compared with baselines whose every layer is int8.
     trunk = build_trunk(checkpoint, layers, int8_matmuls(manifest))
     out.mkdir(parents=True, exist_ok=True)
-    index = {"layers": layers, "bundle": f"{manifest['name']}@{manifest['version']}", "tasks": {}}
+    index = {"layers": layers, "bundle": f"{manifest['name']}@{manifest['version']}", "int8Matmuls": int8_matmuls(manifest), "tasks": {}}
     for seed, task in enumerate(tqdm(manifest["tasks"], desc="baselines")):
         torch.manual_seed(seed)
         kind, width = _output_width(task["output"])

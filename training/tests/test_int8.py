@@ -101,7 +101,7 @@ def test_a_bundle_of_int8_runs_serves_an_int8_trunk_and_refuses_float_heads(int8
     with pytest.raises(BundleError, match="int8_matmuls is False but the bundle's trunk.int8Matmuls is True"):
         writer.add(int8_runs / "float-rte")
     # The baselines of an int8 bundle run every layer in int8 too (like for like).
-    export_baselines(bundle, tmp_path / "base", tiny_checkpoint)
+    assert export_baselines(bundle, tmp_path / "base", tiny_checkpoint)["int8Matmuls"] is True
     base_ops = [n.op_type for n in onnx.load(str(tmp_path / "base" / "sst2.onnx")).graph.node]
     assert base_ops.count("MatMulIntegerToFloat") == 6 * 3
     assert read_manifest(bundle)["trunk"]["int8Matmuls"] is True
