@@ -22,14 +22,15 @@ from .modeling import TaskHead
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
 from .tagging import decode_words
-from .train import build_trunk
+from .train import build_trunk, served_head
 
 FORMAT_VERSION = 1
 MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", "parity.json"
 # How far the service's outputs may be from PyTorch's. Float graphs differ only in summation order.
 # With int8 matmuls, ONNX Runtime and PyTorch compute the same integers, but a float32 difference
-# in a layer's input can round one activation to the next int8 step (measured: `mtbert bundle verify`).
-PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 2e-2
+# in a layer's input can round one activation to the next int8 step. Measured on default@1.4.0 (the
+# service's parity tests): half the cases within 1e-4, the largest difference 0.020 on a tagging logit.
+PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 5e-2
 TASK_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 # Texts whose token ids and outputs are stored in parity.json: accents, case, punctuation,
@@ -255,6 +256,7 @@ class BundleWriter:
 
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
+        head = served_head(head, int8_matmuls(manifest))
         head_file = f"heads/{info.spec.name}.onnx"
         # Exported from the run's weights, not copied from its head.onnx: a run kept from an older
         # toolkit (a resumed study reuses runs) then still gets today's graph (e.g. folded attention).

@@ -188,7 +188,7 @@ def export_head(head: TaskHead, path: Path) -> None:
         ExportedHead(head), (hidden, mask), ["hidden_states", "attention_mask"], ["logits"],
         {"hidden_states": ID_AXES, "attention_mask": ID_AXES, "logits": output_axes},
     )
-    _save(model, path)
+    _save(model, path, int8_weights(head))
 
 
 def export_single_task(model: SingleTaskModel, path: Path) -> None:

@@ -226,6 +226,13 @@ def thin_layer(layer: BertLayer, config: BertConfig) -> BertLayer:
     return thin
 
 
+def quantize_layer_matmuls(layer: BertLayer) -> None:
+    """The six weight matmuls of a layer (query, key, value, attention output, feed-forward in and out) in int8."""
+    for owner, name in ((layer.attention.self, "query"), (layer.attention.self, "key"), (layer.attention.self, "value"),
+                        (layer.attention.output, "dense"), (layer.intermediate, "dense"), (layer.output, "dense")):
+        setattr(owner, name, RowwiseInt8Linear.from_linear(getattr(owner, name)))
+
+
 class Trunk(nn.Module):
     """Embeddings and the bottom `num_layers` encoder layers; returns every layer's output."""
 
@@ -252,9 +259,7 @@ class Trunk(nn.Module):
         on CPUs with integer dot products, batch-independent. Run after the weights have their final
         (float16-rounded) values: the export's rewrite derives the same codes from the stored weights."""
         for layer in self.layer:
-            for owner, name in ((layer.attention.self, "query"), (layer.attention.self, "key"), (layer.attention.self, "value"),
-                                (layer.attention.output, "dense"), (layer.intermediate, "dense"), (layer.output, "dense")):
-                setattr(owner, name, RowwiseInt8Linear.from_linear(getattr(owner, name)))
+            quantize_layer_matmuls(layer)
 
     @property
     def int8_matmuls(self) -> bool:
@@ -355,6 +360,15 @@ class TaskHead(nn.Module):
     @property
     def reads_cls_only(self) -> bool:
         return self.kind != "tagging"
+
+    def quantize_token_layers_int8(self) -> None:
+        """The layers that run on every token in int8, as an int8 trunk's are: all of a tagging
+        head's, all but the last of a classification or regression head's. The [CLS]-only last layer
+        stays float32: one row per utterance is too little work to pay for quantizing it (and its
+        folded key and value projections are not plain matmuls). Call on the finished head."""
+        token_layers = self.layer if not self.reads_cls_only else self.layer[:-1]
+        for layer in token_layers:
+            quantize_layer_matmuls(layer)
 
     def forward_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, cls_only_last: bool = False) -> list[torch.Tensor]:
         mask = extended_attention_mask(attention_mask)

@@ -16,7 +16,7 @@ from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
 from .tokenization import WordPieceTokenizer
-from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, evaluate, full_finetune, head_logits, model_logits, train_head
+from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, evaluate, full_finetune, head_logits, model_logits, served_head, train_head
 
 
 @dataclass
@@ -113,6 +113,7 @@ def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_lengt
     tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
     dev = EncodedSet.build(read_examples(data_root / spec.name / "dev.jsonl", spec), tokenizer, spec)
     states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
+    head = served_head(head, info.int8_matmuls)
     return evaluate(spec, head_logits(head, states, info.branch_layer, len(dev)), dev, head.crf)
 
 

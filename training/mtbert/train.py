@@ -7,6 +7,7 @@ that task trains on the cached states: the costly bottom of the network runs onc
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from dataclasses import dataclass
@@ -246,6 +247,16 @@ def build_trunk(checkpoint: Checkpoint, depth: int, int8_matmuls: bool = False) 
     if int8_matmuls:
         trunk.quantize_matmuls_int8()
     return trunk.eval()
+
+
+def served_head(head: TaskHead, int8_matmuls: bool) -> TaskHead:
+    """A finished head exactly as a bundle serves it: with an int8 trunk, its token-level layers in
+    int8 too (`TaskHead.quantize_token_layers_int8`), on a copy; otherwise the head itself."""
+    if not int8_matmuls:
+        return head
+    served = copy.deepcopy(head)
+    served.quantize_token_layers_int8()
+    return served.eval()
 
 
 # ---------------------------------------------------------------------------- heads on cached states

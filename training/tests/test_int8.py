@@ -13,10 +13,10 @@ from onnx import TensorProto, numpy_helper
 from mtbert.baselines import export_baselines
 from mtbert.bundle import INT8_PARITY_TOLERANCE, BundleError, BundleWriter, read_manifest, verify
 from mtbert.checkpoint import load_checkpoint
-from mtbert.export import export_trunk, quantize_columns
-from mtbert.modeling import RowwiseInt8Linear
+from mtbert.export import export_head, export_trunk, quantize_columns
+from mtbert.modeling import RowwiseInt8Linear, TaskHead
 from mtbert.pipeline import TaskSession
-from mtbert.train import Hyper, build_trunk
+from mtbert.train import Hyper, build_trunk, served_head
 
 FAST = Hyper(epochs=1, batch_size=16, lr=1e-3)
 
@@ -78,6 +78,21 @@ def test_an_int8_trunk_graph_has_integer_matmuls_and_no_float_weights_left(tiny_
     query = trunk.layer[0].attention.self.query
     graph_codes = [numpy_helper.to_array(i) for i in codes if numpy_helper.to_array(i).shape == (query.in_features, query.out_features)]
     assert any(np.array_equal(c.T, query.codes.numpy().astype(np.int8)) for c in graph_codes)
+
+
+@pytest.mark.parametrize(("kind", "layers", "int8_layers"), [("classification", 2, 1), ("classification", 1, 0), ("tagging", 1, 1)])
+def test_served_heads_run_their_token_layers_in_int8(tiny_checkpoint: Path, tmp_path: Path, kind: str, layers: int, int8_layers: int) -> None:
+    config = load_checkpoint(tiny_checkpoint).config
+    torch.manual_seed(3)
+    head = TaskHead(config, layers, kind, 3).eval()
+    assert served_head(head, False) is head
+    served = served_head(head, True)
+    # A classification head's [CLS]-only last layer stays float; every layer of a tagging head reads every token.
+    assert [isinstance(l.intermediate.dense, RowwiseInt8Linear) for l in served.layer] == [i < int8_layers for i in range(layers)]
+    assert not any(isinstance(m, RowwiseInt8Linear) for m in head.modules()), "the finished head itself is untouched"
+    export_head(served, tmp_path / "head.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "head.onnx")).graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 6 * int8_layers
 
 
 @pytest.fixture(scope="module")

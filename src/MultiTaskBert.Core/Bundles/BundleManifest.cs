@@ -37,8 +37,9 @@ public sealed record TrunkManifest
     public required IReadOnlyList<TrunkOutputManifest> Outputs { get; init; }
 
     /// <summary>
-    /// The trunk's weight matmuls run in int8 (toolkit <c>--int8-matmuls</c>; absent: float). The graph
-    /// carries the integer ops, so serving needs nothing else; only CUDA lacks kernels for them.
+    /// The weight matmuls of the trunk and of the heads' token-level layers run in int8 (toolkit
+    /// <c>--int8-matmuls</c>; absent: float). The graphs carry the integer ops, so serving needs nothing
+    /// else; only CUDA lacks kernels for them.
     /// </summary>
     public bool Int8Matmuls { get; init; }
 }
