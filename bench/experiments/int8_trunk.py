@@ -52,7 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     model = onnx.load(args.source)
     if args.mode == "rowwise":
-        count = quantize_matmuls_int8(model, {w.tobytes() for w in weight_matmuls(model.graph).values()})
+        weights = {w.tobytes(): quantize_columns(w.astype(np.float32)) for w in weight_matmuls(model.graph).values()}
+        count = quantize_matmuls_int8(model, weights)
     else:
         count = rewrite_per_tensor(model)
     onnx.save(model, args.target)

@@ -222,11 +222,12 @@ class BundleWriter:
             raise BundleError(f"{run / 'run.json'}: branch_layer {info.branch_layer} is outside 0..{depth}")
         if info.branch_layer == 0:
             raise BundleError(f"{run / 'run.json'}: a fully fine-tuned model (branch layer 0) shares no frozen layer; export it with `export-single` instead")
-        if info.int8_matmuls != int8_matmuls(manifest):
-            served, trained = ("int8" if flag else "float32" for flag in (int8_matmuls(manifest), info.int8_matmuls))
+        int8 = int8_matmuls(manifest)
+        if info.int8_matmuls != int8:
+            served, trained = ("int8" if flag else "float32" for flag in (int8, info.int8_matmuls))
             raise BundleError(
-                f"{run / 'run.json'}: int8_matmuls is {info.int8_matmuls} but the bundle's trunk.int8Matmuls is {int8_matmuls(manifest)}: "
-                f"the head was trained on {trained} trunk matmuls and would be served {served} ones; train it with{'' if int8_matmuls(manifest) else 'out'} --int8-matmuls"
+                f"{run / 'run.json'}: int8_matmuls is {info.int8_matmuls} but the bundle's trunk.int8Matmuls is {int8}: "
+                f"the head was trained on {trained} trunk matmuls and would be served {served} ones; train it with{'' if int8 else 'out'} --int8-matmuls"
             )
 
     # -- commands --------------------------------------------------------------------------

@@ -60,16 +60,16 @@ def store_weights_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def quantize_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[in, out] MatMul weight -> int8 codes and one symmetric float32 scale per output column
-    (as `RowwiseInt8Linear.weight_codes`, on the same float32 values)."""
+    (as `RowwiseInt8Linear.weight_codes`, on the same float32 values), for a graph without its module."""
     scale = np.abs(weight).max(axis=0) / np.float32(127.0)
     scale[scale == 0] = 1.0
     return np.clip(np.rint(weight / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
 
 
-def quantize_matmuls_int8(model: onnx.ModelProto, weights: set[bytes]) -> int:
+def quantize_matmuls_int8(model: onnx.ModelProto, weights: dict[bytes, tuple[np.ndarray, np.ndarray]]) -> int:
     """Rewrites each MatMul whose constant weight (float16 behind a Cast, as `store_weights_fp16`
-    leaves it) is in `weights` (float16 bytes of the [in, out] matrix) to ONNX Runtime's integer
-    matmul: the activation rows quantized to uint8 around 128 with one scale per row
+    leaves it) is a key of `weights` (float16 bytes of the [in, out] matrix -> its int8 codes and
+    per-column scales) to ONNX Runtime's integer matmul: the activation rows quantized to uint8 around 128 with one scale per row
     (`QuantizeLinear(axis=0)`; ONNX Runtime's fast integer GEMM wants unsigned activations), the
     weight int8 with a scale per column (`com.microsoft.MatMulIntegerToFloat`), then the row scales.
     A row's result does not depend on the other rows, unlike `DynamicQuantizeMatMul`'s one scale per
@@ -99,7 +99,7 @@ def quantize_matmuls_int8(model: onnx.ModelProto, weights: set[bytes]) -> int:
             nodes.append(node)
             continue
         k, n = stored.shape
-        codes, scales = quantize_columns(stored.astype(np.float32))
+        codes, scales = weights[stored.tobytes()]
         p, x, y = f"int8/{count}", node.input[0], node.output[0]
         constant(f"{p}/codes", codes)
         constant(f"{p}/scales", scales)
@@ -140,12 +140,16 @@ def quantize_matmuls_int8(model: onnx.ModelProto, weights: set[bytes]) -> int:
     return count
 
 
-def int8_weights(module: torch.nn.Module) -> set[bytes]:
-    """Float16 bytes of the [in, out] MatMul weights of a module's `RowwiseInt8Linear` layers."""
-    return {m.weight.detach().t().contiguous().numpy().astype(np.float16).tobytes() for m in module.modules() if isinstance(m, RowwiseInt8Linear)}
+def int8_weights(module: torch.nn.Module) -> dict[bytes, tuple[np.ndarray, np.ndarray]]:
+    """A module's `RowwiseInt8Linear` layers as the rewrite wants them: the float16 bytes of the
+    [in, out] MatMul weight -> the codes ([in, out] int8) and column scales the simulation uses."""
+    return {
+        m.weight.detach().t().contiguous().numpy().astype(np.float16).tobytes(): (m.codes.t().numpy().astype(np.int8), m.scales.numpy().astype(np.float32))
+        for m in module.modules() if isinstance(m, RowwiseInt8Linear)
+    }
 
 
-def _save(model: onnx.ModelProto, path: Path, int8: set[bytes] | None = None) -> None:
+def _save(model: onnx.ModelProto, path: Path, int8: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model = store_weights_fp16(model)
     if int8:

@@ -81,7 +81,7 @@ class RowwiseInt8Linear(nn.Linear):
 
     def weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """[out, in] int8 codes and the [out] scales: weight ≈ codes × scale (per output column
-        of the transposed MatMul weight). `export.quantize_columns` computes the same from the graph."""
+        of the transposed MatMul weight); the export writes these into the graph."""
         weight = self.weight.detach().float()
         scales = weight.abs().amax(dim=1) / 127.0
         scales = torch.where(scales == 0, torch.ones_like(scales), scales)

@@ -11,7 +11,7 @@ from pathlib import Path
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
-from .runs import RUN_FILE
+from .runs import RUN_FILE, read_info
 from .data import load_task_spec, read_examples
 from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 from .train import DistillWeights, Hyper
@@ -86,8 +86,8 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
 
 def _on_trunk(study: SweepResult, folder: Path, int8: bool) -> bool:
     """Whether a kept study's heads were trained on the trunk the recipe now asks for."""
-    runs = [folder / row["run"] / RUN_FILE for row in study.rows]
-    return all(json.loads(run.read_text(encoding="utf-8")).get("int8_matmuls", False) == int8 for run in runs if run.is_file())
+    runs = [folder / row["run"] for row in study.rows]
+    return all(read_info(run).int8_matmuls == int8 for run in runs if (run / RUN_FILE).is_file())
 
 
 def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:

@@ -44,11 +44,16 @@ def save_run(folder: Path, info: RunInfo, head: TaskHead) -> None:
     (folder / RUN_FILE).write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
 
 
-def load_run(folder: Path) -> tuple[RunInfo, TaskHead]:
+def read_info(folder: Path) -> RunInfo:
+    """A run's run.json, without loading its weights."""
     path = folder / RUN_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: not a run folder ({RUN_FILE} is missing)")
-    info = RunInfo(**json.loads(path.read_text(encoding="utf-8")))
+    return RunInfo(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_run(folder: Path) -> tuple[RunInfo, TaskHead]:
+    info = read_info(folder)
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu")
     crf = "crf.transitions" in state  # a tagging head trained with a CRF layer
     head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.kind, info.spec.num_outputs, crf=crf)
