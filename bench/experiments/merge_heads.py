@@ -1,7 +1,7 @@
 """Merges every head of a bundle into one ONNX graph (an experiment, see README.md): inputs
 `hidden_<layer>` per branch layer and one shared `attention_mask`, outputs `<task>/logits`.
 
-    PYTHONPATH=training /usr/bin/python3 bench/experiments/merge_heads.py models/default /tmp/heads-merged.onnx
+    /usr/bin/python3 bench/experiments/merge_heads.py models/default /tmp/heads-merged.onnx
 """
 
 from __future__ import annotations
