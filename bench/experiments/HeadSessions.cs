@@ -42,7 +42,7 @@ using var runOptions = new RunOptions();
 
 IDisposableReadOnlyCollection<OrtValue> RunTrunk(InferenceSession trunk) =>
     trunk.Run(runOptions, ["input_ids", "attention_mask", "token_type_ids"], [inputIds, mask, tokenTypes], hiddenNames);
-OrtValue Hidden(IDisposableReadOnlyCollection<OrtValue> hidden, int layer) => hidden[Array.IndexOf(hiddenNames, $"hidden_{layer}")];
+OrtValue Hidden(IDisposableReadOnlyCollection<OrtValue> hidden, string name) => hidden[Array.IndexOf(hiddenNames, name)];
 
 List<float[]> Separate((InferenceSession Trunk, InferenceSession[] Heads) model)
 {
@@ -50,7 +50,7 @@ List<float[]> Separate((InferenceSession Trunk, InferenceSession[] Heads) model)
     var logits = new List<float[]>();
     for (int t = 0; t < tasks.Count; t++)
     {
-        using var output = model.Heads[t].Run(runOptions, ["hidden_states", "attention_mask"], [Hidden(hidden, tasks[t].Layer), mask], ["logits"]);
+        using var output = model.Heads[t].Run(runOptions, ["hidden_states", "attention_mask"], [Hidden(hidden, $"hidden_{tasks[t].Layer}"), mask], ["logits"]);
         logits.Add(output[0].GetTensorDataAsSpan<float>().ToArray());
     }
 
@@ -60,7 +60,7 @@ List<float[]> Separate((InferenceSession Trunk, InferenceSession[] Heads) model)
 List<float[]> Merged(string[] outputs)
 {
     using var hidden = RunTrunk(service.Trunk);
-    OrtValue[] feeds = [.. mergedInputs.Select(name => name == "attention_mask" ? mask : hidden[Array.IndexOf(hiddenNames, name)])];
+    OrtValue[] feeds = [.. mergedInputs.Select(name => name == "attention_mask" ? mask : Hidden(hidden, name))];
     using var result = merged.Run(runOptions, mergedInputs, feeds, outputs);
     return [.. result.Select(v => v.GetTensorDataAsSpan<float>().ToArray())];
 }
@@ -72,7 +72,8 @@ var variants = new (string Name, Func<List<float[]>> Run)[]
     ("one merged graph, first output only", () => Merged([mergedOutputs[0]])),
     ("session per head, global 2-thread pool", () => Separate(pooled)),
 };
-float difference = Separate(service).Zip(Merged(mergedOutputs)).Concat(Separate(service).Zip(Separate(pooled)))
+List<float[]> reference = Separate(service);
+float difference = reference.Zip(Merged(mergedOutputs)).Concat(reference.Zip(Separate(pooled)))
     .Max(pair => pair.First.Zip(pair.Second).Max(v => Math.Abs(v.First - v.Second)));
 
 var times = variants.Select(_ => new List<double>()).ToArray();

@@ -201,4 +201,4 @@ def export_single_task(model: SingleTaskModel, path: Path) -> None:
         model, _example_ids(), ["input_ids", "attention_mask", "token_type_ids"], ["logits"],
         {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, "logits": output_axes},
     )
-    _save(onnx_model, path, int8_weights(model.trunk))
+    _save(onnx_model, path, int8_weights(model))

@@ -226,30 +226,7 @@ public sealed partial class MultiTaskEngine : IDisposable
                 }
             }
 
-            var results = new ClassifyBatchResult[requests.Count];
-            for (int r = 0; r < requests.Count; r++)
-            {
-                PreparedRequest request = requests[r];
-                BatchPlan plan = request.Plan;
-                var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
-                for (int input = 0; input < request.InputCount; input++)
-                {
-                    var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
-                    foreach (TaskDefinition task in plan.TasksPerInput[input])
-                    {
-                        int row = plan.RowOf(input, task.Input);
-                        (KindGroup group, int groupRow) = position[r][row];
-                        predictions[task.Name] = PredictionMapper.Map(
-                            task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
-                    }
-
-                    perInput[input] = predictions;
-                }
-
-                results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
-            }
-
-            return results;
+            return Answers(bundle, requests, position);
         }
         finally
         {
@@ -259,6 +236,35 @@ public sealed partial class MultiTaskEngine : IDisposable
                 group.HeadOutputs.ForEach(output => output.Dispose());
             }
         }
+    }
+
+    /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>
+    private static ClassifyBatchResult[] Answers(LoadedBundle bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
+    {
+        var results = new ClassifyBatchResult[requests.Count];
+        for (int r = 0; r < requests.Count; r++)
+        {
+            PreparedRequest request = requests[r];
+            BatchPlan plan = request.Plan;
+            var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
+            for (int input = 0; input < request.InputCount; input++)
+            {
+                var predictions = new Dictionary<string, TaskPrediction>(plan.TasksPerInput[input].Count, StringComparer.Ordinal);
+                foreach (TaskDefinition task in plan.TasksPerInput[input])
+                {
+                    int row = plan.RowOf(input, task.Input);
+                    (KindGroup group, int groupRow) = position[r][row];
+                    predictions[task.Name] = PredictionMapper.Map(
+                        task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
+                }
+
+                perInput[input] = predictions;
+            }
+
+            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
+        }
+
+        return results;
     }
 
     /// <summary>
