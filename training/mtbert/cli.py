@@ -113,11 +113,12 @@ def cmd_export_single(args: argparse.Namespace) -> None:
     from .export import export_single_task
     from .modeling import SingleTaskModel
     from .runs import load_run, run_checkpoint
-    from .train import build_trunk
+    from .train import build_trunk, served_head
 
     info, head = load_run(args.run)
     trunk = build_trunk(run_checkpoint(info, args.pretrained), info.branch_layer, info.int8_matmuls)
-    export_single_task(SingleTaskModel(trunk, info.branch_layer, head), args.out)
+    # The head as a bundle would serve it (with an int8 trunk, its token-level layers in int8 too).
+    export_single_task(SingleTaskModel(trunk, info.branch_layer, served_head(head, info.int8_matmuls)), args.out)
     print(f"{args.out}: whole single-task model ({info.branch_layer} frozen + {info.head_layers} task layers)")
 
 

@@ -103,6 +103,16 @@ def int8_runs(tiny_checkpoint: Path, tiny_data: Path, tmp_path_factory: pytest.T
     return root
 
 
+def test_export_single_of_an_int8_run_serves_its_head_as_a_bundle_would(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from mtbert.cli import main
+
+    # Branching at layer 1 of 3: a 2-layer head whose lower layer reads every token.
+    TaskSession.open(tiny_checkpoint, tiny_data, "sst2", max_length=32, int8_matmuls=True).partial(1, FAST, tmp_path / "run")
+    main(["export-single", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "single.onnx")])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "single.onnx")).graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 6 * 2  # the trunk's layer and the head's token-level layer
+
+
 def test_a_bundle_of_int8_runs_serves_an_int8_trunk_and_refuses_float_heads(int8_runs: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     writer = BundleWriter(bundle)
