@@ -77,6 +77,10 @@ stop
 
 echo
 echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per run, $ROUNDS rounds (modes in turn); bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = ONNX Runtime default)"
+# The processor and its vector extensions: ONNX Runtime's int8 kernels run at different speeds with and without AVX-512 VNNI.
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cpu_vectors=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | tr '\n' ' ')
+echo "machine: ${cpu_model:-unknown processor}, $(nproc) logical CPUs, vector extensions: ${cpu_vectors:-none of avx2/avx512f/avx512_vnni}"
 /usr/bin/python3 - "$runs" <<'EOF'
 import csv, statistics, sys
 from collections import defaultdict

@@ -69,7 +69,8 @@ List<ClassifyInput> pool = Utterances.Load(options.Data, tasks, options.PerTask)
 Console.WriteLine($"bundle {bundle.ModelId}: {tasks.Length} tasks ({string.Join(", ", tasks.Select(t => $"{t.Name}@L{t.BranchLayer}"))}); GLUE: {string.Join(", ", glueTasks)}");
 static string Matmuls(bool int8) => int8 ? " (int8 weight matmuls)" : "";
 bool baselinesInt8 = index["int8Matmuls"]?.GetValue<bool>() ?? false;
-Console.WriteLine($"trunk {bundle.Bundle.Manifest.Trunk.NumLayers} layers{Matmuls(bundle.Bundle.Manifest.Trunk.Int8Matmuls)}, baselines {baselineLayers} layers{Matmuls(baselinesInt8)}; {pool.Count} dev utterances ({pool.Count(p => p.IsPair)} pairs); intra-op threads {(options.Threads == 0 ? "ORT default" : options.Threads)}; {Environment.ProcessorCount} logical CPUs");
+Console.WriteLine($"trunk {bundle.Bundle.Manifest.Trunk.NumLayers} layers{Matmuls(bundle.Bundle.Manifest.Trunk.Int8Matmuls)}, baselines {baselineLayers} layers{Matmuls(baselinesInt8)}; {pool.Count} dev utterances ({pool.Count(p => p.IsPair)} pairs); intra-op threads {(options.Threads == 0 ? "ORT default" : options.Threads)}");
+Console.WriteLine($"machine: {Machine.Describe()}");
 
 var report = new List<Row>();
 var allocatedPerBatch = new Dictionary<int, double>();
