@@ -13,7 +13,7 @@ from onnx import TensorProto, numpy_helper
 from mtbert.baselines import export_baselines
 from mtbert.bundle import INT8_PARITY_TOLERANCE, BundleError, BundleWriter, read_manifest, verify
 from mtbert.checkpoint import load_checkpoint
-from mtbert.export import export_head, export_trunk, quantize_columns
+from mtbert.export import export_head, export_trunk, quantize_columns, unsign_weight_codes
 from mtbert.modeling import RowwiseInt8Linear, TaskHead
 from mtbert.pipeline import TaskSession
 from mtbert.train import Hyper, build_trunk, served_head
@@ -73,11 +73,14 @@ def test_an_int8_trunk_graph_has_integer_matmuls_and_no_float_weights_left(tiny_
     used = {name for n in model.graph.node for name in n.input}
     assert set(initializers) <= used, "the float16 weights the rewrite replaced are dropped"
     codes = [i for name, i in initializers.items() if name.endswith("/codes")]
-    assert len(codes) == 12 and all(i.data_type == TensorProto.INT8 for i in codes)
+    # Unsigned codes with a weight zero point of 128: exact integer sums on processors without VNNI too.
+    assert len(codes) == 12 and all(i.data_type == TensorProto.UINT8 for i in codes)
+    zero_points = {tuple(n.input[4:]) for n in model.graph.node if n.op_type == "MatMulIntegerToFloat"}
+    assert len(zero_points) == 1 and all(int(numpy_helper.to_array(initializers[z])) == 128 for z in zero_points.pop())
     # The first layer's query codes are the simulation's.
     query = trunk.layer[0].attention.self.query
-    graph_codes = [numpy_helper.to_array(i) for i in codes if numpy_helper.to_array(i).shape == (query.in_features, query.out_features)]
-    assert any(np.array_equal(c.T, query.codes.numpy().astype(np.int8)) for c in graph_codes)
+    graph_codes = [numpy_helper.to_array(i).astype(np.int16) - 128 for i in codes if numpy_helper.to_array(i).shape == (query.in_features, query.out_features)]
+    assert any(np.array_equal(c.T, query.codes.numpy().astype(np.int16)) for c in graph_codes)
 
 
 @pytest.mark.parametrize(("kind", "layers", "int8_layers"), [("classification", 2, 1), ("classification", 1, 0), ("tagging", 1, 1)])
@@ -138,3 +141,21 @@ def test_a_float_bundle_refuses_int8_heads(int8_runs: Path, tmp_path: Path) -> N
     assert manifest["trunk"]["int8Matmuls"] is False
     with pytest.raises(BundleError, match="train it without --int8-matmuls"):
         writer.add(int8_runs / "sst2")
+
+
+def test_graphs_with_signed_codes_are_rewritten_to_the_same_integers(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A graph written before the codes were stored unsigned (int8 codes, no weight zero point)
+    becomes exactly what the export writes now."""
+    trunk = build_trunk(load_checkpoint(tiny_checkpoint), 2, int8_matmuls=True)
+    export_trunk(trunk, [1, 2], tmp_path / "trunk.onnx")
+    current = onnx.load(str(tmp_path / "trunk.onnx"))
+    signed = onnx.load(str(tmp_path / "trunk.onnx"))
+    initializers = {i.name: i for i in signed.graph.initializer}
+    for node in signed.graph.node:
+        if node.op_type == "MatMulIntegerToFloat":
+            codes = initializers[node.input[1]]
+            codes.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(codes).astype(np.int16) - 128).astype(np.int8), codes.name))
+            del node.input[5]
+    assert unsign_weight_codes(signed) == 12
+    assert unsign_weight_codes(signed) == 0, "a second pass finds nothing left to rewrite"
+    assert signed.SerializeToString() == current.SerializeToString()
