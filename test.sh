@@ -12,11 +12,11 @@ echo "== training toolkit (pytest) =="
 echo "== service (xunit; includes the nginx fault tests, Category=Fault) =="
 rm -f tests/MultiTaskBert.Tests/bin/*/net10.0/fault-figures.md
 status=0
-dotnet test MultiTaskBert.sln --nologo -v quiet || status=$?
+dotnet test MultiTaskBert.sln --nologo -v quiet --logger "console;verbosity=minimal" || status=$?
 
 if [ -f models/default/manifest.json ]; then
   echo "== default bundle: token ids and logits of C# vs PyTorch (models/default/parity.json) =="
-  MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet \
+  MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet --logger "console;verbosity=minimal" \
     --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance" || status=$?
 fi
 

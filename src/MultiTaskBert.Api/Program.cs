@@ -8,12 +8,16 @@ using Serilog;
 
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
 
-// Serilog from the "Serilog" configuration section; no static logger, so test hosts stay independent.
-builder.Services.AddSerilog((services, logger) => logger
-    .ReadFrom.Configuration(builder.Configuration)
-    .ReadFrom.Services(services)
-    .Enrich.FromLogContext()
-    .WriteToConsole(builder.Configuration));
+// Serilog from the "Serilog" configuration section. The static Log.Logger is left alone: otherwise
+// each host would install its logger there and close whatever is there when it stops, so with two
+// hosts in one process (the tests) the first to stop would dispose the other's logger.
+builder.Services.AddSerilog(
+    (services, logger) => logger
+        .ReadFrom.Configuration(builder.Configuration)
+        .ReadFrom.Services(services)
+        .Enrich.FromLogContext()
+        .WriteToConsole(builder.Configuration),
+    preserveStaticLogger: true);
 
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
@@ -31,6 +35,7 @@ app.UseRequestIds();
 // Outermost, so the one line per request sees the final status (after problem details were written).
 app.UseSerilogRequestLogging(o =>
 {
+    o.Logger = app.Services.GetRequiredService<Serilog.ILogger>(); // this host's logger, not the static one
     o.MessageTemplate = "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.000} ms";
 });
 app.UseRequestMetrics();

@@ -104,5 +104,21 @@ public sealed class OperationsApiTests : IDisposable
         Assert.Contains("Limits:RequestTimeoutMs", await response.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task A_host_logs_through_its_own_logger_and_leaves_the_static_one_alone()
+    {
+        // Were the host to install its logger as Serilog's static Log.Logger, stopping it would close
+        // whatever is there, the logger of another host in the same process included.
+        Serilog.ILogger before = Serilog.Log.Logger;
+        await using (var other = new ConfiguredApiFactory(new Dictionary<string, string?>()))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await other.CreateClient().GetAsync("/health/live")).StatusCode);
+            Assert.Same(before, Serilog.Log.Logger);
+        }
+
+        Assert.Same(before, Serilog.Log.Logger);
+        Assert.Equal(HttpStatusCode.OK, (await _factory.CreateClient().GetAsync("/health/live")).StatusCode);
+    }
+
     public void Dispose() => _factory.Dispose();
 }
