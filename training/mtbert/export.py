@@ -162,10 +162,11 @@ def unsign_weight_codes(model: onnx.ModelProto) -> int:
         weight = initializers.get(node.input[1]) if node.op_type == "MatMulIntegerToFloat" else None
         if weight is None or weight.data_type != TensorProto.INT8:
             continue
-        if len(node.input) != 5:
-            raise ValueError(f"{node.name or node.output[0]}: expected the rewrite's five inputs, found {len(node.input)}")
+        zero_point = initializers.get(node.input[4]) if len(node.input) == 5 else None
+        if zero_point is None or int(numpy_helper.to_array(zero_point)) != 128:
+            raise ValueError(f"{node.name or node.output[0]}: expected the rewrite's five inputs with an activation zero point of 128")
         weight.CopyFrom(numpy_helper.from_array(unsigned_codes(numpy_helper.to_array(weight)), weight.name))
-        node.input.append(node.input[4])  # the activations' zero point, 128 as well
+        node.input.append(node.input[4])  # the weights' zero point: the same 128
         count += 1
     return count
 
