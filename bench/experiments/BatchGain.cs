@@ -58,8 +58,7 @@ for (int round = 0; clock.Elapsed.TotalSeconds < secondsPerSize * sizes.Length; 
     ClassifyInput[] window = pool[start..(start + sizes[^1])];
     foreach (int size in sizes)
     {
-        ClassifyInput[][] batches = [.. window.Chunk(size)];
-        foreach (ClassifyInput[] batch in batches)
+        foreach (ClassifyInput[] batch in window.Chunk(size))
         {
             long engineStart = Stopwatch.GetTimestamp();
             await engine.ClassifyAsync(batch, null);

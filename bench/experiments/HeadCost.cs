@@ -4,7 +4,7 @@
 // session run costs by itself); the trunk + every head with 4-bit weights (an eighth of the weight
 // bytes); and one whole single-task model per task (the benchmark's (b)). Each head run is timed on
 // its own; a variant's figure is the sum of its heads' medians (subtracting two noisy totals is not).
-//   /usr/bin/python3 bench/experiments/head_variants.py models/default /tmp/head-variants
+//   PYTHONPATH=training /usr/bin/python3 bench/experiments/head_variants.py models/default /tmp/head-variants
 //   dotnet run bench/experiments/HeadCost.cs -- models/default bench/baselines/default /tmp/head-variants 16
 #:package Microsoft.ML.OnnxRuntime@1.31.1
 #:property ManagePackageVersionsCentrally=false
@@ -18,11 +18,12 @@ string bundle = args[0], baselines = args[1], variants = args[2];
 int tokens = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 16;
 
 using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-var tasks = JsonDocument.Parse(File.ReadAllText(Path.Combine(bundle, "manifest.json"))).RootElement.GetProperty("tasks").EnumerateArray()
+JsonElement manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(bundle, "manifest.json"))).RootElement;
+var tasks = manifest.GetProperty("tasks").EnumerateArray()
     .Select(t => (Name: t.GetProperty("name").GetString()!, Layer: t.GetProperty("branchLayer").GetInt32(), File: t.GetProperty("head").GetProperty("file").GetString()!))
     .ToArray();
 string[] hiddenNames = [.. tasks.Select(t => $"hidden_{t.Layer}").Distinct().Order()];
-int trunkLayers = JsonDocument.Parse(File.ReadAllText(Path.Combine(bundle, "manifest.json"))).RootElement.GetProperty("trunk").GetProperty("numLayers").GetInt32();
+int trunkLayers = manifest.GetProperty("trunk").GetProperty("numLayers").GetInt32();
 using var trunk = new InferenceSession(Path.Combine(bundle, "trunk.onnx"), options);
 InferenceSession[] heads = [.. tasks.Select(t => new InferenceSession(Path.Combine(bundle, t.File), options))];
 InferenceSession[] minimal = [.. tasks.Select(_ => new InferenceSession(Path.Combine(variants, "minimal.onnx"), options))];
@@ -44,10 +45,11 @@ foreach ((int rows, int iterations) in new[] { (1, 400), (8, 80), (32, 24) })
     using var mask = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(1L, rows * tokens).ToArray(), [rows, tokens]);
     using var tokenTypes = OrtValue.CreateTensorValueFromMemory(new long[rows * tokens], [rows, tokens]);
     OrtValue[] trunkValues = [inputIds, mask, tokenTypes];
-    var times = Enumerable.Range(0, 5).Select(_ => new List<double>()).ToArray();
+    List<double> trunkTimes = [], wholeTimes = [];
     // [variant][head]: heads, minimal heads, 4-bit heads.
     var headTimes = Enumerable.Range(0, 3).Select(_ => tasks.Select(_ => new List<double>()).ToArray()).ToArray();
 
+    // The trunk, then each of `sessions` on its hidden states, each head's time into `record`.
     double TrunkAnd(InferenceSession[]? sessions, List<double>[]? record)
     {
         long start = Stopwatch.GetTimestamp();
@@ -88,14 +90,15 @@ foreach ((int rows, int iterations) in new[] { (1, 400), (8, 80), (32, 24) })
                 3 => TrunkAnd(fourBit, measured ? headTimes[2] : null),
                 _ => Whole(),
             };
+            // The head variants count by their heads' own times (headTimes), not by their totals.
             if (measured)
             {
-                times[variant].Add(ms);
+                (variant == 0 ? trunkTimes : variant == 4 ? wholeTimes : null)?.Add(ms);
             }
         }
     }
 
-    double c = Median(times[0]), b = Median(times[4]);
+    double c = Median(trunkTimes), b = Median(wholeTimes);
     double layer = c / trunkLayers;
     double[][] medians = [.. headTimes.Select(variant => variant.Select(Median).ToArray())];
     double headsMs = medians[0].Sum(), minimalMs = medians[1].Sum(), fourBitMs = medians[2].Sum();

@@ -6,7 +6,7 @@
   `com.microsoft.MatMulNBits` (4-bit weights, blocks of 32, float32 compute): an eighth of the weight
   bytes, to see whether the heads' time follows their weight bytes.
 
-    /usr/bin/python3 bench/experiments/head_variants.py models/default /tmp/head-variants
+    PYTHONPATH=training /usr/bin/python3 bench/experiments/head_variants.py models/default /tmp/head-variants
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from mtbert.export import replace_nodes
 
 BLOCK = 32
 
@@ -67,15 +69,7 @@ def weights_4bit(model: onnx.ModelProto) -> int:
         nodes.append(helper.make_node("MatMulNBits", [node.input[0], f"{source}/4bit", f"{source}/4bit_scales"], list(node.output),
                                       domain="com.microsoft", K=weight.shape[0], N=weight.shape[1], bits=4, block_size=BLOCK))
         count += 1
-    used = {name for n in nodes for name in n.input}
-    nodes = [n for n in nodes if not (n.op_type == "Cast" and n.output[0] not in used and n.input[0] in initializers)]
-    used = {name for n in nodes for name in n.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.node[:], graph.initializer[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(kept)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    replace_nodes(model, nodes)
     return count
 
 

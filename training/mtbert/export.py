@@ -132,8 +132,17 @@ def quantize_matmuls_int8(model: onnx.ModelProto, weights: dict[bytes, tuple[np.
             helper.make_node("Reshape", [f"{p}/y", f"{p}/out_shape"], [y]),
         ]
         count += 1
+    replace_nodes(model, nodes)
+    return count
+
+
+def replace_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
+    """Makes `nodes` the graph's nodes after a rewrite that replaced some of them: drops the Casts
+    (and their float16 weights) and the initializers no node reads any more, and imports the
+    `com.microsoft` domain when a new node uses it."""
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
     used = {name for n in nodes for name in n.input}
-    # Casts (and their float16 weights) that no node reads any more.
     nodes = [n for n in nodes if not (n.op_type == "Cast" and n.input[0] in initializers and n.output[0] not in used)]
     used = {name for n in nodes for name in n.input} | {o.name for o in graph.output}
     kept = [i for i in graph.initializer if i.name in used]
@@ -141,9 +150,8 @@ def quantize_matmuls_int8(model: onnx.ModelProto, weights: dict[bytes, tuple[np.
     graph.node.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    if count and not any(o.domain == "com.microsoft" for o in model.opset_import):
+    if any(n.domain == "com.microsoft" for n in nodes) and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return count
 
 
 def unsigned_codes(codes: np.ndarray) -> np.ndarray:
