@@ -4,6 +4,7 @@ good teachers, the choice of head, and the frozen-layers plot."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,10 +16,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .checkpoint import BertConfig  # noqa: E402
 from .cost import head_cost  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
-from .runs import RUN_FILE, load_run  # noqa: E402
+from .runs import RUN_FILE, load_run, read_info  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
 
 SWEEP_FILE = "sweep.json"
+# Full fine-tuning's result, written as soon as it is known: the costliest stage of a study is never
+# repeated by a resumed build that was stopped before the study finished.
+FULL_FILE = "full.json"
 # Tokens per utterance the serving cost of a head is weighed at (cost.head_cost).
 MEAN_TOKENS = 16.0
 
@@ -54,6 +58,7 @@ class SweepResult:
     full_hyper: dict | None = None  # hyper-parameters of the full fine-tuning reference
     widths: list[float] | None = None  # student widths tried besides full width
     dev_examples: int | None = None  # size of the dev set the scores come from
+    stage_seconds: dict[str, float] | None = None  # wall seconds of the frozen-states pass and of full fine-tuning
 
     def reference(self) -> float:
         return reference_score(self.full, self.rows)
@@ -105,21 +110,32 @@ def run_sweep(
     are reused, and full fine-tuning is recomputed only if its hyper-parameters changed. Students
     are distilled at full width and at each of `widths` (< 1: thinner layers)."""
     out.mkdir(parents=True, exist_ok=True)
+    stages = dict(previous.stage_seconds or {}) if previous else {}
+    started = time.time()
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
+    stages["frozen_states"] = round(time.time() - started, 1)
     kind, base = session.spec.kind, session.checkpoint.config
     full_settings = asdict(full_hyper or hyper)
+    kept = _kept_full(out, full_settings)
     if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
         full = previous.full
+    elif kept is not None:
+        full, stages["full_fine_tuning"] = kept
+    elif with_full:
+        started = time.time()
+        full = session.full(full_hyper or hyper)
+        stages["full_fine_tuning"] = round(time.time() - started, 1)
+        (out / FULL_FILE).write_text(json.dumps({"hyper": full_settings, "metrics": full, "seconds": stages["full_fine_tuning"]}, indent=2), encoding="utf-8")
     else:
-        full = session.full(full_hyper or hyper) if with_full else None
+        full = None
     done = {r["run"]: r for r in (previous.rows if previous else [])}
     rows: list[dict] = []
     teachers = []
     for f in sorted(frozen):
         name = f"f{f}"
-        if name in done and trained_with(out / name, hyper):
+        if trained_with(out / name, hyper):  # kept from an earlier build, finished or not
             info, head = load_run(out / name)
-            rows.append(done[name])
+            rows.append(done.get(name) or {"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper.get("seconds", 0.0)})
         else:
             info, head = session.partial(f, hyper, out / name)
             rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
@@ -147,20 +163,30 @@ def run_sweep(
         if met and not all_students and min(met) <= rank(info.branch_layer, layers, width):
             break
         student_dir = student_run(name, layers, width)
-        if student_dir in done and trained_with(out / student_dir, distill_hyper, weights):
-            row = done[student_dir]
+        if trained_with(out / student_dir, distill_hyper, weights) and read_info(out / student_dir).hyper.get("width", 1.0) == width:
+            s_info = read_info(out / student_dir)
+            row = done.get(student_dir) or {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "width": width, "metrics": s_info.metrics, "seconds": s_info.hyper.get("seconds", 0.0)}
         else:
             s_info, _ = session.distill(head, info, layers, distill_hyper, weights, out / student_dir, teacher_dir=name, width=width)
             row = {"method": "distilled", "run": student_dir, "teacher": name, "branch_layer": info.branch_layer, "head_layers": layers, "width": width, "metrics": s_info.metrics, "seconds": s_info.hyper["seconds"]}
         rows.append(row)
         if row["metrics"]["score"] >= reference - tolerance:
             met.append(rank(info.branch_layer, layers, width))
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths or []), len(session.dev))
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths or []), len(session.dev), stages)
     chosen, result.target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
     return result
+
+
+def _kept_full(out: Path, settings: dict) -> tuple[dict[str, float], float] | None:
+    """Full fine-tuning's metrics and seconds from an earlier, unfinished study with the same settings."""
+    path = out / FULL_FILE
+    if not path.is_file():
+        return None
+    kept = json.loads(path.read_text(encoding="utf-8"))
+    return (kept["metrics"], kept.get("seconds", 0.0)) if kept.get("hyper") == settings else None
 
 
 def rechoose(result: SweepResult, out: Path, base: BertConfig, mean_tokens: float = MEAN_TOKENS, max_branch: int | None = None) -> SweepResult:
