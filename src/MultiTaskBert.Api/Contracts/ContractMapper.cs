@@ -6,12 +6,18 @@ namespace MultiTaskBert.Api.Contracts;
 /// <summary>Engine results and bundle metadata → wire DTOs.</summary>
 internal static class ContractMapper
 {
-    public static IReadOnlyDictionary<string, TaskResult> ToResults(IReadOnlyDictionary<string, TaskPrediction> predictions) =>
-        predictions.ToDictionary(p => p.Key, p => ToResult(p.Value), StringComparer.Ordinal);
+    /// <param name="predictions">One input's predictions by task.</param>
+    /// <param name="fallbackThresholds">The request's own fallback thresholds by task (null: the bundle's).</param>
+    public static IReadOnlyDictionary<string, TaskResult> ToResults(
+        IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds = null) =>
+        predictions.ToDictionary(
+            p => p.Key,
+            p => ToResult(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null),
+            StringComparer.Ordinal);
 
-    public static TaskResult ToResult(TaskPrediction prediction) => prediction switch
+    public static TaskResult ToResult(TaskPrediction prediction, double? fallbackThreshold = null) => prediction switch
     {
-        ClassificationPrediction c => new TaskResult { Label = c.Label, Score = c.Score, Scores = c.Scores },
+        ClassificationPrediction c => ToResult(c, fallbackThreshold),
         RegressionPrediction r => new TaskResult { Value = r.Value },
         TaggingPrediction t => new TaskResult
         {
@@ -21,6 +27,18 @@ internal static class ContractMapper
         _ => throw new InvalidOperationException($"Unhandled prediction {prediction.GetType().Name}."),
     };
 
+    private static TaskResult ToResult(ClassificationPrediction c, double? fallbackThreshold)
+    {
+        (string label, bool fired, double threshold) = c.Answer(fallbackThreshold);
+        return new TaskResult
+        {
+            Label = label,
+            Score = c.Score,
+            Scores = c.Scores,
+            Fallback = fired ? new FallbackResult(c.Label, c.Fallback!.Policy.RuleName, c.Fallback.Value, threshold) : null,
+        };
+    }
+
     public static TaskInfo ToTaskInfo(TaskDefinition task) => new(
         task.Name,
         task.Version,
@@ -29,5 +47,12 @@ internal static class ContractMapper
         task.Input.ToString().ToLowerInvariant(),
         task.Labels,
         task.Range is { } r ? [r.Min, r.Max] : null,
-        task.Metrics is { } m ? new TaskMetricsInfo(m.Split, m.Primary, m.Values, m.Teacher, m.FullFineTuning) : null);
+        task.Metrics is { } m ? new TaskMetricsInfo(m.Split, m.Primary, m.Values, m.Teacher, m.FullFineTuning) : null,
+        task.Fallback is { } f ? ToFallbackInfo(f) : null);
+
+    private static FallbackInfo ToFallbackInfo(FallbackPolicy fallback)
+    {
+        (double min, double max) = FallbackPolicy.ThresholdRange(fallback.Rule);
+        return new FallbackInfo(fallback.Label, fallback.RuleName, fallback.Threshold, [min, max], fallback.Selection);
+    }
 }

@@ -37,12 +37,14 @@ internal static class ClassifyEndpoints
     internal static async Task<Results<Ok<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
         ClassifyRequest request,
         MicroBatcher batcher,
+        MultiTaskEngine engine,
         IOptions<LimitsOptions> limits,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: 1);
         Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
             return Invalid(errors);
@@ -51,7 +53,7 @@ internal static class ClassifyEndpoints
         try
         {
             ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0])));
+            return TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds)));
         }
         catch (InvalidClassifyRequestException ex)
         {
@@ -63,12 +65,14 @@ internal static class ClassifyEndpoints
     internal static async Task<Results<Ok<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
         ClassifyBatchRequest request,
         MicroBatcher batcher,
+        MultiTaskEngine engine,
         IOptions<LimitsOptions> limits,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: request.Inputs?.Count ?? 0);
         Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
             return Invalid(errors);
@@ -78,7 +82,7 @@ internal static class ClassifyEndpoints
         try
         {
             ClassifyBatchResult result = await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(ContractMapper.ToResults)]));
+            return TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds))]));
         }
         catch (InvalidClassifyRequestException ex)
         {

@@ -203,10 +203,17 @@ public static partial class BundleLoader
         IReadOnlyList<string> labels = [];
         ValueRange? range = null;
         CrfParameters? crf = null;
+        FallbackPolicy? fallback = null;
+        if (task.Output.Fallback is not null && kind != TaskOutputKind.Classification)
+        {
+            Fail($"{at}.output.fallback", $"only classification tasks have a fallback, not {task.Output.Kind} tasks");
+        }
+
         switch (kind)
         {
             case TaskOutputKind.Classification:
                 labels = RequireLabels(task.Output.Labels, $"{at}.output.labels", minimum: 2);
+                fallback = task.Output.Fallback is { } f ? ReadFallback(f, $"{at}.output.fallback") : null;
                 break;
             case TaskOutputKind.Tagging:
                 labels = RequireLabels(task.Output.Tags, $"{at}.output.tags", minimum: 1);
@@ -251,9 +258,25 @@ public static partial class BundleLoader
             Labels = labels,
             Range = range,
             Crf = crf,
+            Fallback = fallback,
             Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head"),
             Metrics = task.Metrics,
         };
+    }
+
+    /// <summary>A fallback's label, rule (one of <see cref="FallbackPolicy.RuleNames"/>) and a threshold within the rule's range.</summary>
+    private static FallbackPolicy ReadFallback(FallbackManifest fallback, string field)
+    {
+        RequireNonEmpty(fallback.Label, $"{field}.label");
+        FallbackRule rule = FallbackPolicy.ParseRule(fallback.Rule)
+            ?? throw Error($"{field}.rule", $"unknown rule '{fallback.Rule}' (expected {string.Join(" | ", FallbackPolicy.RuleNames)})");
+        (double min, double max) = FallbackPolicy.ThresholdRange(rule);
+        if (!(fallback.Threshold >= min && fallback.Threshold <= max))
+        {
+            Fail($"{field}.threshold", $"must be in [{min}, {max}] for rule {fallback.Rule}, not {fallback.Threshold}");
+        }
+
+        return new FallbackPolicy(fallback.Label, rule, fallback.Threshold) { Selection = fallback.Selection };
     }
 
     /// <summary>The CRF's matrices, checked to be tags × tags (transitions) and tags long (start, end).</summary>

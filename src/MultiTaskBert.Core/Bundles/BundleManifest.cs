@@ -86,6 +86,21 @@ public sealed record TaskOutputManifest
 
     /// <summary>Tagging only: the CRF to decode with, or null for argmax per word.</summary>
     public CrfManifest? Crf { get; init; }
+
+    /// <summary>Classification only: the out-of-scope answer and the rule that triggers it, or null for none.</summary>
+    public FallbackManifest? Fallback { get; init; }
+}
+
+/// <summary>
+/// A classification task's fallback: <c>label</c> is answered when <c>rule</c>'s measure of the head
+/// output is below <c>threshold</c>. <c>selection</c> is informative (how the toolkit chose the threshold on dev).
+/// </summary>
+public sealed record FallbackManifest
+{
+    public required string Label { get; init; }
+    public required string Rule { get; init; }
+    public required double Threshold { get; init; }
+    public IReadOnlyDictionary<string, double>? Selection { get; init; }
 }
 
 /// <summary>A linear-chain CRF: transitions[from][to], start[tag], end[tag] (float32 values).</summary>

@@ -43,6 +43,9 @@ public sealed record TaskDefinition
     /// <summary>Set for tagging tasks decoded with a CRF (null: argmax per word).</summary>
     public CrfParameters? Crf { get; init; }
 
+    /// <summary>Set for classification tasks that answer a fallback label when the head is unsure.</summary>
+    public FallbackPolicy? Fallback { get; init; }
+
     /// <summary>Set for regression tasks.</summary>
     public ValueRange? Range { get; init; }
 

@@ -1,3 +1,4 @@
+using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Core.Tokenization;
 
@@ -15,8 +16,29 @@ public sealed record ClassifyBatchResult(string Model, IReadOnlyList<IReadOnlyDi
 /// <summary>One task's answer for one input. <see cref="Logits"/> is the raw head output (flattened for tagging).</summary>
 public abstract record TaskPrediction(IReadOnlyList<float> Logits);
 
-public sealed record ClassificationPrediction(string Label, double Score, IReadOnlyDictionary<string, double> Scores, IReadOnlyList<float> Logits)
-    : TaskPrediction(Logits);
+/// <summary>
+/// A classification answer: the model's top <see cref="Label"/> and its probabilities. For a task
+/// with a fallback, <see cref="Fallback"/> holds the rule's measure; <see cref="Answer"/> applies it.
+/// </summary>
+public sealed record ClassificationPrediction(
+    string Label, double Score, IReadOnlyDictionary<string, double> Scores, IReadOnlyList<float> Logits, FallbackMeasure? Fallback = null)
+    : TaskPrediction(Logits)
+{
+    /// <summary>
+    /// The label to answer at <paramref name="threshold"/> (null: the manifest's): the fallback label
+    /// when the task's rule fires, else the top label; <c>Fired</c> says which.
+    /// </summary>
+    public (string Label, bool Fired, double Threshold) Answer(double? threshold = null)
+    {
+        if (Fallback is null)
+        {
+            return (Label, false, double.NaN);
+        }
+
+        double at = threshold ?? Fallback.Policy.Threshold;
+        return Fallback.Fires(at) ? (Fallback.Policy.Label, true, at) : (Label, false, at);
+    }
+}
 
 public sealed record RegressionPrediction(double Value, IReadOnlyList<float> Logits) : TaskPrediction(Logits);
 

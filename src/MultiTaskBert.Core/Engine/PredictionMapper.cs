@@ -25,7 +25,8 @@ internal static class PredictionMapper
                     scores[task.Labels[i]] = probabilities[i];
                 }
 
-                return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray());
+                FallbackMeasure? fallback = task.Fallback is { } policy ? new FallbackMeasure(policy, policy.Measure(row, probabilities)) : null;
+                return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray(), fallback);
             }
 
             case TaskOutputKind.Regression:

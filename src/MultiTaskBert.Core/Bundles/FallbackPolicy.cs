@@ -1,0 +1,89 @@
+namespace MultiTaskBert.Core.Bundles;
+
+/// <summary>What a fallback rule measures on a classification head's output; the rule fires when the measure is below the threshold.</summary>
+public enum FallbackRule
+{
+    /// <summary>The top class probability (softmax); thresholds in [0, 1].</summary>
+    MaxProbability,
+
+    /// <summary>Top probability minus the second; thresholds in [0, 1].</summary>
+    Margin,
+
+    /// <summary>log Σ exp(logits), the negative free energy (Liu et al., 2020): low for inputs unlike the training data; thresholds in [-100, 100].</summary>
+    Energy,
+}
+
+/// <summary>
+/// A classification task's "I did not understand" answer: when <see cref="Rule"/>'s measure of the
+/// head's output is below <see cref="Threshold"/>, the task answers <see cref="Label"/> instead of
+/// its top class (manifest <c>output.fallback</c>; docs/bundle-format.md).
+/// </summary>
+public sealed record FallbackPolicy(string Label, FallbackRule Rule, double Threshold)
+{
+    /// <summary>Manifest spellings of the rules, in <see cref="FallbackRule"/> order.</summary>
+    public static readonly IReadOnlyList<string> RuleNames = ["maxProbability", "margin", "energy"];
+
+    /// <summary>How the toolkit chose the threshold on dev (informative, from the manifest).</summary>
+    public IReadOnlyDictionary<string, double>? Selection { get; init; }
+
+    /// <summary>The thresholds that make sense for <paramref name="rule"/> (a manifest or a request outside it is refused).</summary>
+    public static (double Min, double Max) ThresholdRange(FallbackRule rule) => rule == FallbackRule.Energy ? (-100, 100) : (0, 1);
+
+    public static FallbackRule? ParseRule(string? name)
+    {
+        int index = name is null ? -1 : RuleNames.ToList().IndexOf(name);
+        return index < 0 ? null : (FallbackRule)index;
+    }
+
+    public string RuleName => RuleNames[(int)Rule];
+
+    /// <summary>The rule's measure of one output: <paramref name="logits"/> and their softmax <paramref name="probabilities"/>.</summary>
+    public double Measure(ReadOnlySpan<float> logits, IReadOnlyList<double> probabilities)
+    {
+        switch (Rule)
+        {
+            case FallbackRule.MaxProbability:
+                return probabilities.Max();
+            case FallbackRule.Margin:
+            {
+                double first = double.NegativeInfinity, second = double.NegativeInfinity;
+                foreach (double p in probabilities)
+                {
+                    if (p > first)
+                    {
+                        (first, second) = (p, first);
+                    }
+                    else if (p > second)
+                    {
+                        second = p;
+                    }
+                }
+
+                return first - second;
+            }
+
+            default:
+            {
+                double max = double.NegativeInfinity;
+                foreach (float l in logits)
+                {
+                    max = Math.Max(max, l);
+                }
+
+                double sum = 0;
+                foreach (float l in logits)
+                {
+                    sum += Math.Exp(l - max);
+                }
+
+                return max + Math.Log(sum);
+            }
+        }
+    }
+}
+
+/// <summary>A fallback rule's measure of one prediction; <see cref="Fires"/> decides at a threshold (the manifest's, or a request's own).</summary>
+public sealed record FallbackMeasure(FallbackPolicy Policy, double Value)
+{
+    public bool Fires(double threshold) => Value < threshold;
+}
