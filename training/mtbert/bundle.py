@@ -18,6 +18,7 @@ import torch
 
 from .checkpoint import Checkpoint, sha256_file
 from .export import export_head, export_trunk
+from .fallback import FallbackChoice
 from .modeling import TaskHead
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -106,8 +107,12 @@ def _crf_matrices(head: TaskHead) -> dict | None:
     return {"transitions": values(head.crf.transitions), "start": values(head.crf.start), "end": values(head.crf.end)}
 
 
-def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, version: int, extra_metrics: dict | None) -> dict:
+def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, version: int, extra_metrics: dict | None, run: Path) -> dict:
     spec = info.spec
+    output = _served_labels(info, head)
+    fallback = FallbackChoice.load(run) if spec.kind == "classification" else None
+    if fallback is not None:  # chosen on dev by `mtbert fallback` (or a recipe's "fallback")
+        output["fallback"] = fallback.manifest_entry()
     # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
     graph_inputs = {i.name for i in onnx.load(str(head_path), load_external_data=False).graph.input}
     metrics = {"split": "dev", "primary": spec.primary_metric, "values": info.metrics}
@@ -118,7 +123,7 @@ def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, 
         "description": spec.description,
         "input": spec.input,
         "branchLayer": info.branch_layer,
-        "output": _served_labels(info, head),
+        "output": output,
         "head": {
             "file": head_file,
             "sha256": "",
@@ -263,7 +268,7 @@ class BundleWriter:
         # Exported from the run's weights, not copied from its head.onnx: a run kept from an older
         # toolkit (a resumed study reuses runs) then still gets today's graph (e.g. folded attention).
         export_head(head, self.folder / head_file)
-        manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics))
+        manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics, run))
         manifest["tasks"].sort(key=lambda t: t["name"])
         tags = info.spec.labels if info.spec.kind == "tagging" else None
         self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer, tags)

@@ -109,6 +109,22 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     print(f"{args.bundle}: tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
 
 
+def cmd_fallback(args: argparse.Namespace) -> None:
+    from .fallback import CURVE_FILE, FALLBACK_FILE, fit_fallback
+    from .pipeline import set_threads
+    from .runs import read_info, run_checkpoint
+
+    set_threads(args.threads)
+    info = read_info(args.run)
+    choice = fit_fallback(run_checkpoint(info, args.pretrained), args.data, args.run, args.label, args.max_cost, args.probe, args.probe_label, info.hyper.get("max_length", 128))
+    s = choice.selection
+    for rule, point in choice.chosen.items():
+        print(f"{rule:>15}: threshold {point['threshold']:.6g}  in-scope accuracy {point['inScopeAccuracy']:.2f}  out-of-scope recall {point['oosRecall']:.1f}")
+    print(f"chosen: {choice.rule} < {choice.threshold:.6g} -> {choice.label!r}: in-scope accuracy {s['inScopeAccuracyWithout']:.2f} -> {s['inScopeAccuracy']:.2f}, "
+          f"out-of-scope recall {s['oosRecallWithout']:.1f} -> {s['oosRecall']:.1f} ({s['oosExamples']:.0f} out-of-scope dev examples)")
+    print(f"written: {args.run / FALLBACK_FILE}, {args.run / CURVE_FILE}; `bundle add`/`replace` carry it into the manifest")
+
+
 def cmd_export_single(args: argparse.Namespace) -> None:
     from .export import export_single_task
     from .modeling import SingleTaskModel
@@ -192,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("fallback", help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
+    p.add_argument("--run", type=Path, required=True, help="run folder of the head")
+    p.add_argument("--data", type=Path, required=True, help="datasets root (tasks.json and <task>/dev.jsonl)")
+    p.add_argument("--label", required=True, help="the label to answer when the rule fires (a class of the task, e.g. CLINC150's oos, or a new one)")
+    p.add_argument("--max-cost", type=float, default=1.0, help="in-scope accuracy (points) the fallback may cost on dev")
+    p.add_argument("--probe", default=None, help="a task whose dev examples labelled --probe-label are out of scope for this one (e.g. clinc150)")
+    p.add_argument("--probe-label", default="oos", help="the probe task's out-of-scope label")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_fallback)
 
     p = sub.add_parser("export-single", help="export a run as one whole single-task ONNX model (benchmark baseline)")
     p.add_argument("--run", type=Path, required=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
-from .data import TaskSpec, load_task_spec, read_examples
+from .data import Example, TaskSpec, load_task_spec, read_examples
 from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
@@ -108,13 +108,26 @@ class TaskSession:
 def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> dict[str, float]:
     """Dev metrics of a finished head on the trunk exactly as bundles serve it (`build_trunk`), which
     can differ from its training-time trunk (e.g. runs trained before int8 word embeddings)."""
+    info, head, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
+    return evaluate(info.spec, logits, dev, head.crf)
+
+
+def served_dev_logits(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> tuple[RunInfo, TaskHead, EncodedSet, torch.Tensor]:
+    """A finished head's outputs on its dev split, as served (see `served_metrics`)."""
     info, head = load_run(run)
     spec = info.spec
+    dev = read_examples(data_root / spec.name / "dev.jsonl", spec)
+    encoded, logits = served_logits(checkpoint, info, head, dev, max_length)
+    return info, served_head(head, info.int8_matmuls), encoded, logits
+
+
+def served_logits(checkpoint: Checkpoint, info: RunInfo, head: TaskHead, examples: list[Example], max_length: int = 128) -> tuple[EncodedSet, torch.Tensor]:
+    """A head's outputs on `examples` through the trunk and head exactly as a bundle serves them."""
     tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-    dev = EncodedSet.build(read_examples(data_root / spec.name / "dev.jsonl", spec), tokenizer, spec)
-    states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
-    head = served_head(head, info.int8_matmuls)
-    return evaluate(spec, head_logits(head, states, info.branch_layer, len(dev)), dev, head.crf)
+    encoded = EncodedSet.build(examples, tokenizer, info.spec)
+    states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), encoded, [info.branch_layer], desc=f"{info.spec.name}: served states")
+    served = served_head(head, info.int8_matmuls)
+    return encoded, head_logits(served, states, info.branch_layer, len(encoded))
 
 
 def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .bundle import BundleWriter
+from .fallback import CURVE_FILE, FallbackChoice, fit_fallback
 from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
 from .runs import RUN_FILE, read_info
@@ -73,6 +74,14 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     max_length = recipe.get("maxSequenceLength", 128)
     # Scores of the chosen heads on the trunk as served; the manifest reports these.
     served = {task: served_metrics(checkpoint, data_root, runs / task / r.chosen["run"], max_length) for task, r in results.items()}
+    # Out-of-scope fallbacks, chosen on dev for the chosen heads (kept in their run folders, where
+    # the bundle writer reads them).
+    fallbacks: dict[str, FallbackChoice] = {}
+    for task, result in results.items():
+        if (spec := {**recipe["defaults"], **recipe["tasks"][task]}.get("fallback")) is not None:
+            fallbacks[task] = fit_fallback(
+                checkpoint, data_root, runs / task / result.chosen["run"], spec["label"], spec.get("maxCost", 1.0), spec.get("probe"), spec.get("probeLabel", "oos"), max_length
+            )
     for task, result in results.items():
         full = {"fullFineTuning": result.full} if result.full else {}
         teacher = next((r for r in result.rows if r["run"] == result.chosen.get("teacher")), None)
@@ -81,7 +90,9 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     for plot in recipe.get("plots", []):
         if (runs / plot / "frozen-layers.png").is_file():
             shutil.copyfile(runs / plot / "frozen-layers.png", out / f"frozen-layers-{plot}.png")
-    write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started)
+    for task in fallbacks:
+        shutil.copyfile(runs / task / results[task].chosen["run"] / CURVE_FILE, out / f"fallback-{task}.png")
+    write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started, fallbacks)
 
 
 def _on_trunk(study: SweepResult, folder: Path, int8: bool) -> bool:
@@ -100,7 +111,8 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
 
 
 def write_report(
-    recipe: dict, recipe_path: Path, results: dict[str, SweepResult], served: dict[str, dict[str, float]], out: Path, config: BertConfig, seconds: float
+    recipe: dict, recipe_path: Path, results: dict[str, SweepResult], served: dict[str, dict[str, float]], out: Path, config: BertConfig, seconds: float,
+    fallbacks: dict[str, FallbackChoice] | None = None,
 ) -> None:
     total_layers = config.num_hidden_layers
     tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
@@ -166,6 +178,9 @@ def write_report(
         f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
         f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",
         "",
+    ]
+    lines += fallback_section(fallbacks or {})
+    lines += [
         "## Per task",
         "",
     ]
@@ -177,3 +192,31 @@ def write_report(
             lines += [f"![{task}: dev score against frozen layers](frozen-layers-{task}.png)", ""]
     lines += recipe.get("notes", [])
     (out / "REPORT.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def fallback_section(fallbacks: dict[str, FallbackChoice]) -> list[str]:
+    """REPORT.md's out-of-scope section: each intent task's rule, threshold and what it buys on dev."""
+    if not fallbacks:
+        return []
+    lines = [
+        "## Out-of-scope fallback",
+        "",
+        "Each intent task answers its fallback label when the chosen rule's measure of the head's output is below the threshold",
+        "(`output.fallback` in the manifest; a request may set its own threshold). Chosen on dev alone (`mtbert/fallback.py`): the",
+        "highest out-of-scope recall whose in-scope accuracy is at most `max cost` points below the head's own; every rule",
+        "(top probability, top-two margin, log-sum-exp of the logits) is measured and the best one kept. Out-of-scope examples: CLINC150's",
+        "own `oos` dev queries; for the other intent tasks, which have none, the same 100 CLINC150 `oos` dev queries (what the threshold buys).",
+        "",
+        "| task | fallback label | rule | threshold | max cost | in-scope accuracy without → with | out-of-scope recall without → with | maxProbability | margin | energy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for task, f in fallbacks.items():
+        s = f.selection
+        per_rule = " | ".join(f"{f.chosen[r]['oosRecall']:.1f} @ {f.chosen[r]['inScopeAccuracy']:.2f}" for r in ("maxProbability", "margin", "energy"))
+        lines.append(
+            f"| {task} | `{f.label}` | {f.rule} | {f.threshold:.4g} | {s['maxCost']:g} | {s['inScopeAccuracyWithout']:.2f} → {s['inScopeAccuracy']:.2f} | "
+            f"{s['oosRecallWithout']:.1f} → {s['oosRecall']:.1f} (of {s['oosExamples']:.0f}) | {per_rule} |"
+        )
+    lines += ["", "(per rule: its best out-of-scope recall @ in-scope accuracy within the cost.)", ""]
+    lines += [f"![{task}: in-scope accuracy against out-of-scope recall](fallback-{task}.png)" for task in fallbacks] + [""]
+    return lines
