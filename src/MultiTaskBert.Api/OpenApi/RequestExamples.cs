@@ -25,6 +25,12 @@ internal sealed record RequestExamples(IReadOnlyDictionary<string, JsonNode> Exa
             ["text"] = "wake me up at 7 am tomorrow",
             ["tasks"] = new JsonArray("snips_slots"),
         },
+        ["out of scope: the fallback label when the intent head is unsure, at this request's own threshold"] = new JsonObject
+        {
+            ["text"] = "what is the boiling point of mercury",
+            ["tasks"] = new JsonArray("clinc150", "banking77"),
+            ["fallbackThresholds"] = new JsonObject { ["clinc150"] = 0.5 },
+        },
     });
 
     public static readonly RequestExamples ClassifyBatch = new(new Dictionary<string, JsonNode>
