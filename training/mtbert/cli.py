@@ -156,7 +156,7 @@ def cmd_fixtures(args: argparse.Namespace) -> None:
 def cmd_recipe(args: argparse.Namespace) -> None:
     from .recipe import build_from_recipe
 
-    build_from_recipe(args.recipe, args.out, args.runs, args.only, args.threads)
+    build_from_recipe(args.recipe, args.out, args.runs, args.only, args.threads, args.tasks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="bundle folder to (re)create")
     p.add_argument("--runs", type=Path, required=True, help="folder for the runs of every task")
     p.add_argument("--only", default=None, help="comma-separated tasks to (re)train; others reuse their runs")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks to train now, without writing the bundle (share a build among processes)")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_recipe)
     return parser

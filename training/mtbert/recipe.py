@@ -27,7 +27,11 @@ def _hyper(settings: dict, prefix: str = "") -> Hyper:
     )
 
 
-def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None, threads: int | None) -> None:
+def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None, threads: int | None, tasks: str | None = None) -> None:
+    """Trains what the recipe's studies lack, then writes the bundle. With `tasks`, only those
+    tasks' studies are brought up to date and no bundle is written: several processes can share
+    the training of one recipe (each on its own tasks), and a last plain run then builds the bundle
+    from the kept runs."""
     set_threads(threads)
     recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
     base = recipe_path.parent
@@ -39,7 +43,12 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     started = time.time()
     results: dict[str, SweepResult] = {}
+    selected = set(tasks.split(",")) if tasks else None
+    if selected and not selected <= set(recipe["tasks"]):
+        raise ValueError(f"--tasks names tasks the recipe lacks: {', '.join(sorted(selected - set(recipe['tasks'])))}")
     for task, overrides in recipe["tasks"].items():
+        if selected is not None and task not in selected:
+            continue
         settings = {**recipe["defaults"], **overrides}
         folder = runs / task
         full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
@@ -61,6 +70,8 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous, widths=widths, mean_tokens=mean_tokens,
         )
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
+    if selected is not None:
+        return  # a share of the training only; the bundle is built by a run over every task
     for task, result in results.items():
         if result.dev_examples is None:  # studies saved before the dev size was recorded
             result.dev_examples = len(read_examples(data_root / task / "dev.jsonl", load_task_spec(data_root, task)))
