@@ -103,7 +103,8 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             shutil.copyfile(runs / plot / "frozen-layers.png", out / f"frozen-layers-{plot}.png")
     for task in fallbacks:
         shutil.copyfile(runs / task / results[task].chosen["run"] / CURVE_FILE, out / f"fallback-{task}.png")
-    write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started, fallbacks)
+    examples = {t: read_info(runs / t / r.chosen["run"]).hyper.get("train_examples", 0) for t, r in results.items()}
+    write_report(recipe, recipe_path, results, served, out, checkpoint.config, time.time() - started, fallbacks, examples)
 
 
 def _on_trunk(study: SweepResult, folder: Path, int8: bool) -> bool:
@@ -123,14 +124,14 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
 
 def write_report(
     recipe: dict, recipe_path: Path, results: dict[str, SweepResult], served: dict[str, dict[str, float]], out: Path, config: BertConfig, seconds: float,
-    fallbacks: dict[str, FallbackChoice] | None = None,
+    fallbacks: dict[str, FallbackChoice] | None = None, train_examples: dict[str, int] | None = None,
 ) -> None:
     total_layers = config.num_hidden_layers
     tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     lines = [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
         "",
-        "Rebuild from scratch (from the repository root; about an hour on a 2-core CPU, each head's training seconds are in the tables):",
+        "Rebuild from scratch (from the repository root; how long each stage took on a 2-core CPU is under \"Training time\" below):",
         "",
         "```",
         f"/usr/bin/python3 -m mtbert recipe {recipe_path.as_posix()} --out models/default --runs runs/default",
@@ -191,6 +192,7 @@ def write_report(
         "",
     ]
     lines += fallback_section(fallbacks or {})
+    lines += time_section(results, train_examples or {})
     lines += [
         "## Per task",
         "",
@@ -230,4 +232,31 @@ def fallback_section(fallbacks: dict[str, FallbackChoice]) -> list[str]:
         )
     lines += ["", "(per rule: its best out-of-scope recall @ in-scope accuracy within the cost.)", ""]
     lines += [f"![{task}: in-scope accuracy against out-of-scope recall](fallback-{task}.png)" for task in fallbacks] + [""]
+    return lines
+
+
+def time_section(results: dict[str, SweepResult], examples: dict[str, int]) -> list[str]:
+    """REPORT.md's table of wall seconds per stage and task (runs kept from earlier builds count
+    the seconds they took then)."""
+    lines = [
+        "## Training time",
+        "",
+        "Wall seconds per stage on the build machine (2 cores, shared; a task's stages ran one after another, two tasks at a time",
+        "with one thread each where the build was shared with `recipe --tasks`). Frozen states: one pass of the frozen trunk over the",
+        "train and dev splits, serving every teacher and student of the task.",
+        "",
+        "| task | train examples | frozen states | full fine-tuning | teachers | students | total |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    totals = [0.0] * 5
+    for task, r in results.items():
+        stages = r.stage_seconds or {}
+        teachers = sum(row.get("seconds", 0.0) for row in r.rows if row["method"] == "partial")
+        students = sum(row.get("seconds", 0.0) for row in r.rows if row["method"] == "distilled")
+        values = [stages.get("frozen_states", 0.0), stages.get("full_fine_tuning", 0.0), teachers, students]
+        values.append(sum(values))
+        totals = [t + v for t, v in zip(totals, values)]
+        lines.append(f"| {task} | {examples.get(task, '')} | " + " | ".join(f"{v:.0f}" for v in values) + " |")
+    lines.append("| **all** | | " + " | ".join(f"{v:.0f}" for v in totals) + f" |")
+    lines += ["", f"In all {totals[-1] / 3600:.1f} hours of stage time.", ""]
     return lines

@@ -83,8 +83,8 @@ def _study(task: str, full: float, rows: list[tuple[str, int, int, float]]) -> S
 def test_the_trunk_depth_is_chosen_for_the_whole_bundle(tmp_path: Path) -> None:
     base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
     # a: its cheapest head branches at 5, an equally cheap one at 4; b: only at 4 or below.
-    a = _study("a", 50.0, [("f5", 5, 1, 50.0), ("f4-s1", 4, 1, 49.5), ("f3", 3, 3, 51.0)])
-    b = _study("b", 80.0, [("f4-s1", 4, 1, 80.0), ("f2", 2, 4, 81.0)])
+    a = _study("a", 50.0, [("f5", 5, 1, 50.0), ("f4-s1", 4, 1, 49.5), ("f3", 3, 3, 49.8)])
+    b = _study("b", 80.0, [("f4-s1", 4, 1, 80.0), ("f2", 2, 4, 79.0)])
     # c meets its target nowhere: it takes its best head within the depth and constrains nothing.
     c = _study("c", 90.0, [("f5", 5, 1, 10.0), ("f2", 2, 4, 20.0)])
     studies = {s.task: (s, tmp_path / s.task) for s in (a, b, c)}
@@ -97,3 +97,16 @@ def test_the_trunk_depth_is_chosen_for_the_whole_bundle(tmp_path: Path) -> None:
     # A task that can meet its target only at 5 forces the trunk to 5.
     d = _study("d", 70.0, [("f5", 5, 1, 70.0), ("f2", 2, 4, 60.0)])
     assert choose_trunk_depth({**studies, "d": (d, tmp_path / "d")}, base) == 5
+
+
+def test_a_head_is_held_to_the_best_score_when_full_fine_tuning_is_weaker(tmp_path: Path) -> None:
+    base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
+    # Full fine-tuning under-trained (80): the cheap student (85) beats it, but is 5 points below the teacher (90).
+    study = _study("t", 80.0, [("f5", 5, 1, 90.0), ("f5-s1-w50", 5, 1, 85.0)])
+    study.rows[1]["width"] = 0.5
+    (tmp_path / "t").mkdir()
+    assert study.reference() == 90.0
+    chosen = rechoose(study, tmp_path / "t", base)
+    assert (chosen.chosen["run"], chosen.target_met) == ("f5", True)
+    study.rows[1]["metrics"]["score"] = 89.5  # within a point of the best: the cheaper head wins
+    assert rechoose(study, tmp_path / "t", base).chosen["run"] == "f5-s1-w50"
