@@ -29,19 +29,27 @@ internal static class AdminEndpoints
             .WithName("AddOrReplaceTask")
             .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle, or multipart/form-data with 'manifest' (the entry) and 'head' (the ONNX file).")
             .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
+            .Accepts<TaskManifest>("application/json")
+            .Produces<TaskChangeResult>()
+            .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapDelete("/tasks/{name}", RemoveTaskAsync)
             .WithName("RemoveTask")
             .WithSummary("Removes a task (its head file stays on disk).")
+            .Produces<TaskChangeResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapPost("/reload", ReloadAsync)
             .WithName("ReloadManifest")
             .WithSummary("Re-reads manifest.json and serves it; unchanged heads and trunk keep their sessions.")
+            .Produces<ReloadResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
