@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Net.Http.Headers;
 
 namespace MultiTaskBert.Api.Errors;
@@ -9,7 +8,7 @@ namespace MultiTaskBert.Api.Errors;
 /// charset (<c>charset=bogus</c>) and on a quoted one (<c>charset="utf-8"</c>), which surfaced as 500s.
 /// So a charset, when given, is exactly <c>utf-8</c> (any case).
 /// </summary>
-internal sealed class JsonCharsetMiddleware(RequestDelegate next, IProblemDetailsService problemDetails)
+internal sealed class JsonCharsetMiddleware(RequestDelegate next)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -18,17 +17,8 @@ internal sealed class JsonCharsetMiddleware(RequestDelegate next, IProblemDetail
             && type.Charset.HasValue
             && !type.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
         {
-            context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
-            await problemDetails.WriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = context,
-                ProblemDetails = new ProblemDetails
-                {
-                    Status = StatusCodes.Status415UnsupportedMediaType,
-                    Title = "Unsupported media type.",
-                    Detail = $"Content-Type: charset '{type.Charset}' is not supported; JSON bodies must be UTF-8",
-                },
-            });
+            await context.WriteProblemAsync(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type.",
+                $"Content-Type: charset '{type.Charset}' is not supported; JSON bodies must be UTF-8");
             return;
         }
 

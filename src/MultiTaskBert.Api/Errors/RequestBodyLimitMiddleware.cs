@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 
@@ -12,7 +11,7 @@ namespace MultiTaskBert.Api.Errors;
 /// The count is ours rather than Kestrel's per-request limit, whose check for chunked bodies
 /// refused bodies at or just under the limit that the Content-Length check let through.
 /// </summary>
-internal sealed class RequestBodyLimitMiddleware(RequestDelegate next, IOptions<LimitsOptions> limits, IProblemDetailsService problemDetails)
+internal sealed class RequestBodyLimitMiddleware(RequestDelegate next, IOptions<LimitsOptions> limits)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -21,17 +20,8 @@ internal sealed class RequestBodyLimitMiddleware(RequestDelegate next, IOptions<
             : limits.Value.MaxRequestBodyBytes;
         if (context.Request.ContentLength > limit)
         {
-            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            await problemDetails.WriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = context,
-                ProblemDetails = new ProblemDetails
-                {
-                    Status = StatusCodes.Status413PayloadTooLarge,
-                    Title = "The request body is too large.",
-                    Detail = $"(body): must be at most {limit} bytes (Limits:MaxRequestBodyBytes), got {context.Request.ContentLength}",
-                },
-            });
+            await context.WriteProblemAsync(StatusCodes.Status413PayloadTooLarge, "The request body is too large.",
+                $"(body): must be at most {limit} bytes (Limits:MaxRequestBodyBytes), got {context.Request.ContentLength}");
             return;
         }
 
