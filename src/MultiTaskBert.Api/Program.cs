@@ -22,6 +22,10 @@ builder.Services.AddSerilog(
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
     o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+    // Strict bodies: {"text":"a","text":"b"} is a 400 (not last-wins), and "TEXT" is an unknown
+    // member rather than "text" (the web defaults match names case-insensitively).
+    o.SerializerOptions.AllowDuplicateProperties = false;
+    o.SerializerOptions.PropertyNameCaseInsensitive = false;
 });
 builder.Services.AddProblemResponses();
 builder.Services.AddSwaggerDocs();
@@ -46,6 +50,7 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
 });
 app.UseStatusCodePages();
 app.UseMiddleware<RequestBodyLimitMiddleware>();
+app.UseMiddleware<JsonCharsetMiddleware>();
 app.UseRequestTimeouts();
 
 app.UseSwagger();

@@ -33,7 +33,14 @@ MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", 
 # service's parity tests): half the cases within 1e-4, the largest difference 0.020 on a tagging logit;
 # the same 0.020 for default@1.4.1 on a processor without VNNI (its unsigned codes sum exactly there).
 PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 5e-2
-TASK_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+# The service's rule (BundleLoader.TaskNameRule): the whole name, ASCII only. fullmatch, not
+# match with "$": "$" also matches before a final newline, so "nl\n" would pass.
+TASK_NAME = re.compile(r"[a-z0-9_-]{1,64}", re.ASCII)
+
+
+def valid_task_name(name: str) -> bool:
+    """Whether `name` may name a task in a bundle (and in the service's admin API)."""
+    return TASK_NAME.fullmatch(name) is not None
 
 # Texts whose token ids and outputs are stored in parity.json: accents, case, punctuation,
 # CJK, repeated spaces, an unknown word, and one past the maximum length (truncation).
@@ -245,7 +252,7 @@ class BundleWriter:
             manifest = self._new_manifest(checkpoint, name or self.folder.name, version or "1", max_length, info.int8_matmuls)
         self._check_fits(manifest, info, run)
         task = info.spec.name
-        if not TASK_NAME.match(task):
+        if not valid_task_name(task):
             raise BundleError(f"{run / 'run.json'}: task name {task!r} must match {TASK_NAME.pattern}")
         if any(t["name"] == task for t in manifest["tasks"]):
             raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")

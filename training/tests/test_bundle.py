@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from mtbert.bundle import BundleError, BundleWriter, read_manifest, verify
+from mtbert.bundle import BundleError, BundleWriter, read_manifest, valid_task_name, verify
 from mtbert.checkpoint import sha256_file
 from mtbert.pipeline import TaskSession
 from mtbert.train import Hyper
@@ -139,3 +139,15 @@ def test_export_baselines_writes_one_whole_model_per_task(runs: Path, tiny_check
     assert sum(n.op_type == "Softmax" for n in model.graph.node) == 3
     with pytest.raises(ValueError, match="is not the bundle trunk's"):
         export_baselines(bundle, tmp_path / "other", other_checkpoint)
+
+
+@pytest.mark.parametrize("name", ["sst2", "snips_slots", "a-b", "x" * 64, "0"])
+def test_task_names_that_follow_the_rule(name: str) -> None:
+    assert valid_task_name(name)
+
+
+# Same cases as the service's BundleValidationTests: a trailing newline ("$" matched before it),
+# look-alikes outside ASCII (Cyrillic "а", Kelvin sign, fullwidth digit), upper case, spaces, length.
+@pytest.mark.parametrize("name", ["nl\n", "sst2\n", "\nsst2", "sst\u04302", "\u212a", "sst\uff12", "SST2", "a b", "", "x" * 65, "a.b", "a/b"])
+def test_task_names_that_break_the_rule(name: str) -> None:
+    assert not valid_task_name(name)

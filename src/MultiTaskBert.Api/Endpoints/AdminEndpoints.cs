@@ -29,19 +29,27 @@ internal static class AdminEndpoints
             .WithName("AddOrReplaceTask")
             .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle, or multipart/form-data with 'manifest' (the entry) and 'head' (the ONNX file).")
             .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
+            .Accepts<TaskManifest>("application/json")
+            .Produces<TaskChangeResult>()
+            .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapDelete("/tasks/{name}", RemoveTaskAsync)
             .WithName("RemoveTask")
             .WithSummary("Removes a task (its head file stays on disk).")
+            .Produces<TaskChangeResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapPost("/reload", ReloadAsync)
             .WithName("ReloadManifest")
             .WithSummary("Re-reads manifest.json and serves it; unchanged heads and trunk keep their sessions.")
+            .Produces<ReloadResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
@@ -83,24 +91,28 @@ internal static class AdminEndpoints
         {
             if (request.HasFormContentType)
             {
-                context.Features.Set<IFormFeature>(new FormFeature(request, new FormOptions { MultipartBodyLengthLimit = options.Value.MaxUploadBytes }));
-                IFormCollection form = await request.ReadFormAsync(cancellationToken);
-                if (form["manifest"] is not { Count: 1 } manifestText)
+                string? bundle = engine.Current?.Bundle.Directory;
+                if (bundle is null)
                 {
-                    return Invalid("manifest", "form field 'manifest' (the task's manifest entry as JSON) is required");
+                    throw new EngineNotReadyException();
                 }
 
-                if (form.Files.GetFile("head") is not { } file)
+                MultipartUpload upload;
+                try
                 {
-                    return Invalid("head", "form file 'head' (the head ONNX graph) is required");
+                    upload = await MultipartUpload.ReadAsync(request, bundle, options.Value.MaxUploadBytes, cancellationToken);
+                }
+                catch (MultipartUploadException ex)
+                {
+                    return Invalid(ex.Field, ex.Message);
                 }
 
-                entry = JsonNode.Parse(manifestText[0]!) as JsonObject ?? throw new JsonException("the manifest entry must be a JSON object");
-                head = file.OpenReadStream();
+                head = upload.Head;
+                entry = Parse(upload.Manifest) as JsonObject ?? throw new JsonException("the manifest entry must be a JSON object");
             }
             else if (request.HasJsonContentType())
             {
-                entry = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken) as JsonObject
+                entry = await JsonNode.ParseAsync(request.Body, documentOptions: StrictJson, cancellationToken: cancellationToken) as JsonObject
                         ?? throw new JsonException("the body must be a JSON object (a manifest task entry)");
             }
             else
@@ -111,6 +123,11 @@ internal static class AdminEndpoints
         }
         catch (JsonException ex)
         {
+            if (head is not null)
+            {
+                await head.DisposeAsync();
+            }
+
             return Invalid("(body)", $"not valid JSON: {ex.Message}");
         }
 
@@ -119,6 +136,11 @@ internal static class AdminEndpoints
             return await Change(() => engine.AddOrReplaceTaskAsync(entry, head, cancellationToken));
         }
     }
+
+    // Duplicate members are refused (a JsonObject with two "name"s would throw on first access).
+    private static readonly JsonDocumentOptions StrictJson = new() { AllowDuplicateProperties = false };
+
+    private static JsonNode? Parse(string json) => JsonNode.Parse(json, documentOptions: StrictJson);
 
     internal static Task<IResult> RemoveTaskAsync(string name, MultiTaskEngine engine, CancellationToken cancellationToken) =>
         Change(() => engine.RemoveTaskAsync(name, cancellationToken));

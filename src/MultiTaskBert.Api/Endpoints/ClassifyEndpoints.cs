@@ -21,7 +21,9 @@ internal static class ClassifyEndpoints
             .WithMetadata(RequestExamples.Classify)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
         group.MapPost("/batch", ClassifyBatchAsync)
             .WithName("ClassifyBatch")
@@ -29,7 +31,9 @@ internal static class ClassifyEndpoints
             .WithMetadata(RequestExamples.ClassifyBatch)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
         return group;
     }

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 
@@ -12,8 +11,9 @@ internal static class ProblemDetailsDefaults
 {
     public static void Customize(ProblemDetailsContext context)
     {
-        context.ProblemDetails.Extensions["traceId"] = context.HttpContext.Features.Get<IHttpActivityFeature>()?.Activity?.Id
-            ?? context.HttpContext.TraceIdentifier;
+        // The request id (RequestIdMiddleware: the caller's X-Request-Id or the one assigned), so a
+        // problem can be matched to the caller's logs and to ours; not the W3C trace id.
+        context.ProblemDetails.Extensions["traceId"] = context.HttpContext.TraceIdentifier;
         if (context.ProblemDetails.Detail is not null)
         {
             return;

@@ -16,6 +16,11 @@ internal sealed partial class BundleLoaderService(MultiTaskEngine engine, IOptio
     {
         string path = options.Value.ResolveBundlePath();
         LogLoading(logger, path);
+        foreach (string leftover in BundleTempFiles.RemoveStale(path))
+        {
+            LogRemovedLeftover(logger, leftover);
+        }
+
         try
         {
             await engine.LoadAsync(path, cancellationToken);
@@ -31,6 +36,9 @@ internal sealed partial class BundleLoaderService(MultiTaskEngine engine, IOptio
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loading model bundle from {BundlePath}")]
     private static partial void LogLoading(ILogger logger, string bundlePath);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {File}: a temporary file left by an interrupted upload or manifest rewrite")]
+    private static partial void LogRemovedLeftover(ILogger logger, string file);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Model bundle {BundlePath} cannot be served: {Problem}")]
     private static partial void LogInvalidBundle(ILogger logger, string bundlePath, string problem);

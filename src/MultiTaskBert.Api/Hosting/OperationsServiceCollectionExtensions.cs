@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Endpoints;
+using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.Operations;
 using MultiTaskBert.Core.Engine;
@@ -76,18 +77,9 @@ internal static class OperationsServiceCollectionExtensions
 
     private static Task WriteTimeoutAsync(HttpContext context)
     {
-        IProblemDetailsService problems = context.RequestServices.GetRequiredService<IProblemDetailsService>();
         int limit = context.RequestServices.GetRequiredService<IOptions<LimitsOptions>>().Value.RequestTimeoutMs;
-        return problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = StatusCodes.Status504GatewayTimeout,
-                Title = "The request timed out.",
-                Detail = $"(request): not answered within {limit} ms (Limits:RequestTimeoutMs)",
-            },
-        }).AsTask();
+        return context.WriteProblemAsync(StatusCodes.Status504GatewayTimeout, "The request timed out.",
+            $"(request): not answered within {limit} ms (Limits:RequestTimeoutMs)");
     }
 
     /// <summary>Console sink: text lines, or one compact JSON object per event (<c>Logging:Format=json</c>).</summary>

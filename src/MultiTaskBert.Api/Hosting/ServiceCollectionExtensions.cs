@@ -6,6 +6,7 @@ using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.OpenApi;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace MultiTaskBert.Api.Hosting;
 
@@ -51,12 +52,24 @@ internal static class ServiceCollectionExtensions
                 Description = "Many NLU classification tasks from one shared BERT trunk.",
             });
             o.OperationFilter<RequestExamplesOperationFilter>();
+            o.OperationFilter<AdminApiKeyOperationFilter>();
+            o.AddSecurityDefinition(AdminApiKeyOperationFilter.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
+                In = Microsoft.OpenApi.ParameterLocation.Header,
+                Name = Endpoints.AdminEndpoints.ApiKeyHeader,
+                Description = "Admin:ApiKey of the service",
+            });
             string xml = Path.Combine(AppContext.BaseDirectory, "MultiTaskBert.Api.xml");
             if (File.Exists(xml))
             {
                 o.IncludeXmlComments(xml);
             }
         });
+        // The admin operations are documented only when the admin API is on (Admin:ApiKey set).
+        services.AddOptions<SwaggerGenOptions>().Configure<IOptions<AdminOptions>>((swagger, admin) =>
+            swagger.SwaggerGeneratorOptions.DocInclusionPredicate = (_, api) =>
+                admin.Value.Enabled || api.RelativePath?.StartsWith("admin/", StringComparison.Ordinal) != true);
         return services;
     }
 }

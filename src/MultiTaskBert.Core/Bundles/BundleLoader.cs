@@ -83,6 +83,7 @@ public static partial class BundleLoader
         TrunkManifest trunk = manifest.Trunk;
         string trunkPath = ResolveExistingFile(directory, trunk.File, "trunk.file");
         await VerifySha256Async(trunkPath, trunk.File, trunk.Sha256, "trunk.sha256", cancellationToken).ConfigureAwait(false);
+        RefuseExternalData(trunkPath, trunk.File, "trunk.file");
         if (trunk.HiddenSize < 1)
         {
             Fail("trunk.hiddenSize", $"must be positive, not {trunk.HiddenSize}");
@@ -115,10 +116,7 @@ public static partial class BundleLoader
         {
             TaskManifest task = manifest.Tasks[i];
             string at = $"tasks[{i}]";
-            if (!TaskNamePattern().IsMatch(task.Name))
-            {
-                Fail($"{at}.name", $"'{task.Name}' does not match [a-z0-9_-]{{1,64}}");
-            }
+            RequireTaskName(task.Name, $"{at}.name");
 
             if (!names.Add(task.Name))
             {
@@ -150,17 +148,30 @@ public static partial class BundleLoader
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(task);
         string at = $"tasks[{index}]";
-        if (task.Name is null || !TaskNamePattern().IsMatch(task.Name))
-        {
-            Fail($"{at}.name", $"'{task.Name}' does not match [a-z0-9_-]{{1,64}}");
-        }
+        RequireTaskName(task.Name, $"{at}.name");
 
         var outputsByLayer = bundle.TrunkOutputsByLayer.ToDictionary(p => p.Key, p => p.Value);
         return ValidateTaskAsync(bundle.Directory, bundle.Manifest.Trunk, outputsByLayer, task, at, cancellationToken);
     }
 
-    /// <summary>Whether <paramref name="name"/> is a valid task name ([a-z0-9_-]{1,64}).</summary>
+    /// <summary>
+    /// The task name rule, the one place the service defines it (loader and registry; the toolkit's
+    /// bundle writer has the same): the whole string is 1-64 of ASCII a-z, 0-9, '_', '-'. <c>\z</c>,
+    /// not <c>$</c>: <c>$</c> also matches before a final newline, so "nl\n" would pass.
+    /// </summary>
+    public const string TaskNameRule = "[a-z0-9_-]{1,64}";
+
+    /// <summary>Whether <paramref name="name"/> is a valid task name (<see cref="TaskNameRule"/>).</summary>
     public static bool IsValidTaskName(string? name) => name is not null && TaskNamePattern().IsMatch(name);
+
+    /// <summary>Throws a validation error naming <paramref name="field"/> unless the name follows <see cref="TaskNameRule"/>.</summary>
+    public static void RequireTaskName(string? name, string field)
+    {
+        if (!IsValidTaskName(name))
+        {
+            Fail(field, $"'{Printable(name ?? "")}' does not match {TaskNameRule} (ASCII only, whole string)");
+        }
+    }
 
     private static async Task<TaskDefinition> ValidateTaskAsync(
         string directory,
@@ -246,6 +257,7 @@ public static partial class BundleLoader
         HeadManifest head = task.Head;
         string headPath = ResolveExistingFile(directory, head.File, $"{at}.head.file");
         await VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
+        RefuseExternalData(headPath, head.File, $"{at}.head.file");
 
         return new TaskDefinition
         {
@@ -328,12 +340,22 @@ public static partial class BundleLoader
         return labels;
     }
 
-    /// <summary>Resolves a manifest path ('/'-separated, relative) and insists that it stays inside the bundle and exists.</summary>
-    private static string ResolveExistingFile(string directory, string relativePath, string field)
+    /// <summary>
+    /// Resolves a manifest path ('/'-separated, relative) and insists that it stays inside the bundle
+    /// and exists. The one containment rule for the loader and the task registry.
+    /// </summary>
+    public static string ResolveExistingFile(string directory, string relativePath, string field)
     {
+        ArgumentNullException.ThrowIfNull(directory);
         if (string.IsNullOrWhiteSpace(relativePath) || Path.IsPathRooted(relativePath) || relativePath.Contains('\\', StringComparison.Ordinal))
         {
             Fail(field, $"'{relativePath}' must be a relative '/'-separated path inside the bundle");
+        }
+
+        // NUL and other controls: Path.GetFullPath throws on NUL, and no bundle file needs them.
+        if (relativePath.Any(char.IsControl))
+        {
+            Fail(field, $"'{Printable(relativePath)}' holds a control character (NUL, newline, ...)");
         }
 
         string root = Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar;
@@ -349,6 +371,31 @@ public static partial class BundleLoader
         }
 
         return fullPath;
+    }
+
+    /// <summary>Control characters escaped (\u0000), so that a message about them stays one readable line.</summary>
+    public static string Printable(string text) =>
+        string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+
+    /// <summary>A graph whose tensors read data from other files: the SHA-256 would not cover what runs.</summary>
+    private static void RefuseExternalData(string fullPath, string relativePath, string field)
+    {
+        string? external;
+        try
+        {
+            using FileStream stream = new(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+            external = OnnxExternalData.FindFirst(stream);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new BundleValidationException(relativePath, field, $"not a valid ONNX file: {ex.Message}", ex);
+        }
+
+        if (external is not null)
+        {
+            throw new BundleValidationException(relativePath, field,
+                $"{external}: external data is refused; every tensor must be stored inside the file (its SHA-256 covers only this file)");
+        }
     }
 
     private static async Task VerifySha256Async(string fullPath, string relativePath, string expected, string field, CancellationToken cancellationToken)
@@ -374,7 +421,7 @@ public static partial class BundleLoader
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private static void Fail(string field, string problem) => throw Error(field, problem);
 
-    [GeneratedRegex("^[a-z0-9_-]{1,64}$")]
+    [GeneratedRegex("^" + TaskNameRule + @"\z", RegexOptions.CultureInvariant)]
     private static partial Regex TaskNamePattern();
 
     [GeneratedRegex("missing required properties including: '([^']+)'")]

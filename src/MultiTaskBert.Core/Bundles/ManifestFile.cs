@@ -25,7 +25,7 @@ public static class ManifestFile
     {
         ArgumentNullException.ThrowIfNull(manifest);
         string path = Path.Combine(bundleDirectory, BundleLoader.ManifestFileName);
-        string temp = Path.Combine(bundleDirectory, $".{BundleLoader.ManifestFileName}.{Guid.NewGuid():N}.tmp");
+        string temp = BundleTempFiles.NewManifestPath(bundleDirectory);
         try
         {
             await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))

@@ -145,7 +145,8 @@ public sealed class LoadedBundle : IDisposable
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new BundleValidationException(file, field, $"ONNX Runtime cannot load the graph: {ex.Message}", ex);
+            // ONNX Runtime names the absolute path; admin 422s carry this message, so say the bundle-relative one.
+            throw new BundleValidationException(file, field, $"ONNX Runtime cannot load the graph: {ex.Message.Replace(path, file, StringComparison.Ordinal)}", ex);
         }
     }
 

@@ -51,10 +51,7 @@ public sealed partial class MultiTaskEngine
             ModelBundle bundle = current.Bundle;
             entry = (JsonObject)entry.DeepClone();
             string name = entry["name"] is JsonValue n && n.TryGetValue(out string? s) ? s : "";
-            if (!BundleLoader.IsValidTaskName(name))
-            {
-                throw new BundleValidationException(BundleLoader.ManifestFileName, "name", $"'{name}' does not match [a-z0-9_-]{{1,64}}");
-            }
+            BundleLoader.RequireTaskName(name, "name");
 
             int existingIndex = IndexOf(bundle, name);
             int index = existingIndex >= 0 ? existingIndex : bundle.Manifest.Tasks.Count;
@@ -259,9 +256,8 @@ public sealed partial class MultiTaskEngine
     /// <summary>Writes an uploaded head to heads/&lt;name&gt;-v&lt;version&gt;-&lt;sha12&gt;.onnx (temp file, then rename).</summary>
     private static async Task<(string Relative, string Sha256, bool Created)> StoreHeadAsync(string directory, string name, int version, Stream content, CancellationToken cancellationToken)
     {
-        string heads = Path.Combine(directory, "heads");
-        Directory.CreateDirectory(heads);
-        string temp = Path.Combine(heads, $".upload-{Guid.NewGuid():N}.tmp");
+        string temp = BundleTempFiles.NewUploadPath(directory);
+        string heads = Path.GetDirectoryName(temp)!;
         try
         {
             string sha;
@@ -292,23 +288,7 @@ public sealed partial class MultiTaskEngine
 
     private static async Task<string> Sha256InsideAsync(string directory, string relativePath, string field, CancellationToken cancellationToken)
     {
-        string root = Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar;
-        if (string.IsNullOrWhiteSpace(relativePath) || Path.IsPathRooted(relativePath) || relativePath.Contains('\\', StringComparison.Ordinal))
-        {
-            throw new BundleValidationException(BundleLoader.ManifestFileName, field, $"'{relativePath}' must be a relative '/'-separated path inside the bundle");
-        }
-
-        string full = Path.GetFullPath(Path.Combine(directory, relativePath));
-        if (!full.StartsWith(root, StringComparison.Ordinal))
-        {
-            throw new BundleValidationException(BundleLoader.ManifestFileName, field, $"'{relativePath}' leaves the bundle folder");
-        }
-
-        if (!File.Exists(full))
-        {
-            throw new BundleValidationException(relativePath, field, "file not found in the bundle folder");
-        }
-
+        string full = BundleLoader.ResolveExistingFile(directory, relativePath, field);
         await using FileStream stream = File.OpenRead(full);
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
     }

@@ -210,6 +210,12 @@ public sealed partial class MultiTaskEngine : IDisposable
         try
         {
             using var runOptions = new RunOptions();
+            if (bundle.RunSettings.ShrinkCpuArena)
+            {
+                // Give the arena's free regions back after the run: otherwise RSS keeps the high-water mark of the largest batch.
+                runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
+            }
+
             // A cancelled request (client gone) stops ONNX Runtime between kernels.
             await using (cancellationToken.Register(() => runOptions.Terminate = true))
             {

@@ -56,6 +56,14 @@ public sealed class InferenceOptions
     /// </summary>
     public GraphOptimization GraphOptimization { get; set; } = GraphOptimization.All;
 
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena. <c>On</c> (default): ONNX Runtime's default, the arena keeps
+    /// its high-water mark; <c>Shrink</c>: the arena gives back its free regions after every run.
+    /// Measured on the fixture bundle (docs/reliability.md): Shrink held more memory after a run of
+    /// the largest batches (freed regions stay with the C allocator) and ran slower, so it is not the default.
+    /// </summary>
+    public CpuArena CpuArena { get; set; } = CpuArena.On;
+
     /// <summary>CUDA device ordinal used when running on CUDA.</summary>
     [Range(0, 64)]
     public int CudaDeviceId { get; set; }
@@ -75,4 +83,14 @@ public enum GraphOptimization
 
     /// <summary>Plus layout optimisations.</summary>
     All,
+}
+
+/// <summary>How ONNX Runtime's CPU memory arena is used (<c>Inference:CpuArena</c>).</summary>
+public enum CpuArena
+{
+    /// <summary>Arena on, never shrinks (ONNX Runtime's default).</summary>
+    On,
+
+    /// <summary>Arena on; its free regions are returned after every run (<c>memory.enable_memory_arena_shrinkage</c>).</summary>
+    Shrink,
 }

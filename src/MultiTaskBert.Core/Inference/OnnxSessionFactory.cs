@@ -14,7 +14,7 @@ public sealed partial class OnnxSessionFactory : IDisposable
     private readonly InferenceOptions _options;
 
     /// <summary>How the engine schedules the runs of a batch (<c>Inference:ParallelHeads</c>, <c>Inference:BucketOverheadTokens</c>).</summary>
-    internal RunSettings RunSettings => new(_options.ParallelHeads, _options.BucketOverheadTokens);
+    internal RunSettings RunSettings => new(_options.ParallelHeads, _options.BucketOverheadTokens, _options.CpuArena == CpuArena.Shrink);
 
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
     {

@@ -3,4 +3,5 @@ namespace MultiTaskBert.Core.Inference;
 /// <summary>How the engine schedules the ONNX Runtime runs of one batch.</summary>
 /// <param name="ParallelHeads">Whether the heads run concurrently rather than one after another.</param>
 /// <param name="BucketOverheadTokens">Padded tokens one more trunk pass is worth (length buckets).</param>
-internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens);
+/// <param name="ShrinkCpuArena">Whether every run returns the CPU arena's free regions (<c>Inference:CpuArena=Shrink</c>).</param>
+internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens, bool ShrinkCpuArena = false);

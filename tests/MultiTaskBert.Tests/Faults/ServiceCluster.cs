@@ -68,6 +68,19 @@ public sealed partial class ServiceCluster : IAsyncLifetime
         await WaitForAsync(async client => (await client.GetAsync(new Uri(BaseAddress, "/health/ready"))).IsSuccessStatusCode, TimeSpan.FromSeconds(20), "nginx");
     }
 
+    /// <summary>One replica without nginx, for tests that talk to Kestrel itself (the hostile-input suite).</summary>
+    public async Task<Replica> StartLoneReplicaAsync(IReadOnlyDictionary<string, string> settings)
+    {
+        Directory.CreateDirectory(_root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
+        var replica = new Replica(this, 1) { ExtraSettings = settings };
+        Replicas = [replica];
+        replica.CopyBundle();
+        replica.Start();
+        await replica.WaitReadyAsync(TimeSpan.FromSeconds(90));
+        return replica;
+    }
+
     /// <summary>docker/nginx.conf, pointed at the loopback replicas.</summary>
     public static string RenderNginxConfig(string template, int listenPort, IReadOnlyList<int> upstreamPorts, string prefix)
     {
@@ -265,6 +278,9 @@ public sealed partial class ServiceCluster : IAsyncLifetime
 
         public bool IsRunning => Process is { HasExited: false };
 
+        /// <summary>Settings on top of <see cref="ReplicaSettings"/>.</summary>
+        public IReadOnlyDictionary<string, string> ExtraSettings { get; init; } = new Dictionary<string, string>();
+
         internal void CopyBundle()
         {
             foreach (string file in Directory.EnumerateFiles(TestBundle.Directory, "*", SearchOption.AllDirectories))
@@ -279,6 +295,11 @@ public sealed partial class ServiceCluster : IAsyncLifetime
         {
             string dll = ApiDll();
             var env = new Dictionary<string, string>(ReplicaSettings) { ["Model__BundlePath"] = BundleDirectory };
+            foreach ((string key, string value) in ExtraSettings)
+            {
+                env[key] = value;
+            }
+
             Process = cluster.StartProcess("dotnet", [dll, "--urls", $"http://127.0.0.1:{Port}"], Path.GetDirectoryName(dll)!, env,
                 Path.Combine(cluster._root, $"replica{Number}.log"));
         }

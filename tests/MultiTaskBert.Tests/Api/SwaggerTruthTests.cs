@@ -1,0 +1,99 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MultiTaskBert.Tests.Admin;
+using MultiTaskBert.Tests.Support;
+
+namespace MultiTaskBert.Tests.Api;
+
+/// <summary>
+/// Issue #20: the Swagger document lists the statuses each endpoint really returns. Every status
+/// the requests below get must be listed; a listed status they do not provoke must be one named
+/// in <see cref="ProvokedElsewhere"/> (with the test that sees it).
+/// </summary>
+public sealed class SwaggerTruthTests
+{
+    // Statuses that need a full queue, a timeout or an unloaded model: BatchingApiTests (503 queue full),
+    // OperationsApiTests / ServiceApiTests (503 not ready, 504 timeout), and 413 of a 512 MiB upload.
+    private static readonly Dictionary<string, int[]> ProvokedElsewhere = new()
+    {
+        ["POST /classify"] = [503, 504],
+        ["POST /classify/batch"] = [503, 504],
+        ["POST /admin/tasks"] = [413, 503],
+        ["GET /tasks"] = [503],
+    };
+
+    [Fact]
+    public async Task Every_status_an_endpoint_returns_is_listed_in_swagger_and_every_listed_one_is_returned()
+    {
+        using var host = new AdminHost();
+        var seen = new Dictionary<string, HashSet<int>>();
+        async Task See(string endpoint, Task<HttpResponseMessage> call)
+        {
+            using HttpResponseMessage response = await call;
+            (seen.TryGetValue(endpoint, out HashSet<int>? set) ? set : seen[endpoint] = []).Add((int)response.StatusCode);
+        }
+
+        StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+        await See("POST /classify", host.Client.PostAsync("/classify", Json("{\"text\":\"hi\"}")));
+        await See("POST /classify", host.Client.PostAsync("/classify", Json("{}")));
+        await See("POST /classify", host.Client.PostAsync("/classify", Json("{\"text\":\"" + new string('a', 1_100_000) + "\"}")));
+        await See("POST /classify", host.Client.PostAsync("/classify", new StringContent("hi", Encoding.UTF8, "text/plain")));
+        await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", Json("{\"inputs\":[{\"text\":\"hi\"}]}")));
+        await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", Json("{\"inputs\":[]}")));
+        await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", Json("{\"inputs\":[{\"text\":\"" + new string('a', 1_100_000) + "\"}]}")));
+        await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", new StringContent("hi", Encoding.UTF8, "text/plain")));
+        await See("GET /tasks", host.Client.GetAsync("/tasks"));
+
+        JsonObject entry = host.Entry("sst2");
+        await See("POST /admin/tasks", host.Admin.PostAsJsonAsync("/admin/tasks", entry)); // same version: 409
+        entry["version"] = 2;
+        entry["head"]!.AsObject().Remove("sha256");
+        await See("POST /admin/tasks", host.Admin.PostAsJsonAsync("/admin/tasks", entry));
+        await See("POST /admin/tasks", host.Client.PostAsJsonAsync("/admin/tasks", entry)); // no key: 401
+        await See("POST /admin/tasks", host.Admin.PostAsync("/admin/tasks", Json("{\"name\":")));
+        await See("POST /admin/tasks", host.Admin.PostAsync("/admin/tasks", new StringContent("x", Encoding.UTF8, "text/plain")));
+        entry["version"] = 3;
+        entry["head"]!["file"] = "../x.onnx";
+        await See("POST /admin/tasks", host.Admin.PostAsJsonAsync("/admin/tasks", entry));
+        await See("DELETE /admin/tasks/{name}", host.Admin.DeleteAsync("/admin/tasks/snips"));
+        await See("DELETE /admin/tasks/{name}", host.Admin.DeleteAsync("/admin/tasks/snips"));
+        await See("DELETE /admin/tasks/{name}", host.Client.DeleteAsync("/admin/tasks/sst2"));
+        await See("POST /admin/reload", host.Admin.PostAsync("/admin/reload", null));
+        await See("POST /admin/reload", host.Client.PostAsync("/admin/reload", null));
+        host.Bundle.EditManifest(m => m["tasks"]![0]!["name"] = "Not A Name");
+        await See("POST /admin/reload", host.Admin.PostAsync("/admin/reload", null));
+
+        JsonElement paths = JsonDocument.Parse(await host.Client.GetStringAsync("/swagger/v1/swagger.json")).RootElement.GetProperty("paths");
+        foreach ((string endpoint, HashSet<int> statuses) in seen)
+        {
+            string[] parts = endpoint.Split(' ');
+            JsonElement operation = paths.GetProperty(parts[1]).GetProperty(parts[0].ToLowerInvariant());
+            int[] listed = [.. operation.GetProperty("responses").EnumerateObject().Select(r => int.Parse(r.Name, System.Globalization.CultureInfo.InvariantCulture)).Order()];
+            int[] elsewhere = ProvokedElsewhere.GetValueOrDefault(endpoint, []);
+            Assert.True(statuses.All(listed.Contains), $"{endpoint}: returned {string.Join(",", statuses.Order())}, Swagger lists {string.Join(",", listed)}");
+            Assert.True(listed.All(s => statuses.Contains(s) || elsewhere.Contains(s)), $"{endpoint}: Swagger lists {string.Join(",", listed)}, returned {string.Join(",", statuses.Order())}");
+            if (parts[1].StartsWith("/admin/", StringComparison.Ordinal))
+            {
+                Assert.Contains("AdminApiKey", operation.GetProperty("security").ToString());
+            }
+        }
+
+        Assert.Equal(6, seen.Count); // every operation but the health checks and /metrics was exercised
+    }
+
+    [Fact]
+    public async Task Admin_operations_are_in_swagger_only_when_the_admin_api_is_on()
+    {
+        using var off = new AdminHost(apiKey: null);
+        using var on = new AdminHost();
+
+        string withoutAdmin = await off.Client.GetStringAsync("/swagger/v1/swagger.json");
+        string withAdmin = await on.Client.GetStringAsync("/swagger/v1/swagger.json");
+
+        Assert.DoesNotContain("/admin/", withoutAdmin);
+        Assert.Contains("/admin/tasks", withAdmin);
+        Assert.Contains("X-Api-Key", withAdmin);
+    }
+}
