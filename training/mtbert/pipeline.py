@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
-from .data import TaskSpec, load_task_spec, read_examples
+from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
@@ -43,8 +43,8 @@ class TaskSession:
         if crf and spec.kind != "tagging":
             raise ValueError(f"--crf applies to tagging tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-        train = EncodedSet.build(read_examples(data_root / task / "train.jsonl", spec, max_train, seed), tokenizer, spec)
-        dev = EncodedSet.build(read_examples(data_root / task / "dev.jsonl", spec), tokenizer, spec)
+        train = EncodedSet.build(read_examples(split_file(data_root, task, "train"), spec, max_train, seed), tokenizer, spec)
+        dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
         return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls)
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
@@ -111,7 +111,7 @@ def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_lengt
     info, head = load_run(run)
     spec = info.spec
     tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-    dev = EncodedSet.build(read_examples(data_root / spec.name / "dev.jsonl", spec), tokenizer, spec)
+    dev = EncodedSet.build(read_examples(split_file(data_root, spec.name, "dev"), spec), tokenizer, spec)
     states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), dev, [info.branch_layer], desc=f"{spec.name}: served states (dev)")
     head = served_head(head, info.int8_matmuls)
     return evaluate(spec, head_logits(head, states, info.branch_layer, len(dev)), dev, head.crf)
@@ -119,7 +119,7 @@ def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_lengt
 
 def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:
     save_run(out, info, head)
-    export_head(head, out / HEAD_FILE)
+    export_head(head, out / HEAD_FILE, info.head_metadata)
 
 
 @dataclass(frozen=True)
