@@ -56,10 +56,12 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
     from .pipeline import TaskSession, set_threads
 
     set_threads(args.threads)
+    from .checkpoint import load_checkpoint
     from .data import load_task_spec
 
+    checkpoint = load_checkpoint(args.pretrained)  # a wrong checkpoint path is named before any data problem
     spec = load_task_spec(args.data, args.task, args.description)
-    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    return TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
