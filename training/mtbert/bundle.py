@@ -42,6 +42,17 @@ def valid_task_name(name: str) -> bool:
     """Whether `name` may name a task in a bundle (and in the service's admin API)."""
     return TASK_NAME.fullmatch(name) is not None
 
+LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def bump_version(version: str) -> str:
+    """The version after a change of the bundle's heads: its last number + 1 (1.4.1 -> 1.4.2, 3 -> 4);
+    ".1" appended when it has no number. The service reports name@version with every answer."""
+    match = LAST_NUMBER.search(version)
+    if match is None:
+        return f"{version}.1"
+    return version[: match.start()] + str(int(match.group(1)) + 1) + version[match.end() :]
+
 # Texts whose token ids and outputs are stored in parity.json: accents, case, punctuation,
 # CJK, repeated spaces, an unknown word, and one past the maximum length (truncation).
 PARITY_SINGLE = [
@@ -248,6 +259,7 @@ class BundleWriter:
         info, head, checkpoint = self._load_run(run, pretrained)
         if (self.folder / MANIFEST).is_file():
             manifest = read_manifest(self.folder)
+            manifest["version"] = version or bump_version(manifest["version"])
         else:
             manifest = self._new_manifest(checkpoint, name or self.folder.name, version or "1", max_length, info.int8_matmuls)
         self._check_fits(manifest, info, run)
@@ -258,8 +270,9 @@ class BundleWriter:
             raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")
         return self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
 
-    def replace(self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None) -> dict:
+    def replace(self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None) -> dict:
         manifest = read_manifest(self.folder)
+        manifest["version"] = version or bump_version(manifest["version"])
         info, head, checkpoint = self._load_run(run, pretrained)
         self._check_fits(manifest, info, run)
         old = next((t for t in manifest["tasks"] if t["name"] == info.spec.name), None)
@@ -274,7 +287,7 @@ class BundleWriter:
         head_file = f"heads/{info.spec.name}.onnx"
         # Exported from the run's weights, not copied from its head.onnx: a run kept from an older
         # toolkit (a resumed study reuses runs) then still gets today's graph (e.g. folded attention).
-        export_head(head, self.folder / head_file)
+        export_head(head, self.folder / head_file, info.head_metadata)
         manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics, run))
         manifest["tasks"].sort(key=lambda t: t["name"])
         tags = info.spec.labels if info.spec.kind == "tagging" else None
@@ -282,8 +295,9 @@ class BundleWriter:
         self._save(manifest)
         return manifest
 
-    def remove(self, task: str) -> dict:
+    def remove(self, task: str, version: str | None = None) -> dict:
         manifest = read_manifest(self.folder)
+        manifest["version"] = version or bump_version(manifest["version"])
         entry = next((t for t in manifest["tasks"] if t["name"] == task), None)
         if entry is None:
             raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
@@ -297,6 +311,29 @@ class BundleWriter:
                 _drop_task(case, task)
             _write_json_atomic(parity, value)
         return manifest
+
+    def head_for_upload(self, run: Path, out: Path) -> dict:
+        """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
+        bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
+        and `out/entry.json` (its manifest entry; version = the bundle's + 1, or 1 for a new task).
+        The run must branch at a layer the trunk already outputs: the admin API never changes the trunk."""
+        manifest = read_manifest(self.folder)
+        info, head = load_run(run)
+        self._check_fits(manifest, info, run)
+        outputs = [o["layer"] for o in manifest["trunk"]["outputs"]]
+        if info.branch_layer not in outputs:
+            raise BundleError(
+                f"{run / 'run.json'}: branch_layer {info.branch_layer} is not among the trunk's outputs {outputs} (trunk.outputs): "
+                "a running service cannot serve it; `bundle add` it to a copy of the bundle (the trunk is re-exported) and restart on the copy"
+            )
+        old = next((t for t in manifest["tasks"] if t["name"] == info.spec.name), None)
+        head = served_head(head, int8_matmuls(manifest))
+        out.mkdir(parents=True, exist_ok=True)
+        export_head(head, out / "head.onnx", info.head_metadata)
+        entry = _task_entry(info, head, out / "head.onnx", f"heads/{info.spec.name}.onnx", old["version"] + 1 if old else 1, None, run)
+        entry["head"]["sha256"] = sha256_file(out / "head.onnx")
+        _write_json_atomic(out / "entry.json", entry)
+        return entry
 
 
 def _drop_task(case: dict, task: str) -> None:

@@ -12,7 +12,12 @@ from .checkpoint import CheckpointError
 from .data import DatasetError
 from .train import DistillWeights, Hyper
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+# The start point of the default bundle; any Hugging Face BERT checkpoint folder works (--pretrained).
+DEFAULT_PRETRAINED = SHARED / "pretrained" / "all-minilm-l6-v2"
+FIXTURE = REPO / "tests" / "fixtures" / "tiny-bundle"
+HELP = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _ints(text: str) -> list[int]:
@@ -21,10 +26,10 @@ def _ints(text: str) -> list[int]:
 
 def _add_training_args(parser: argparse.ArgumentParser, distill: bool = False) -> None:
     parser.add_argument("--epochs", type=float, default=3.0, help="training epochs (fractions allowed)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per training step")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (linear warm-up and decay)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and sampling")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: every core)")
     if distill:
         parser.add_argument("--soft", type=float, default=1.0, help="weight of the soft-label (KD) loss")
         parser.add_argument("--hidden", type=float, default=1.0, help="weight of the hidden-state MSE loss")
@@ -33,9 +38,10 @@ def _add_training_args(parser: argparse.ArgumentParser, distill: bool = False) -
 
 
 def _add_task_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pretrained", default=str(SHARED / "pretrained" / "bert-6l-256-uncased"), help="Hugging Face BERT checkpoint folder")
-    parser.add_argument("--data", type=Path, default=SHARED / "data", help="folder with tasks.json and <task>/{train,dev}.jsonl")
-    parser.add_argument("--task", required=True, help="task name in tasks.json")
+    parser.add_argument("--pretrained", default=str(DEFAULT_PRETRAINED), help="Hugging Face BERT checkpoint folder (config.json, vocab.txt, model.safetensors or pytorch_model.bin)")
+    parser.add_argument("--data", type=Path, default=SHARED / "data", help="folder with tasks.json and <task>/{train,dev}.jsonl|csv, or a single classification task's train.jsonl|csv and dev.jsonl|csv (training/README.md, 'Your own task')")
+    parser.add_argument("--task", required=True, help="task name: a key of tasks.json, or the name a single-task folder's task gets")
+    parser.add_argument("--description", default=None, help="the task's description in the bundle and GET /tasks (None: tasks.json's description, else a default)")
     parser.add_argument("--max-train", type=int, default=None, help="train on a seeded sample of at most this many examples")
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
     parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
@@ -50,7 +56,12 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
     from .pipeline import TaskSession, set_threads
 
     set_threads(args.threads)
-    return TaskSession.open(args.pretrained, args.data, args.task, args.max_train, args.max_length, args.seed, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    from .checkpoint import load_checkpoint
+    from .data import load_task_spec
+
+    checkpoint = load_checkpoint(args.pretrained)  # a wrong checkpoint path is named before any data problem
+    spec = load_task_spec(args.data, args.task, args.description)
+    return TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -88,6 +99,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report)
+    chosen = result.chosen
+    # The one line a script needs: the run folder to `bundle add` or `export-head` (also in sweep.json).
+    print(f"chosen head: {args.out / chosen['run']} (branch layer {chosen['branch_layer']}, {chosen['head_layers']} head layers, dev score {chosen['metrics']['score']:.1f})")
 
 
 def cmd_bundle(args: argparse.Namespace) -> None:
@@ -95,9 +109,9 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     if args.action == "add":
         manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length)
     elif args.action == "replace":
-        manifest = writer.replace(args.run, args.pretrained)
+        manifest = writer.replace(args.run, args.pretrained, version=args.version)
     elif args.action == "remove":
-        manifest = writer.remove(args.task)
+        manifest = writer.remove(args.task, args.version)
     else:
         problems = verify(args.bundle)
         for problem in problems:
@@ -106,7 +120,13 @@ def cmd_bundle(args: argparse.Namespace) -> None:
             sys.exit(1)
         print(f"{args.bundle}: valid")
         return
-    print(f"{args.bundle}: tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
+    print(f"{args.bundle}: {manifest['name']}@{manifest['version']}, tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
+
+
+def cmd_export_head(args: argparse.Namespace) -> None:
+    entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out)
+    print(f"{args.out}: head.onnx and entry.json for task {entry['name']} version {entry['version']} (branch layer {entry['branchLayer']}); upload with:")
+    print(f"curl -s -X POST $SERVICE/admin/tasks -H \"X-Api-Key: $ADMIN_KEY\" -F \"manifest=<{args.out / 'entry.json'}\" -F \"head=@{args.out / 'head.onnx'}\"")
 
 
 def cmd_fallback(args: argparse.Namespace) -> None:
@@ -160,33 +180,33 @@ def cmd_recipe(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtbert", description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
+    parser = argparse.ArgumentParser(prog="mtbert", formatter_class=HELP, description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="partial fine-tuning: train the top L-F layers of one task (a teacher head)")
+    p = sub.add_parser("train", formatter_class=HELP, help="partial fine-tuning: train the top L-F layers of one task (a teacher head)")
     _add_task_args(p)
     p.add_argument("--frozen", type=int, required=True, help="F: frozen layers; the head branches from trunk layer F")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (run.json, head.pt, head.onnx)")
     _add_training_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("distill", help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
+    p = sub.add_parser("distill", formatter_class=HELP, help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
     p.add_argument("--teacher", type=Path, required=True, help="teacher run folder (from `train`)")
     p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's, or as many when --width < 1)")
     p.add_argument("--width", type=float, default=1.0, help="fraction of the attention heads and feed-forward units each student layer keeps (0 < w <= 1)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--data", type=Path, default=SHARED / "data")
+    p.add_argument("--out", type=Path, required=True, help="run folder of the student")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="dataset folder (as for train)")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
-    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-train", type=int, default=None, help="training sample size (None: the teacher's)")
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("full", help="full fine-tuning of every layer: the reference dev score")
+    p = sub.add_parser("full", formatter_class=HELP, help="full fine-tuning of every layer: the reference dev score")
     _add_task_args(p)
     _add_training_args(p)
     p.set_defaults(func=cmd_full)
 
-    p = sub.add_parser("sweep", help="full fine-tuning, teachers at several F, students; choose a head; plot")
+    p = sub.add_parser("sweep", formatter_class=HELP, help="full fine-tuning, teachers at several F, students; choose a head; plot")
     _add_task_args(p)
     p.add_argument("--frozen", default="2,3,4,5", help="comma-separated frozen-layer counts to try")
     p.add_argument("--students", default="1,2", help="comma-separated student depths")
@@ -194,22 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1.0, help="points below full fine-tuning a chosen head may be")
     p.add_argument("--no-full", action="store_true", help="skip full fine-tuning (compare with the best teacher)")
     p.add_argument("--all-students", action="store_true", help="distil every good teacher, not only until a student meets the target")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="study folder: one run folder per head, sweep.json, report.md, frozen-layers.png")
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", help="create/extend a bundle: add, replace, remove a task; verify")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify"])
+    p = sub.add_parser("bundle", formatter_class=HELP, help="create/extend a bundle: add, replace, remove a task; verify")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove")
-    p.add_argument("--name", help="bundle name (when add creates it)")
-    p.add_argument("--version", help="bundle version (when add creates it)")
+    p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
+    p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
     p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("fallback", help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
+    p = sub.add_parser("fallback", formatter_class=HELP, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
     p.add_argument("--run", type=Path, required=True, help="run folder of the head")
     p.add_argument("--data", type=Path, required=True, help="datasets root (tasks.json and <task>/dev.jsonl)")
     p.add_argument("--label", required=True, help="the label to answer when the rule fires (a class of the task, e.g. CLINC150's oos, or a new one)")
@@ -217,34 +237,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", default=None, help="a task whose dev examples labelled --probe-label are out of scope for this one (e.g. clinc150)")
     p.add_argument("--probe-label", default="oos", help="the probe task's out-of-scope label")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: every core)")
     p.set_defaults(func=cmd_fallback)
 
-    p = sub.add_parser("export-single", help="export a run as one whole single-task ONNX model (benchmark baseline)")
-    p.add_argument("--run", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--pretrained", default=None)
+    p = sub.add_parser("export-head", formatter_class=HELP, help="write a run's head and manifest entry for POST /admin/tasks on a service serving BUNDLE (the bundle is not changed)")
+    p.add_argument("--run", type=Path, required=True, help="run folder of the head (e.g. the one sweep chose)")
+    p.add_argument("--bundle", type=Path, required=True, help="the folder of the bundle the service serves (or a copy of it)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
+    p.set_defaults(func=cmd_export_head)
+
+    p = sub.add_parser("export-single", formatter_class=HELP, help="export a run as one whole single-task ONNX model (benchmark baseline)")
+    p.add_argument("--run", type=Path, required=True, help="run folder")
+    p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
     p.set_defaults(func=cmd_export_single)
 
-    p = sub.add_parser("export-baselines", help="export one whole single-task model per bundle task (the benchmark's one-model-per-task baseline)")
-    p.add_argument("--bundle", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("export-baselines", formatter_class=HELP, help="export one whole single-task model per bundle task (the benchmark's one-model-per-task baseline)")
+    p.add_argument("--bundle", type=Path, required=True, help="bundle folder whose tasks get a baseline")
+    p.add_argument("--out", type=Path, required=True, help="folder for the baselines")
     p.add_argument("--pretrained", type=Path, default=None, help="checkpoint folder (default: shared/pretrained/<trunk.pretrained.name>)")
     p.set_defaults(func=cmd_export_baselines)
 
-    p = sub.add_parser("fixtures", help="regenerate the tiny fixture bundle for the service's tests")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tiny-bundle")
-    p.add_argument("--data", type=Path, default=SHARED / "data")
-    p.add_argument("--vocab", type=Path, default=SHARED / "pretrained" / "bert-6l-256-uncased" / "vocab.txt")
+    p = sub.add_parser("fixtures", formatter_class=HELP, help="regenerate the tiny fixture bundle for the service's tests")
+    p.add_argument("--out", type=Path, default=FIXTURE, help="bundle folder to (re)write")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="folder with tasks.json and the fixture's tasks (sst2, snips, rte, stsb, snips_slots)")
+    p.add_argument("--vocab", type=Path, default=FIXTURE / "vocab.txt.gz", help="vocabulary (plain or gzipped; bert-base-uncased's is the committed fixture's)")
     p.set_defaults(func=cmd_fixtures)
 
-    p = sub.add_parser("recipe", help="build a whole bundle from a recipe (e.g. recipes/default.json) and its REPORT.md")
-    p.add_argument("recipe", type=Path)
+    p = sub.add_parser("recipe", formatter_class=HELP, help="build a whole bundle from a recipe (e.g. recipes/default.json) and its REPORT.md")
+    p.add_argument("recipe", type=Path, help="recipe JSON")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to (re)create")
     p.add_argument("--runs", type=Path, required=True, help="folder for the runs of every task")
     p.add_argument("--only", default=None, help="comma-separated tasks to (re)train; others reuse their runs")
     p.add_argument("--tasks", default=None, help="comma-separated tasks to train now, without writing the bundle (share a build among processes)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: every core)")
     p.set_defaults(func=cmd_recipe)
     return parser
 

@@ -188,8 +188,33 @@ def int8_weights(module: torch.nn.Module) -> dict[bytes, tuple[np.ndarray, np.nd
     }
 
 
-def _save(model: onnx.ModelProto, path: Path, int8: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+# Where a head belongs, written into its graph's metadata_props (docs/bundle-format.md, "Head
+# metadata"): the service refuses a manifest entry or an upload that disagrees with its file.
+HEAD_BRANCH_LAYER, HEAD_INPUT, HEAD_FINGERPRINT = "mtbert.branchLayer", "mtbert.input", "mtbert.pretrainedFingerprint"
+
+
+def head_metadata(branch_layer: int, input_kind: str, fingerprint: str) -> dict[str, str]:
+    """The metadata a head carries: the trunk layer it reads, single or pair input, and the
+    fingerprint of the pretrained weights (the frozen trunk) it was trained on."""
+    return {HEAD_BRANCH_LAYER: str(branch_layer), HEAD_INPUT: input_kind, HEAD_FINGERPRINT: fingerprint}
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Sets `metadata` in the graph's metadata_props (other keys kept), in key order: stable bytes."""
+    values = {p.key: p.value for p in model.metadata_props} | metadata
+    del model.metadata_props[:]
+    for key in sorted(values):
+        model.metadata_props.add(key=key, value=values[key])
+
+
+def _save(model: onnx.ModelProto, path: Path, int8: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None, metadata: dict[str, str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        set_metadata(model, metadata)
     model = store_weights_fp16(model)
     if int8:
         rewritten = quantize_matmuls_int8(model, int8)
@@ -223,7 +248,8 @@ def export_trunk(trunk: Trunk, output_layers: list[int], path: Path) -> list[dic
     return [{"layer": layer, "name": name} for layer, name in zip(output_layers, names)]
 
 
-def export_head(head: TaskHead, path: Path) -> None:
+def export_head(head: TaskHead, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Writes a head graph; `metadata` (`head_metadata`) says where it belongs."""
     hidden = torch.randn(2, 7, head.config.hidden_size)
     mask = _example_ids()[1]
     output_axes = ID_AXES if head.kind == "tagging" else {0: "batch"}
@@ -231,7 +257,7 @@ def export_head(head: TaskHead, path: Path) -> None:
         ExportedHead(head), (hidden, mask), ["hidden_states", "attention_mask"], ["logits"],
         {"hidden_states": ID_AXES, "attention_mask": ID_AXES, "logits": output_axes},
     )
-    _save(model, path, int8_weights(head))
+    _save(model, path, int8_weights(head), metadata)
 
 
 def export_single_task(model: SingleTaskModel, path: Path) -> None:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .checkpoint import Checkpoint, sha256_file  # noqa: E402
-from .data import Example, load_task_spec, read_examples  # noqa: E402
+from .data import Example, load_task_spec, read_examples, split_file  # noqa: E402
 from .pipeline import served_dev_logits, served_logits  # noqa: E402
 from .runs import WEIGHTS_FILE  # noqa: E402
 
@@ -174,7 +174,7 @@ def fit_fallback(
         probe_spec = load_task_spec(data_root, probe)
         if probe_label not in probe_spec.labels:
             raise ValueError(f"{data_root / probe}: the probe task has no {probe_label!r} class to take out-of-scope examples from")
-        outside = [e for e in read_examples(data_root / probe / "dev.jsonl", probe_spec) if e.label == probe_spec.labels.index(probe_label)]
+        outside = [e for e in read_examples(split_file(data_root, probe, "dev"), probe_spec) if e.label == probe_spec.labels.index(probe_label)]
         # Encoded as this task's inputs; their labels are not read.
         _, probe_logits = served_logits(checkpoint, info, head, [Example(e.text, None, 0) for e in outside], max_length)
     choice = choose_fallback(label, logits, dev.labels.numpy(), label_index, probe_logits, max_cost)

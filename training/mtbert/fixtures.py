@@ -63,11 +63,13 @@ def make_tiny_checkpoint(folder: Path, vocab: Path, seed: int = 0, **overrides: 
     write_safetensors(folder / "model.safetensors", weights)
     raw = {**config.to_dict(), "model_type": "bert", "architectures": ["BertForMaskedLM"]}
     (folder / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
-    shutil.copyfile(vocab, folder / "vocab.txt")
+    (folder / "vocab.txt").write_text("".join(f"{word}\n" for word in words), encoding="utf-8")  # `vocab` may be gzipped
     return folder
 
 
 def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples: int = 48) -> None:
+    """Writes the fixture bundle to `out` (replaced). `vocab` (plain or gzipped) may lie inside `out`,
+    e.g. the committed fixture's own vocab.txt.gz: it is read before `out` is removed."""
     with tempfile.TemporaryDirectory() as temp:
         checkpoint = make_tiny_checkpoint(Path(temp) / "tiny-bert-2l-32", vocab)
         runs = Path(temp) / "runs"

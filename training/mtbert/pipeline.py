@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
-from .data import Example, TaskSpec, load_task_spec, read_examples
+from .data import Example, TaskSpec, load_task_spec, read_examples, split_file
 from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
@@ -43,8 +43,8 @@ class TaskSession:
         if crf and spec.kind != "tagging":
             raise ValueError(f"--crf applies to tagging tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-        train = EncodedSet.build(read_examples(data_root / task / "train.jsonl", spec, max_train, seed), tokenizer, spec)
-        dev = EncodedSet.build(read_examples(data_root / task / "dev.jsonl", spec), tokenizer, spec)
+        train = EncodedSet.build(read_examples(split_file(data_root, task, "train"), spec, max_train, seed), tokenizer, spec)
+        dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
         return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls)
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
@@ -116,7 +116,7 @@ def served_dev_logits(checkpoint: Checkpoint, data_root: Path, run: Path, max_le
     """A finished head's outputs on its dev split, as served (see `served_metrics`)."""
     info, head = load_run(run)
     spec = info.spec
-    dev = read_examples(data_root / spec.name / "dev.jsonl", spec)
+    dev = read_examples(split_file(data_root, spec.name, "dev"), spec)
     encoded, logits = served_logits(checkpoint, info, head, dev, max_length)
     return info, served_head(head, info.int8_matmuls), encoded, logits
 
@@ -132,7 +132,7 @@ def served_logits(checkpoint: Checkpoint, info: RunInfo, head: TaskHead, example
 
 def write_run(out: Path, info: RunInfo, head: TaskHead) -> None:
     save_run(out, info, head)
-    export_head(head, out / HEAD_FILE)
+    export_head(head, out / HEAD_FILE, info.head_metadata)
 
 
 @dataclass(frozen=True)

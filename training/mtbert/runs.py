@@ -10,6 +10,7 @@ import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
 from .data import TaskSpec
+from .export import head_metadata
 from .modeling import TaskHead
 
 RUN_FILE, WEIGHTS_FILE, HEAD_FILE = "run.json", "head.pt", "head.onnx"
@@ -29,6 +30,11 @@ class RunInfo:
     teacher: str | None = None  # run folder of the teacher, for a distilled head
     hyper: dict = field(default_factory=dict)
     int8_matmuls: bool = False  # trained on a trunk whose weight matmuls run in int8 (`build_trunk`)
+
+    @property
+    def head_metadata(self) -> dict[str, str]:
+        """What the head's ONNX graph records about where it belongs (export.head_metadata)."""
+        return head_metadata(self.branch_layer, self.task["input"], self.fingerprint)
 
     @property
     def spec(self) -> TaskSpec:

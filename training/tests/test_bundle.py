@@ -151,3 +151,47 @@ def test_task_names_that_follow_the_rule(name: str) -> None:
 @pytest.mark.parametrize("name", ["nl\n", "sst2\n", "\nsst2", "sst\u04302", "\u212a", "sst\uff12", "SST2", "a b", "", "x" * 65, "a.b", "a/b"])
 def test_task_names_that_break_the_rule(name: str) -> None:
     assert not valid_task_name(name)
+
+
+def test_heads_record_their_branch_layer_input_and_trunk_in_their_graph(runs: Path, tmp_path: Path) -> None:
+    from mtbert.export import read_metadata
+
+    bundle = tmp_path / "b"
+    manifest = BundleWriter(bundle).add(runs / "rte", name="t", version="1", max_length=32)
+    expected = {"mtbert.branchLayer": "2", "mtbert.input": "pair", "mtbert.pretrainedFingerprint": manifest["trunk"]["pretrained"]["fingerprint"]}
+    assert read_metadata(bundle / "heads/rte.onnx") == expected
+    assert read_metadata(runs / "rte" / "head.onnx") == expected  # a run's own graph says it too
+
+
+def test_every_change_of_the_heads_bumps_the_bundle_version(runs: Path, tmp_path: Path) -> None:
+    from mtbert.bundle import bump_version
+
+    assert [bump_version(v) for v in ("1.4.1", "1.0.9", "3", "2.0.0-rc1", "dev")] == ["1.4.2", "1.0.10", "4", "2.0.0-rc2", "dev.1"]
+    writer = BundleWriter(tmp_path / "b")
+    assert writer.add(runs / "sst2", name="t", version="1.4.1", max_length=32)["version"] == "1.4.1"  # created as asked
+    assert writer.add(runs / "rte")["version"] == "1.4.2"
+    assert writer.replace(runs / "rte")["version"] == "1.4.3"
+    assert writer.remove("rte")["version"] == "1.4.4"
+    assert writer.add(runs / "rte", version="2.0.0")["version"] == "2.0.0"  # an explicit version is kept (recipes)
+    assert read_manifest(tmp_path / "b")["version"] == "2.0.0"
+
+
+def test_head_for_upload_writes_the_served_head_and_its_entry_without_changing_the_bundle(runs: Path, tmp_path: Path) -> None:
+    from mtbert.export import read_metadata
+
+    bundle = tmp_path / "b"
+    writer = BundleWriter(bundle)
+    writer.add(runs / "sst2", name="t", version="1", max_length=32)  # trunk outputs layer 2
+    writer.add(runs / "snips")  # and layer 1
+    before = (bundle / "manifest.json").read_bytes()
+    entry = writer.head_for_upload(runs / "rte", tmp_path / "up")
+    assert (bundle / "manifest.json").read_bytes() == before
+    assert json.loads((tmp_path / "up" / "entry.json").read_text()) == entry
+    assert (entry["name"], entry["version"], entry["branchLayer"], entry["input"]) == ("rte", 1, 2, "pair")
+    assert entry["head"]["sha256"] == sha256_file(tmp_path / "up" / "head.onnx")
+    assert read_metadata(tmp_path / "up" / "head.onnx")["mtbert.branchLayer"] == "2"
+    assert writer.head_for_upload(runs / "sst2", tmp_path / "up2")["version"] == 2  # a replacement: the loaded version + 1
+    with pytest.raises(BundleError, match=r"branch_layer 3 is not among the trunk's outputs \[1, 2\]"):
+        writer.head_for_upload(runs / "stsb", tmp_path / "up3")
+    with pytest.raises(BundleError, match="trained on other pretrained weights"):
+        writer.head_for_upload(runs / "foreign-sst2", tmp_path / "up4")

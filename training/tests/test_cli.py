@@ -9,7 +9,7 @@ import pytest
 from mtbert.cli import build_parser
 
 TRAINING = Path(__file__).resolve().parents[1]
-COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-single", "export-baselines", "fixtures", "recipe"]
+COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-head", "export-single", "export-baselines", "fixtures", "recipe"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,3 +42,9 @@ def test_sweep_and_bundle_from_the_command_line(tiny_checkpoint: Path, tiny_data
     assert single.returncode == 0, single.stderr
     missing = run("bundle", "replace", str(tmp_path / "b"), "--run", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "not a run folder" in missing.stderr
+
+
+def test_help_shows_the_defaults() -> None:
+    sweep = next(a for a in build_parser()._actions if a.dest == "command").choices["sweep"]  # type: ignore[index]
+    text = " ".join(sweep.format_help().split())  # unwrapped
+    assert "(default: 32)" in text and "(default: 2,3,4,5)" in text and "all-minilm-l6-v2" in text

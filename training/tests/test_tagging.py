@@ -101,7 +101,7 @@ def test_tagging_lines_are_checked(tiny_data: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="bad.jsonl:1: 2 tokens but 1 tags"):
         read_examples(bad, spec)
     bad.write_text('{"tokens": ["a"], "tags": ["B-nope"]}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match="unknown tag 'B-nope'"):
+    with pytest.raises(DatasetError, match="field 'tags' holds 'B-nope', not a tag of task"):
         read_examples(bad, spec)
 
 

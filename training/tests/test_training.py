@@ -131,7 +131,7 @@ def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path
     spec = load_task_spec(tiny_data, "sst2")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok", "label": "1"}\n{"text": "x", "label": "7"}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"bad.jsonl:2: unknown label '7'"):
+    with pytest.raises(DatasetError, match=r"bad.jsonl:2: field 'label' is '7', not a label of task sst2; accepted: 0, 1"):
         read_examples(bad, spec)
     pair_spec = load_task_spec(tiny_data, "rte")
     with pytest.raises(DatasetError, match=r"bad.jsonl:1: task rte is 'pair' input, the line lacks text_pair"):

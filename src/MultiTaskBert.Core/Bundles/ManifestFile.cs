@@ -47,6 +47,36 @@ public static class ManifestFile
         }
     }
 
+    /// <summary>
+    /// The bundle version after a change of its heads: its last number + 1 (1.4.1 → 1.4.2, 3 → 4),
+    /// ".1" appended when it has none; the toolkit's <c>bundle add/replace/remove</c> bump the same way.
+    /// Answers name the bundle version, so a different set of heads never reports the old one.
+    /// </summary>
+    public static string BumpVersion(string version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        int end = version.Length;
+        while (end > 0 && !char.IsAsciiDigit(version[end - 1]))
+        {
+            end--;
+        }
+
+        if (end == 0)
+        {
+            return version + ".1";
+        }
+
+        int start = end;
+        while (start > 0 && char.IsAsciiDigit(version[start - 1]))
+        {
+            start--;
+        }
+
+        string number = (System.Numerics.BigInteger.Parse(version[start..end], System.Globalization.CultureInfo.InvariantCulture) + 1)
+            .ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return string.Concat(version.AsSpan(0, start), number, version.AsSpan(end));
+    }
+
     /// <summary>Replaces the task entry named like <paramref name="entry"/>, or appends it.</summary>
     public static void UpsertTask(JsonObject manifest, JsonObject entry)
     {

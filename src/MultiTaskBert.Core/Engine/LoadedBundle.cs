@@ -111,7 +111,7 @@ public sealed class LoadedBundle : IDisposable
                 }
 
                 InferenceSession headSession = CreateSession(sessions, task.Head.FullPath, task.Head.RelativePath, $"{task.Head.ManifestField}.file", taken);
-                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk.HiddenSize);
+                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk);
                 var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);

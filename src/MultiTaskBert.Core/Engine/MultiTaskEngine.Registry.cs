@@ -102,8 +102,13 @@ public sealed partial class MultiTaskEngine
                 definitions.Add(definition);
             }
 
-            ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests }, Tasks = definitions };
-            await PublishAsync(current, next, [name], disk => ManifestFile.UpsertTask(disk, entry), cancellationToken).ConfigureAwait(false);
+            string bundleVersion = ManifestFile.BumpVersion(bundle.Manifest.Version);
+            ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests, Version = bundleVersion }, Tasks = definitions };
+            await PublishAsync(current, next, [name], disk =>
+            {
+                ManifestFile.UpsertTask(disk, entry);
+                disk["version"] = bundleVersion;
+            }, cancellationToken).ConfigureAwait(false);
             LogTaskChanged(_logger, previous is null ? "added" : "replaced", name, task.Version, previous?.Version);
             storedHead = null; // in service now
             return new TaskChangeResult(next.ModelId, previous is null ? "added" : "replaced", name, task.Version, previous?.Version, task.Head.File, task.Head.Sha256);
@@ -138,8 +143,13 @@ public sealed partial class MultiTaskEngine
             List<TaskDefinition> definitions = [.. bundle.Tasks];
             manifests.RemoveAt(index);
             definitions.RemoveAt(index);
-            ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests }, Tasks = definitions };
-            await PublishAsync(current, next, [], disk => ManifestFile.RemoveTask(disk, name), cancellationToken).ConfigureAwait(false);
+            string bundleVersion = ManifestFile.BumpVersion(bundle.Manifest.Version);
+            ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests, Version = bundleVersion }, Tasks = definitions };
+            await PublishAsync(current, next, [], disk =>
+            {
+                ManifestFile.RemoveTask(disk, name);
+                disk["version"] = bundleVersion;
+            }, cancellationToken).ConfigureAwait(false);
             LogTaskChanged(_logger, "removed", name, null, removed.Version);
             return new TaskChangeResult(next.ModelId, "removed", name, null, removed.Version, null, null);
         }

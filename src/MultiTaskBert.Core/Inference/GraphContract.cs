@@ -24,8 +24,9 @@ internal static class GraphContract
         }
     }
 
-    public static void VerifyHead(InferenceSession session, TaskDefinition task, int hiddenSize)
+    public static void VerifyHead(InferenceSession session, TaskDefinition task, TrunkManifest trunk)
     {
+        int hiddenSize = trunk.HiddenSize;
         HeadGraph head = task.Head;
         string file = head.RelativePath;
         string at = head.ManifestField;
@@ -51,6 +52,7 @@ internal static class GraphContract
             _ => "output.kind",
         };
         RequireLastAxis(output, file, $"{at[..^".head".Length]}.{widthField}", task.OutputWidth, $"output '{head.Output}'");
+        HeadMetadata.Verify(session, task, trunk);
     }
 
     private static NodeMetadata RequireInput(InferenceSession session, string file, string field, string name, TensorElementType type)

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Tests.Support;
 
@@ -51,6 +52,11 @@ public sealed class AdminApiTests
         JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("replaced", body.GetProperty("action").GetString());
         Assert.Equal(1, body.GetProperty("previousVersion").GetInt32());
+        // Another set of heads is another bundle version: answers report it, the manifest records it.
+        string bumped = ManifestFile.BumpVersion(before.Bundle.Manifest.Version);
+        Assert.NotEqual(before.Bundle.Manifest.Version, bumped);
+        Assert.Equal($"{before.Bundle.Manifest.Name}@{bumped}", body.GetProperty("model").GetString());
+        Assert.Equal($"{before.Bundle.Manifest.Name}@{bumped}", host.Engine.Current!.ModelId);
         Assert.Equal(2, await host.VersionOfAsync(Single));
         Assert.Equal(HttpStatusCode.OK, (await host.ClassifyAsync("great", Single)).StatusCode);
 
@@ -63,6 +69,7 @@ public sealed class AdminApiTests
         Assert.False(after.IsTrunkDisposed);
 
         JsonObject onDisk = host.Bundle.ReadManifest();
+        Assert.Equal(bumped, (string?)onDisk["version"]);
         JsonNode sst2 = onDisk["tasks"]!.AsArray().First(t => (string?)t!["name"] == Single)!;
         Assert.Equal(2, (int)sst2["version"]!);
         Assert.Equal("heads/sst2-v2.onnx", (string?)sst2["head"]!["file"]);
@@ -156,14 +163,67 @@ public sealed class AdminApiTests
         Assert.Single(Directory.GetFiles(host.Bundle.PathOf("heads"), "sst2*"));
     }
 
+    public static TheoryData<string> MisplacedHeads => new() { "branch-layer", "input-kind", "trunk-fingerprint" };
+
+    [Theory]
+    [MemberData(nameof(MisplacedHeads))]
+    public async Task An_upload_that_disagrees_with_its_head_file_metadata_is_refused_with_422(string defect)
+    {
+        // sst2 branches at layer 1 of a trunk that outputs layers 1 and 2: an entry moving it to layer 2
+        // passes every other check and would answer from the wrong hidden states.
+        using var host = new AdminHost();
+        string manifestBefore = await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json"));
+        LoadedBundle before = host.Engine.Current!;
+        JsonObject entry = host.Entry(Single);
+        Assert.Equal(1, (int)entry["branchLayer"]!);
+        entry["name"] = "sst2-moved";
+        entry["head"]!.AsObject().Remove("sha256");
+        byte[] head = await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"));
+        string field;
+        switch (defect)
+        {
+            case "branch-layer":
+                entry["branchLayer"] = 2;
+                field = "branchLayer";
+                break;
+            case "input-kind":
+                entry["input"] = "pair";
+                field = "input";
+                break;
+            default:
+                string fingerprint = before.Bundle.Manifest.Trunk.Pretrained.Fingerprint;
+                using (var copy = new BundleCopy())
+                {
+                    head = copy.PatchHead("heads/sst2.onnx", fingerprint, new string([.. fingerprint.Reverse()]));
+                }
+
+                field = "pretrainedFingerprint";
+                break;
+        }
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/tasks", Upload(entry, head));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        string detail = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString()!;
+        Assert.Contains($"tasks[{before.Tasks.Count}].{field}", detail);
+        Assert.Contains($"mtbert.{field}", detail);
+        Assert.Same(before, host.Engine.Current);
+        Assert.Null(await host.VersionOfAsync("sst2-moved"));
+        Assert.Equal(manifestBefore, await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json")));
+        Assert.Empty(Directory.GetFiles(host.Bundle.PathOf("heads"), "sst2-moved*"));
+    }
+
     [Fact]
     public async Task Removing_a_task_stops_serving_it()
     {
         using var host = new AdminHost();
+        string version = host.Engine.Current!.Bundle.Manifest.Version;
 
         HttpResponseMessage response = await host.Admin.DeleteAsync($"/admin/tasks/{Single}");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.EndsWith($"@{ManifestFile.BumpVersion(version)}", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("model").GetString());
+        Assert.Equal(ManifestFile.BumpVersion(version), (string?)host.Bundle.ReadManifest()["version"]);
         Assert.Null(await host.VersionOfAsync(Single));
         Assert.Equal(HttpStatusCode.BadRequest, (await host.ClassifyAsync("great", Single)).StatusCode);
         Assert.DoesNotContain(host.Bundle.ReadManifest()["tasks"]!.AsArray(), t => (string?)t!["name"] == Single);

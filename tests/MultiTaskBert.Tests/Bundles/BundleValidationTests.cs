@@ -266,6 +266,68 @@ public sealed class BundleValidationTests : IDisposable
         Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].head.inputs"), (error.File, error.Field));
     }
 
+    // Heads carry where they belong in their ONNX metadata (mtbert.*); an entry that disagrees is refused.
+    private static int FirstBranchingAt(int layer) => TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.BranchLayer == layer && t.Input == "single" && t.Output.Kind == "classification");
+
+    [Fact]
+    public async Task Head_trained_on_another_branch_layer()
+    {
+        int index = FirstBranchingAt(1);
+        _bundle.EditManifest(m => Task(m, index)["branchLayer"] = 2); // the trunk outputs layer 2 too: only the metadata tells
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].branchLayer"), (error.File, error.Field));
+        Assert.Contains("mtbert.branchLayer is '1', the manifest entry says '2'", error.Message);
+    }
+
+    [Fact]
+    public async Task Head_trained_on_another_input_kind()
+    {
+        int index = FirstBranchingAt(1);
+        _bundle.EditManifest(m => Task(m, index)["input"] = "pair");
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].input"), (error.File, error.Field));
+        Assert.Contains("mtbert.input is 'single'", error.Message);
+    }
+
+    [Fact]
+    public async Task Head_trained_on_another_trunk()
+    {
+        TaskManifest task = TestBundle.Manifest.Tasks[0];
+        string fingerprint = TestBundle.Manifest.Trunk.Pretrained.Fingerprint;
+        _bundle.PatchHead(task.Head.File, fingerprint, new string([.. fingerprint.Reverse()]));
+
+        BundleValidationException error = await LoadFails();
+
+        Assert.Equal((task.Head.File, "tasks[0].pretrainedFingerprint"), (error.File, error.Field));
+        Assert.Contains("mtbert.pretrainedFingerprint", error.Message);
+    }
+
+    [Fact]
+    public async Task Heads_without_placement_metadata_still_load()
+    {
+        // Older bundles' heads have no mtbert.* keys (renamed away here): the entry's claims cannot be
+        // checked, so even an entry that moved the head to another layer loads, as before.
+        foreach (TaskManifest task in TestBundle.Manifest.Tasks)
+        {
+            foreach (string key in new[] { "mtbert.branchLayer", "mtbert.input", "mtbert.pretrainedFingerprint" })
+            {
+                _bundle.PatchHead(task.Head.File, key, "legacy" + key["mtbert".Length..]);
+            }
+        }
+
+        _bundle.EditManifest(m => Task(m, FirstBranchingAt(1))["branchLayer"] = 2);
+
+        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        await engine.LoadAsync(_bundle.Directory);
+
+        Assert.True(engine.IsReady);
+    }
+
     [Fact]
     public async Task Duplicate_task()
     {

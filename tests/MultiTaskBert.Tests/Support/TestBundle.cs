@@ -82,6 +82,25 @@ public sealed class BundleCopy : IDisposable
 
     public string Sha256Of(string relative) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(PathOf(relative))));
 
+    /// <summary>
+    /// Replaces an ASCII string of a head file by another of the same length (e.g. a metadata value:
+    /// the protobuf stays valid) and records the new SHA-256 in the manifest; returns the new bytes.
+    /// </summary>
+    public byte[] PatchHead(string relative, string from, string to)
+    {
+        Assert.Equal(from.Length, to.Length);
+        byte[] bytes = File.ReadAllBytes(PathOf(relative));
+        byte[] find = System.Text.Encoding.ASCII.GetBytes(from);
+        int at = bytes.AsSpan().IndexOf(find);
+        Assert.True(at >= 0, $"'{from}' is not in {relative}");
+        System.Text.Encoding.ASCII.GetBytes(to).CopyTo(bytes, at);
+        Assert.True(bytes.AsSpan(at + find.Length).IndexOf(find) < 0, $"'{from}' occurs twice in {relative}");
+        File.WriteAllBytes(PathOf(relative), bytes);
+        string sha = Sha256Of(relative);
+        EditManifest(m => m["tasks"]!.AsArray().First(t => (string?)t!["head"]!["file"] == relative)!["head"]!["sha256"] = sha);
+        return bytes;
+    }
+
     public void Dispose()
     {
         try
