@@ -42,8 +42,9 @@ public sealed partial class OnnxSessionFactory : IDisposable
         using SessionOptions sessionOptions = CreateSessionOptions();
         if (profilePrefix is not null)
         {
-            sessionOptions.EnableProfiling = true;
+            // The prefix first: enabling profiling hands ONNX Runtime the prefix set at that moment.
             sessionOptions.ProfileOutputPathPrefix = profilePrefix;
+            sessionOptions.EnableProfiling = true;
         }
 
         return new InferenceSession(modelPath, sessionOptions);
