@@ -3,9 +3,11 @@
 # MultiTaskBert service image.
 #   CPU (default): docker build -t multitaskbert .
 #   GPU (CUDA):    docker build --build-arg FLAVOR=gpu -t multitaskbert:gpu .
-# The GPU variant publishes with Microsoft.ML.OnnxRuntime.Gpu (-p:OnnxRuntimeFlavor=Gpu; needs
-# nuget.org) and runs on a CUDA + cuDNN runtime base image matching that ONNX Runtime release
-# (1.31: CUDA 12.x, cuDNN 9). Run it with `--gpus all` (or the NVIDIA device plugin on Kubernetes).
+# The GPU variant publishes with Microsoft.ML.OnnxRuntime.Gpu.Linux 1.31.0 (-p:OnnxRuntimeFlavor=Gpu),
+# whose CUDA provider links CUDA 13 (cudart 13, cuBLAS 13) and cuDNN 9, and runs on NVIDIA's CUDA 13
+# runtime image with cuDNN 9. Run it with `--gpus all` (or the NVIDIA device plugin on Kubernetes):
+#   docker run --gpus all -p 8080:8080 multitaskbert:gpu
+# It serves the bundle's float16 trunk on CUDA when the bundle has one (trunk.float16; docs/gpu.md).
 #
 # The bundle served by default is models/default (copied into the image when the build context
 # has it); mount another bundle and set Model__BundlePath to serve that one.
@@ -13,7 +15,7 @@
 ARG FLAVOR=cpu
 ARG DOTNET_SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0-noble
 ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble
-ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
 # ---- build: restore (cached on project files), then publish -------------------------------------
 FROM ${DOTNET_SDK_IMAGE} AS build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of the project: the training toolkit (pytest) and the service (xunit). Needs the .NET 10
-# SDK; runs from the repository alone. With ../shared beside the repository (the real datasets and
+# Every test of the project: the training toolkit (pytest) and the service (xunit), the service's
+# suite on both ONNX Runtime flavours (CPU package; GPU package without its Fault tests). Needs the
+# .NET 10 SDK; runs from the repository alone. With ../shared beside the repository (the real datasets and
 # pretrained checkpoints) the toolkit's tests marked 'shared' run too; without it they are skipped.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -26,6 +27,12 @@ if [ -f models/default/manifest.json ]; then
   MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet --logger "console;verbosity=minimal" \
     --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance" || status=$?
 fi
+
+echo "== service on the GPU flavour of ONNX Runtime (CUDA 13 package; no GPU here: the CPU fallback and the refusal of cuda, on that package's native library) =="
+# Own output folders (bin/gpu, obj/gpu), so the CPU build above stays as it is; the fault tests run once, above.
+dotnet build MultiTaskBert.sln -p:OnnxRuntimeFlavor=Gpu --nologo -v quiet || status=$?
+dotnet test tests/MultiTaskBert.Tests -p:OnnxRuntimeFlavor=Gpu --no-build --nologo -v quiet --logger "console;verbosity=minimal" \
+  --filter "Category!=Fault" || status=$?
 
 echo "== fault-test figures (nginx + two service processes on loopback; docs/reliability.md) =="
 cat tests/MultiTaskBert.Tests/bin/*/net10.0/fault-figures.md 2>/dev/null || echo "(no figures: the fault tests did not run)"

@@ -5,7 +5,8 @@
 # the modes take turns, ROUNDS times per concurrency, so a slow spell of the machine hits them
 # alike; figures are medians over rounds, ratios the median of the per-round ratios.
 # Loopback only; the services are started and stopped here.
-#   BUNDLE=models/default DURATION=5s ROUNDS=3 WARMUP=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default)
+#   BUNDLE=models/default DURATION=5s ROUNDS=3 WARMUP=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default;
+#   SERVICE, DEVICE, PYTHON: the service command, Inference:Device and the Python for the summary, as bench/gpu/run.sh sets them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,15 @@ CONNECTIONS=${CONNECTIONS:-"1 16 64"}
 MODES=${MODES:-"on on1 off"}
 API=src/MultiTaskBert.Api/bin/Release/net10.0/MultiTaskBert.Api.dll
 LOG_DIR=${LOG_DIR:-bench/results}
+# SERVICE: the command that starts the service (bench/gpu/run.sh passes a self-contained publish); DEVICE: Inference:Device.
+DEVICE=${DEVICE:-cpu}
+PYTHON=${PYTHON:-/usr/bin/python3}
 mkdir -p "$LOG_DIR"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-[ -f "$API" ] || dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
+if [ -z "${SERVICE:-}" ]; then
+  [ -f "$API" ] || dotnet build src/MultiTaskBert.Api -c Release --nologo -v q
+  SERVICE="dotnet $API"
+fi
 
 # mode -> the settings it changes from the service's defaults (MaxWaitMs=2, MaxConcurrentBatches=2)
 declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Batching__MaxWaitMs=0")
@@ -37,9 +44,10 @@ next_port=$PORT
 for mode in $MODES; do
   PORTS[$mode]=$next_port
   # shellcheck disable=SC2086 # the settings are NAME=value words
-  env ${SETTINGS[$mode]} Model__BundlePath="$BUNDLE" Inference__Device=cpu \
+  # shellcheck disable=SC2086 # SERVICE may be "dotnet path.dll"
+  env ${SETTINGS[$mode]} Model__BundlePath="$BUNDLE" Inference__Device="$DEVICE" \
     Inference__IntraOpThreads="${THREADS:-0}" Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
-    dotnet "$API" --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
+    $SERVICE --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
   pids+=($!)
   next_port=$((next_port + 1))
 done
@@ -81,7 +89,7 @@ echo "HTTP load, POST /classify, one utterance per request, every single-sentenc
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cpu_vectors=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | tr '\n' ' ')
 echo "machine: ${cpu_model:-unknown processor}, $(nproc) logical CPUs, vector extensions: ${cpu_vectors:-none of avx2/avx512f/avx512_vnni}"
-/usr/bin/python3 - "$runs" <<'EOF'
+"$PYTHON" - "$runs" <<'EOF'
 import csv, statistics, sys
 from collections import defaultdict
 

@@ -15,6 +15,11 @@ using MultiTaskBert.Core.Tokenization;
 // the same machine, the same dev-set utterances, the same intra-op threads; every measured
 // iteration runs all configurations on the same batch back to back, so noise hits them alike.
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length > 0 && args[0] == "gpu")
+{
+    return await GpuCheck.RunAsync(args[1..]); // bench/gpu/run.sh: CUDA placement, device memory, parity, throughput
+}
+
 var options = BenchOptions.Parse(args);
 string[] glue = ["sst2", "cola", "mrpc", "stsb", "rte", "wnli", "qnli", "mnli", "qqp"];
 
@@ -114,7 +119,7 @@ foreach (int size in options.Sizes)
                 continue;
             }
 
-            double ms = TimeSync(() => RunBaseline(session, bundle, mine, task.Input));
+            double ms = TimeSync(() => Passes.RunBaseline(session, bundle, mine, task.Input));
             b += ms;
             if (glueTasks.Contains(task.Name))
             {
@@ -123,7 +128,7 @@ foreach (int size in options.Sizes)
         }
 
         // (c) the trunk alone: the same passes the engine makes, without heads.
-        double c = TimeSync(() => RunTrunk(bundle, batch, tasks));
+        double c = TimeSync(() => Passes.RunTrunk(bundle, batch, tasks));
 
         // Every task on every utterance (the method's accounting): one padded batch, the trunk
         // once + all N heads on its hidden states, against all N whole models on the same tensors.
@@ -138,7 +143,7 @@ foreach (int size in options.Sizes)
         double mAll = 0, mGlue = 0;
         foreach ((TaskDefinition task, InferenceSession session) in baselines)
         {
-            double ms = TimeSync(() => RunModel(session, padded));
+            double ms = TimeSync(() => Passes.RunModel(session, padded));
             mAll += ms;
             if (glueTasks.Contains(task.Name))
             {
@@ -236,32 +241,6 @@ static double TimeSync(Action action)
     return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
 }
 
-// The served baselines and trunk split their rows into the same length buckets as the engine
-// (Inference:BucketOverheadTokens), so padding favours neither side.
-static IEnumerable<TokenBatch> PaddedBuckets(LoadedBundle bundle, EncodedInput[] encoded) =>
-    LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens)
-        .Select(rows => TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));
-
-static void RunBaseline(InferenceSession session, LoadedBundle bundle, ClassifyInput[] inputs, TaskInputKind kind)
-{
-    EncodedInput[] encoded = [.. inputs.Select(i => bundle.Encoder.Encode(i.Text, kind == TaskInputKind.Pair ? i.TextPair : null))];
-    foreach (TokenBatch batch in PaddedBuckets(bundle, encoded))
-    {
-        RunModel(session, batch);
-    }
-}
-
-static void RunModel(InferenceSession session, TokenBatch batch)
-{
-    using OrtValue ids = OrtValue.CreateTensorValueFromMemory(batch.InputIds, batch.Shape);
-    using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-    using OrtValue types = OrtValue.CreateTensorValueFromMemory(batch.TokenTypeIds, batch.Shape);
-    using var runOptions = new RunOptions();
-    using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions,
-        ["input_ids", "attention_mask", "token_type_ids"], [ids, mask, types], ["logits"]);
-    _ = outputs[0].GetTensorDataAsSpan<float>().ToArray();
-}
-
 // With `parts`, records the milliseconds of the trunk pass ("trunk") and of each head (by task).
 static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
 {
@@ -297,27 +276,6 @@ static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, Ta
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
     Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose());
-}
-
-static void RunTrunk(LoadedBundle bundle, ClassifyInput[] inputs, TaskDefinition[] tasks)
-{
-    using var runOptions = new RunOptions();
-    foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })
-    {
-        ClassifyInput[] mine = [.. inputs.Where(i => i.IsPair == (kind == TaskInputKind.Pair))];
-        int[] layers = [.. tasks.Where(t => t.Input == kind).Select(t => t.BranchLayer).Distinct().Order()];
-        if (mine.Length == 0 || layers.Length == 0)
-        {
-            continue;
-        }
-
-        EncodedInput[] encoded = [.. mine.Select(i => bundle.Encoder.Encode(i.Text, i.TextPair))];
-        foreach (TokenBatch batch in PaddedBuckets(bundle, encoded))
-        {
-            using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-            using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-        }
-    }
 }
 
 internal sealed record Row(string Config, int BatchSize, List<double> LatenciesMs)

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 from .checkpoint import Checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
+from .float16 import has_int8_matmuls, write_float_head
 from .modeling import TaskHead
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -188,6 +190,9 @@ class BundleWriter:
         if layers == [o["layer"] for o in trunk["outputs"]]:
             return
         model = build_trunk(checkpoint, max(layers), int8_matmuls(manifest))
+        if "float16" in trunk:  # exported for the old depth and outputs: stale now
+            (self.folder / trunk.pop("float16")["file"]).unlink(missing_ok=True)
+            print(f"{self.folder}: trunk re-exported, trunk.float16 removed; run `mtbert bundle add-cuda-trunk` again", file=sys.stderr)
         trunk["outputs"] = export_trunk(model, layers, self.folder / TRUNK)
         trunk["numLayers"] = max(layers)
         trunk["sha256"] = sha256_file(self.folder / TRUNK)
@@ -288,7 +293,13 @@ class BundleWriter:
         # Exported from the run's weights, not copied from its head.onnx: a run kept from an older
         # toolkit (a resumed study reuses runs) then still gets today's graph (e.g. folded attention).
         export_head(head, self.folder / head_file, info.head_metadata)
-        manifest["tasks"].append(_task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics, run))
+        entry = _task_entry(info, head, self.folder / head_file, head_file, version, extra_metrics, run)
+        if "float16" in manifest["trunk"] and has_int8_matmuls(self.folder / head_file):
+            # The bundle has CUDA graphs: this head gets its float graph too (scored by the next add-cuda-trunk).
+            float_file = head_file.removesuffix(".onnx") + ".float.onnx"
+            write_float_head(self.folder / head_file, self.folder / float_file)
+            entry["head"]["float"] = {"file": float_file, "sha256": sha256_file(self.folder / float_file)}
+        manifest["tasks"].append(entry)
         manifest["tasks"].sort(key=lambda t: t["name"])
         tags = info.spec.labels if info.spec.kind == "tagging" else None
         self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer, tags)
@@ -303,7 +314,8 @@ class BundleWriter:
             raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
         manifest["tasks"].remove(entry)
         self._save(manifest)  # the manifest stops naming the head before its file goes
-        (self.folder / entry["head"]["file"]).unlink(missing_ok=True)
+        for file in [entry["head"]["file"]] + ([entry["head"]["float"]["file"]] if "float" in entry["head"] else []):
+            (self.folder / file).unlink(missing_ok=True)
         parity = self.folder / PARITY
         if parity.is_file():
             value = json.loads(parity.read_text(encoding="utf-8"))
@@ -360,7 +372,10 @@ def verify(bundle: Path) -> list[str]:
     except BundleError as error:
         return [str(error)]
     trunk = manifest["trunk"]
-    for label, entry in [("trunk", trunk)] + [(f"tasks[{t['name']}].head", t["head"]) for t in manifest["tasks"]]:
+    entries = [("trunk", trunk)] + [(f"tasks[{t['name']}].head", t["head"]) for t in manifest["tasks"]]
+    entries += [("trunk.float16", trunk["float16"])] if "float16" in trunk else []
+    entries += [(f"tasks[{t['name']}].head.float", t["head"]["float"]) for t in manifest["tasks"] if "float" in t["head"]]
+    for label, entry in entries:
         path = bundle / entry["file"]
         if not path.is_file():
             problems.append(f"{path}: missing ({label}.file)")

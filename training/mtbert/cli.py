@@ -112,6 +112,12 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         manifest = writer.replace(args.run, args.pretrained, version=args.version)
     elif args.action == "remove":
         manifest = writer.remove(args.task, args.version)
+    elif args.action == "add-cuda-trunk":
+        from .float16 import add_cuda_graphs
+
+        result = add_cuda_graphs(args.bundle, args.data, args.pretrained, args.max_dev)
+        print(f"{args.bundle}: trunk.float16 written; largest logit difference from the trunk on parity.json's texts {result['maxParityLogitDifference']}")
+        return
     else:
         problems = verify(args.bundle)
         for problem in problems:
@@ -162,7 +168,7 @@ def cmd_export_baselines(args: argparse.Namespace) -> None:
     from .baselines import export_baselines
 
     manifest_name = json.loads((args.bundle / "manifest.json").read_text(encoding="utf-8"))["trunk"]["pretrained"]["name"]
-    index = export_baselines(args.bundle, args.out, args.pretrained or SHARED / "pretrained" / manifest_name)
+    index = export_baselines(args.bundle, args.out, args.pretrained or SHARED / "pretrained" / manifest_name, float16=args.float16)
     print(f"{args.out}: {len(index['tasks'])} whole single-task models of {index['layers']} layers")
 
 
@@ -218,15 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HELP, help="create/extend a bundle: add, replace, remove a task; verify")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HELP, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
     p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
-    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training (add-cuda-trunk: default shared/pretrained/<trunk.pretrained.name>)")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks")
+    p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("fallback", formatter_class=HELP, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
@@ -256,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, required=True, help="bundle folder whose tasks get a baseline")
     p.add_argument("--out", type=Path, required=True, help="folder for the baselines")
     p.add_argument("--pretrained", type=Path, default=None, help="checkpoint folder (default: shared/pretrained/<trunk.pretrained.name>)")
+    p.add_argument("--float16", action="store_true", help="float16 baselines for CUDA (compared with the bundle's float16 trunk), weights in one shared file")
     p.set_defaults(func=cmd_export_baselines)
 
     p = sub.add_parser("fixtures", formatter_class=HELP, help="regenerate the tiny fixture bundle for the service's tests")

@@ -23,7 +23,7 @@ OPSET = 14
 FP16_MIN_ELEMENTS = 256
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], output_names: list[str], dynamic_axes: dict) -> onnx.ModelProto:
+def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], output_names: list[str], dynamic_axes: dict, opset: int = OPSET) -> onnx.ModelProto:
     kwargs = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # PyTorch 2.x: keep the TorchScript exporter
@@ -32,7 +32,7 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], input_names
     with torch.no_grad():
         torch.onnx.export(
             module, args, buffer, input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-            opset_version=OPSET, do_constant_folding=True, **kwargs,
+            opset_version=opset, do_constant_folding=True, **kwargs,
         )
     return onnx.load_from_string(buffer.getvalue())
 

@@ -12,6 +12,7 @@ import torch
 
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, write_safetensors
+from .float16 import add_cuda_graphs
 from .modeling import TaskHead, Trunk
 from .pipeline import TaskSession
 from .tokenization import read_vocab
@@ -86,3 +87,5 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
                 run = runs / f"{task}-thin"
                 session.distill(teacher, info, info.head_layers, hyper, DistillWeights(), run, teacher_dir=task, width=THIN_STUDENTS[task])
             writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32)
+        # The CUDA graphs too (float16 trunk), so the service's tests cover loading and choosing them.
+        add_cuda_graphs(out, data_root, checkpoint, max_dev=DEV_EXAMPLES)

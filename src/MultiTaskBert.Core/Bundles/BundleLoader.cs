@@ -94,6 +94,9 @@ public static partial class BundleLoader
             Fail("trunk.numLayers", $"must be in 1..trunk.pretrained.numLayers ({trunk.Pretrained.NumLayers}), not {trunk.NumLayers}");
         }
 
+        string? float16TrunkPath = trunk.Float16 is { } float16
+            ? await ResolveGraphAsync(directory, float16, "trunk.float16", cancellationToken).ConfigureAwait(false)
+            : null;
         RequireNonEmpty(trunk.Pretrained.Fingerprint, "trunk.pretrained.fingerprint");
         var outputsByLayer = new Dictionary<int, string>();
         for (int i = 0; i < trunk.Outputs.Count; i++)
@@ -132,6 +135,7 @@ public static partial class BundleLoader
             Manifest = manifest,
             VocabPath = vocabPath,
             TrunkPath = trunkPath,
+            Float16TrunkPath = float16TrunkPath,
             TrunkOutputsByLayer = outputsByLayer,
             Tasks = tasks,
         };
@@ -258,6 +262,9 @@ public static partial class BundleLoader
         string headPath = ResolveExistingFile(directory, head.File, $"{at}.head.file");
         await VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(headPath, head.File, $"{at}.head.file");
+        GraphFile? floatHead = head.FloatGraph is { } variant
+            ? new GraphFile(variant.File, await ResolveGraphAsync(directory, variant, $"{at}.head.float", cancellationToken).ConfigureAwait(false))
+            : null;
 
         return new TaskDefinition
         {
@@ -271,7 +278,7 @@ public static partial class BundleLoader
             Range = range,
             Crf = crf,
             Fallback = fallback,
-            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head"),
+            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", floatHead),
             Metrics = task.Metrics,
         };
     }
@@ -338,6 +345,15 @@ public static partial class BundleLoader
         }
 
         return labels;
+    }
+
+    /// <summary>An extra graph (<c>trunk.float16</c>, <c>head.float</c>): inside the bundle, present, SHA-256 as declared.</summary>
+    private static async Task<string> ResolveGraphAsync(string directory, GraphFileManifest graph, string field, CancellationToken cancellationToken)
+    {
+        string path = ResolveExistingFile(directory, graph.File, $"{field}.file");
+        await VerifySha256Async(path, graph.File, graph.Sha256, $"{field}.sha256", cancellationToken).ConfigureAwait(false);
+        RefuseExternalData(path, graph.File, $"{field}.file");
+        return path;
     }
 
     /// <summary>

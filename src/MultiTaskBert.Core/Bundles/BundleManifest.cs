@@ -42,6 +42,19 @@ public sealed record TrunkManifest
     /// else; only CUDA lacks kernels for them.
     /// </summary>
     public bool Int8Matmuls { get; init; }
+
+    /// <summary>
+    /// Optional: the same trunk computing in float16, for CUDA (toolkit <c>bundle add-cuda-trunk</c>):
+    /// same inputs and outputs as <see cref="File"/>. Absent in older bundles.
+    /// </summary>
+    public GraphFileManifest? Float16 { get; init; }
+}
+
+/// <summary>An extra graph of a bundle (a CUDA variant): its file and SHA-256. Other members are informative.</summary>
+public sealed record GraphFileManifest
+{
+    public required string File { get; init; }
+    public required string Sha256 { get; init; }
 }
 
 public sealed record PretrainedManifest
@@ -118,6 +131,13 @@ public sealed record HeadManifest
     public int NumLayers { get; init; }
     public required HeadInputNames Inputs { get; init; }
     public required string Output { get; init; }
+
+    /// <summary>
+    /// Optional: the head with its int8 matmuls as float matmuls (same inputs and output), served
+    /// beside <see cref="TrunkManifest.Float16"/>, since CUDA has no kernel for the integer ones.
+    /// </summary>
+    [JsonPropertyName("float")]
+    public GraphFileManifest? FloatGraph { get; init; }
 }
 
 public sealed record HeadInputNames

@@ -8,6 +8,9 @@ public sealed record ModelBundle
     public required string VocabPath { get; init; }
     public required string TrunkPath { get; init; }
 
+    /// <summary>The float16 trunk for CUDA (<c>trunk.float16</c>), or null when the bundle has none.</summary>
+    public string? Float16TrunkPath { get; init; }
+
     /// <summary>Trunk output name per branch layer.</summary>
     public required IReadOnlyDictionary<int, string> TrunkOutputsByLayer { get; init; }
 

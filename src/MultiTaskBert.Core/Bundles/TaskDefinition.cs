@@ -56,11 +56,23 @@ public sealed record TaskDefinition
     public TaskMetricsManifest? Metrics { get; init; }
 }
 
-/// <summary>A head ONNX graph and its declared I/O names (<paramref name="AttentionMaskInput"/> null: the head takes no mask).</summary>
+/// <summary>
+/// A head ONNX graph and its declared I/O names (<paramref name="AttentionMaskInput"/> null: the head
+/// takes no mask). <paramref name="FloatVariant"/>: its float variant served with the float16 trunk, if any.
+/// </summary>
 public sealed record HeadGraph(
     string RelativePath,
     string FullPath,
     string HiddenStatesInput,
     string? AttentionMaskInput,
     string Output,
-    string ManifestField);
+    string ManifestField,
+    GraphFile? FloatVariant = null)
+{
+    /// <summary>This head's graph to serve: the float variant beside a float16 trunk when the bundle has one.</summary>
+    public GraphFile For(bool float16Graphs) =>
+        float16Graphs && FloatVariant is { } variant ? variant : new GraphFile(RelativePath, FullPath);
+}
+
+/// <summary>A graph file: its path as the manifest names it and on disk.</summary>
+public sealed record GraphFile(string RelativePath, string FullPath);

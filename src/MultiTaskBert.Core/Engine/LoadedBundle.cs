@@ -27,9 +27,10 @@ public sealed class LoadedBundle : IDisposable
     private int _leases = 1;
     private int _retired;
 
-    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings)
+    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings, bool float16)
     {
         Bundle = bundle;
+        UsesFloat16Graphs = float16;
         RunSettings = runSettings;
         Encoder = encoder;
         _trunk = trunk;
@@ -38,6 +39,12 @@ public sealed class LoadedBundle : IDisposable
     }
 
     public ModelBundle Bundle { get; }
+
+    /// <summary>Whether the float16 trunk and the heads' float graphs serve (<see cref="OnnxSessionFactory.UsesFloat16Graphs"/>).</summary>
+    public bool UsesFloat16Graphs { get; }
+
+    /// <summary>The trunk graph that serves, as the manifest names it.</summary>
+    public string TrunkFile => UsesFloat16Graphs ? Bundle.Manifest.Trunk.Float16!.File : Bundle.Manifest.Trunk.File;
     public string ModelId => Bundle.ModelId;
     public IReadOnlyList<TaskDefinition> Tasks => Bundle.Tasks;
     internal BertInputEncoder Encoder { get; }
@@ -74,6 +81,7 @@ public sealed class LoadedBundle : IDisposable
     private static LoadedBundle Build(ModelBundle bundle, OnnxSessionFactory sessions, LoadedBundle? previous)
     {
         var taken = new List<Action>();
+        bool float16 = sessions.UsesFloat16Graphs(bundle);
         try
         {
             BertInputEncoder encoder;
@@ -91,8 +99,11 @@ public sealed class LoadedBundle : IDisposable
             else
             {
                 encoder = BertInputEncoder.Create(bundle.VocabPath, bundle.Manifest.Tokenizer);
-                InferenceSession trunkSession = CreateSession(sessions, bundle.TrunkPath, bundle.Manifest.Trunk.File, "trunk.file", taken);
-                GraphContract.VerifyTrunk(trunkSession, bundle);
+                (string trunkPath, string trunkFile, string trunkField) = float16
+                    ? (bundle.Float16TrunkPath!, bundle.Manifest.Trunk.Float16!.File, "trunk.float16.file")
+                    : (bundle.TrunkPath, bundle.Manifest.Trunk.File, "trunk.file");
+                InferenceSession trunkSession = CreateSession(sessions, trunkPath, trunkFile, trunkField, taken);
+                GraphContract.VerifyTrunk(trunkSession, bundle, trunkFile);
                 trunk = new SharedSession<TrunkRunner>(new TrunkRunner(trunkSession, bundle.Manifest.Trunk.Inputs, bundle.TrunkOutputsByLayer, sessions.HiddenStateMemory));
                 taken[^1] = trunk.Release;
             }
@@ -110,14 +121,16 @@ public sealed class LoadedBundle : IDisposable
                     continue;
                 }
 
-                InferenceSession headSession = CreateSession(sessions, task.Head.FullPath, task.Head.RelativePath, $"{task.Head.ManifestField}.file", taken);
-                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk);
+                GraphFile graph = task.Head.For(float16);
+                string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
+                InferenceSession headSession = CreateSession(sessions, graph.FullPath, graph.RelativePath, $"{field}.file", taken);
+                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
                 var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);
             }
 
-            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings);
+            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings, float16);
         }
         catch
         {

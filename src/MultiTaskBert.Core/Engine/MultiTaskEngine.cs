@@ -58,8 +58,8 @@ public sealed partial class MultiTaskEngine : IDisposable
         }
 
         EngineMetrics.RecordSnapshot(loaded);
-        LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target);
-        if (bundle.Manifest.Trunk.Int8Matmuls && _sessions.Target == ExecutionTarget.Cuda)
+        LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target, loaded.TrunkFile);
+        if (bundle.Manifest.Trunk.Int8Matmuls && _sessions.Target == ExecutionTarget.Cuda && !loaded.UsesFloat16Graphs)
         {
             LogInt8TrunkOnCuda(_logger, loaded.ModelId);
         }
@@ -373,9 +373,9 @@ public sealed partial class MultiTaskEngine : IDisposable
         _changes.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}")]
-    private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}, trunk {Trunk}")]
+    private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target, string trunk);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Bundle {Model} has an int8 trunk (trunk.int8Matmuls): ONNX Runtime's CUDA provider has no kernels for its integer matmuls, so they run on the CPU between copies. For GPU serving, build the bundle without --int8-matmuls")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bundle {Model} serves its int8 trunk (trunk.int8Matmuls) on CUDA: ONNX Runtime's CUDA provider has no kernels for its integer matmuls, so they run on the CPU between copies. Add a float16 trunk for CUDA with `mtbert bundle add-cuda-trunk` (or set Inference:Precision to Auto)")]
     private static partial void LogInt8TrunkOnCuda(ILogger logger, string model);
 }

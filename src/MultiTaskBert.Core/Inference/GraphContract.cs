@@ -10,10 +10,10 @@ namespace MultiTaskBert.Core.Inference;
 /// </summary>
 internal static class GraphContract
 {
-    public static void VerifyTrunk(InferenceSession session, ModelBundle bundle)
+    /// <summary>Checks the trunk graph <paramref name="file"/> (trunk.file or trunk.float16.file: the same contract).</summary>
+    public static void VerifyTrunk(InferenceSession session, ModelBundle bundle, string file)
     {
         TrunkManifest trunk = bundle.Manifest.Trunk;
-        string file = trunk.File;
         RequireInput(session, file, "trunk.inputs.inputIds", trunk.Inputs.InputIds, TensorElementType.Int64);
         RequireInput(session, file, "trunk.inputs.attentionMask", trunk.Inputs.AttentionMask, TensorElementType.Int64);
         RequireInput(session, file, "trunk.inputs.tokenTypeIds", trunk.Inputs.TokenTypeIds, TensorElementType.Int64);
@@ -24,11 +24,10 @@ internal static class GraphContract
         }
     }
 
-    public static void VerifyHead(InferenceSession session, TaskDefinition task, TrunkManifest trunk)
+    public static void VerifyHead(InferenceSession session, TaskDefinition task, TrunkManifest trunk, string file)
     {
         int hiddenSize = trunk.HiddenSize;
         HeadGraph head = task.Head;
-        string file = head.RelativePath;
         string at = head.ManifestField;
         NodeMetadata hidden = RequireInput(session, file, $"{at}.inputs.hiddenStates", head.HiddenStatesInput, TensorElementType.Float);
         RequireLastAxis(hidden, file, "trunk.hiddenSize", hiddenSize, $"input '{head.HiddenStatesInput}'");

@@ -12,12 +12,33 @@ public enum InferenceDevice
     Cuda,
 }
 
+/// <summary>Which graphs of a bundle serve (<c>Inference:Precision</c>).</summary>
+public enum GraphPrecision
+{
+    /// <summary>On CUDA the float16 graphs when the bundle has them (<c>trunk.float16</c>), else the default ones.</summary>
+    Auto,
+
+    /// <summary>The trunk and heads the manifest names first (int8 or float32), on any device.</summary>
+    Default,
+
+    /// <summary>The float16 trunk and the heads' float graphs, on any device (start-up fails when the bundle has none).</summary>
+    Float16,
+}
+
 /// <summary>Configuration section <c>Inference</c>.</summary>
 public sealed class InferenceOptions
 {
     public const string SectionName = "Inference";
 
     public InferenceDevice Device { get; set; } = InferenceDevice.Auto;
+
+    /// <summary>
+    /// Which graphs serve: <c>Auto</c> picks by device (CUDA: the float16 trunk, whose matmuls CUDA
+    /// runs, when the bundle has one; CPU: the default, usually int8, trunk). <c>Float16</c> on a CPU
+    /// is for checking the float16 graphs, not for speed: ONNX Runtime's CPU provider computes most
+    /// float16 nodes in float32 between casts.
+    /// </summary>
+    public GraphPrecision Precision { get; set; } = GraphPrecision.Auto;
 
     /// <summary>
     /// Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (on Linux half the

@@ -31,10 +31,41 @@ public sealed partial class OnnxSessionFactory : IDisposable
     /// <summary>Memory the trunk writes its hidden states to: device memory on CUDA, so heads read them without a host round-trip.</summary>
     public OrtMemoryInfo HiddenStateMemory { get; }
 
-    public InferenceSession CreateSession(string modelPath)
+    public InferenceSession CreateSession(string modelPath) => CreateSession(modelPath, profilePrefix: null);
+
+    /// <summary>
+    /// A session with the shared settings; with <paramref name="profilePrefix"/>, ONNX Runtime's
+    /// profiler records each node run and the provider it ran on (<see cref="NodePlacement"/>).
+    /// </summary>
+    public InferenceSession CreateSession(string modelPath, string? profilePrefix)
     {
         using SessionOptions sessionOptions = CreateSessionOptions();
+        if (profilePrefix is not null)
+        {
+            // The prefix first: enabling profiling hands ONNX Runtime the prefix set at that moment.
+            sessionOptions.ProfileOutputPathPrefix = profilePrefix;
+            sessionOptions.EnableProfiling = true;
+        }
+
         return new InferenceSession(modelPath, sessionOptions);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="bundle"/> serves its float16 graphs (<c>Inference:Precision</c>; Auto:
+    /// on CUDA when the bundle has them). Float16 asked for and absent stops the load naming the field.
+    /// </summary>
+    public bool UsesFloat16Graphs(Bundles.ModelBundle bundle)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        return _options.Precision switch
+        {
+            GraphPrecision.Default => false,
+            GraphPrecision.Float16 => bundle.Float16TrunkPath is not null
+                ? true
+                : throw new Bundles.BundleValidationException(Bundles.BundleLoader.ManifestFileName, "trunk.float16",
+                    "Inference:Precision is Float16 but the bundle has no float16 trunk (add one with `mtbert bundle add-cuda-trunk`)"),
+            _ => Target == ExecutionTarget.Cuda && bundle.Float16TrunkPath is not null,
+        };
     }
 
     private SessionOptions CreateSessionOptions()
@@ -90,7 +121,7 @@ public sealed partial class OnnxSessionFactory : IDisposable
             throw new InferenceDeviceUnavailableException($"Inference:Device is cuda but CUDA cannot be used: {unavailable}");
         }
 
-        LogCudaFallback(logger, unavailable);
+        LogCudaUnavailable(logger, unavailable);
         return ExecutionTarget.Cpu;
     }
 
@@ -134,6 +165,7 @@ public sealed partial class OnnxSessionFactory : IDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "ONNX Runtime sessions run on Cuda (Inference:Device is {Device}, CUDA device {DeviceId})")]
     private static partial void LogCudaSelected(ILogger logger, InferenceDevice device, int deviceId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Inference:Device is auto and CUDA is unavailable, falling back to CPU: {Reason}")]
-    private static partial void LogCudaFallback(ILogger logger, string reason);
+    // Information, not a warning: on a machine without a GPU, auto running on the CPU is the expected outcome.
+    [LoggerMessage(Level = LogLevel.Information, Message = "CUDA not available ({Reason}); running on CPU (Inference:Device is auto; set it to cpu to skip the probe, or cuda to refuse to start without CUDA)")]
+    private static partial void LogCudaUnavailable(ILogger logger, string reason);
 }

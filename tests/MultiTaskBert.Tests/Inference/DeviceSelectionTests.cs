@@ -8,12 +8,13 @@ namespace MultiTaskBert.Tests.Inference;
 
 /// <summary>
 /// Device selection on a machine without CUDA (the CPU ONNX Runtime package, or no GPU):
-/// auto falls back to CPU and says why in one log line; cuda stops start-up.
+/// auto falls back to CPU and says why in one information line; cuda stops start-up naming what is
+/// missing. CI runs these on both ONNX Runtime flavours (test.sh).
 /// </summary>
 [Collection(StartUpCollection.Name)]
 public sealed class DeviceSelectionTests
 {
-    private static bool CudaUsable => OnnxSessionFactory.ProbeCuda(0) is null;
+    private static bool CudaUsable => OnnxRuntimeBuild.CudaUnavailableReason is null;
 
     [Fact]
     public void Cpu_is_used_when_asked_for()
@@ -26,20 +27,66 @@ public sealed class DeviceSelectionTests
     }
 
     [Fact]
-    public void Auto_falls_back_to_cpu_with_one_log_line_saying_why()
+    public void Auto_falls_back_to_cpu_with_one_information_line_saying_why()
     {
         if (CudaUsable)
         {
-            return; // A CUDA machine takes the CUDA path; nothing to fall back from.
+            return; // A CUDA machine takes the CUDA path; nothing to fall back from (CudaGraphTests cover it).
         }
 
         var logger = new ListLogger<OnnxSessionFactory>();
         using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Auto }, logger);
 
         Assert.Equal(ExecutionTarget.Cpu, sessions.Target);
-        var warning = Assert.Single(logger.Entries, e => e.Level == LogLevel.Warning);
-        Assert.Contains("falling back to CPU", warning.Message);
-        Assert.Contains(OnnxSessionFactory.CudaProviderName, warning.Message);
+        Assert.DoesNotContain(logger.Entries, e => e.Level >= LogLevel.Warning);
+        var line = Assert.Single(logger.Entries);
+        Assert.Equal(LogLevel.Information, line.Level);
+        Assert.StartsWith($"CUDA not available ({OnnxRuntimeBuild.CudaUnavailableReason}); running on CPU", line.Message);
+    }
+
+    /// <summary>
+    /// The suite runs on the native library of the flavour it was built with: CI runs it once per
+    /// flavour, so the fallback and refusal tests below run on the GPU package's library too.
+    /// </summary>
+    [Fact]
+    public void The_native_library_is_the_one_of_the_flavour_built()
+    {
+        string[] providers = Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders();
+        string? library = OnnxRuntimeBuild.LoadedNativeLibrary();
+        Assert.NotNull(library);
+        bool cudaProviderBeside = File.Exists(Path.Combine(Path.GetDirectoryName(library)!, "libonnxruntime_providers_cuda.so"));
+        if (OnnxRuntimeBuild.IsGpuFlavor)
+        {
+            Assert.Contains(OnnxSessionFactory.CudaProviderName, providers);
+            Assert.True(cudaProviderBeside, $"{library}: no libonnxruntime_providers_cuda.so beside it");
+        }
+        else
+        {
+            Assert.DoesNotContain(OnnxSessionFactory.CudaProviderName, providers);
+            Assert.False(cudaProviderBeside, $"{library}: a CUDA provider beside the CPU package's library");
+        }
+    }
+
+    [Fact]
+    public void The_reason_cuda_is_unavailable_names_what_is_missing()
+    {
+        if (CudaUsable)
+        {
+            return;
+        }
+
+        string reason = OnnxRuntimeBuild.CudaUnavailableReason!;
+        if (OnnxRuntimeBuild.IsGpuFlavor)
+        {
+            // The GPU package has the provider: what is missing is its library's CUDA dependencies or a device.
+            Assert.DoesNotContain("CPU package", reason);
+            Assert.Contains("libonnxruntime_providers_cuda.so", reason);
+        }
+        else
+        {
+            Assert.Contains($"no {OnnxSessionFactory.CudaProviderName}", reason);
+            Assert.Contains("-p:OnnxRuntimeFlavor=Gpu", reason);
+        }
     }
 
     [Fact]
@@ -53,7 +100,7 @@ public sealed class DeviceSelectionTests
         var error = Assert.Throws<InferenceDeviceUnavailableException>(() =>
             new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cuda }, new ListLogger<OnnxSessionFactory>()));
 
-        Assert.Contains("Inference:Device is cuda", error.Message);
+        Assert.Equal($"Inference:Device is cuda but CUDA cannot be used: {OnnxRuntimeBuild.CudaUnavailableReason}", error.Message);
     }
 
     [Fact]
