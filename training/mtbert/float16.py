@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .checkpoint import load_checkpoint, sha256_file
 from .data import load_task_spec, read_examples
-from .export import ID_AXES, _example_ids, _export, replace_nodes
+from .export import ID_AXES, _example_ids, _export, replace_nodes, store_weights_fp16
 from .modeling import CRF, ExportedTrunk, RowwiseInt8Linear
 from .onnx_eval import Graph
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -148,7 +148,7 @@ def write_float_head(source: Path, target: Path) -> None:
     model = onnx.load(str(source))
     if dequantize_matmuls(model) == 0:
         raise Float16Error(f"{source}: no int8 matmul to replace")
-    onnx.checker.check_model(model)
+    store_weights_fp16(model)  # stored as float16 like the head's other weights (float32 math after the Cast)
     model.producer_name, model.producer_version = "mtbert", ""
     target.write_bytes(model.SerializeToString())
 
