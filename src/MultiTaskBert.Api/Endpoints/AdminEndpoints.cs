@@ -29,7 +29,7 @@ internal static class AdminEndpoints
             .WithName("AddOrReplaceTask")
             .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle, or multipart/form-data with 'manifest' (the entry) and 'head' (the ONNX file).")
             .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
-            .Accepts<TaskManifest>("application/json", "multipart/form-data")
+            .Accepts<TaskManifest>("application/json", "multipart/form-data") // both bodies reach the handler, which reads either
             .Produces<TaskChangeResult>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
