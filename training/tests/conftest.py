@@ -1,6 +1,6 @@
 """Test fixtures. Every test runs from the repository alone: the vocabulary is the fixture bundle's
-(bert-base-uncased's), checkpoints are tiny random BERTs made here, and the data is a committed
-sample of six tasks (`tests/data`: the first 64 train and 32 dev lines of `../shared/data`).
+(bert-base-uncased's), checkpoints are tiny random BERTs made here, and the data is six tiny synthetic
+tasks generated from a seed (`tests/synthetic.py`; no copy of the real datasets is committed).
 Tests marked `shared` read the real datasets and checkpoints in `../shared`; they are skipped when
 it is absent, unless MTBERT_REQUIRE_SHARED=1 (CI), which makes its absence a failure."""
 
@@ -14,10 +14,11 @@ import torch
 
 from mtbert.fixtures import make_tiny_checkpoint
 
+from .synthetic import write_synthetic_data
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 VOCAB = REPO / "tests" / "fixtures" / "tiny-bundle" / "vocab.txt.gz"
-SAMPLE_DATA = Path(__file__).resolve().parent / "data"
 SKIP_REASON = f"{SHARED} not found (the real datasets and pretrained checkpoints)"
 
 torch.set_num_threads(2)
@@ -50,6 +51,6 @@ def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_data() -> Path:
-    """A few lines of real tasks, in the shared/data layout (tasks.json + <task>/{train,dev}.jsonl)."""
-    return SAMPLE_DATA
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six synthetic tasks (64 train, 32 dev lines each) in the shared/data layout (tasks.json + <task>/{train,dev}.jsonl)."""
+    return write_synthetic_data(tmp_path_factory.mktemp("data"))
