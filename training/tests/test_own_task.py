@@ -84,7 +84,8 @@ def test_the_readme_takes_a_csv_to_a_served_and_hot_replaced_head(tiny_data: Pat
     out = result.stdout
     assert re.search(r"^chosen head: \.\./runs/reviews/f[345]", out, re.M)
     assert "my-bundle: tiny@1.0.4, tasks " in out  # bundle add bumped the copy's version
-    answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    # curl prints no newline after an answer, so the service's next log line can follow it on the same line.
+    answers = [json.JSONDecoder().raw_decode(line)[0] for line in out.splitlines() if line.startswith("{")]
     classify = next(a for a in answers if "results" in a)
     assert classify["model"] == "tiny@1.0.4" and classify["results"]["reviews"]["label"] in ("negative", "positive")
     upload = next(a for a in answers if a.get("action"))
