@@ -164,7 +164,7 @@ def fit_fallback(
     """Chooses a classification run's fallback on dev (`choose_fallback`) and keeps it in the run
     folder (fallback.json, which `bundle add`/`replace` carry into the manifest, and the curve).
     `probe`: a task of `data_root` whose dev examples labelled `probe_label` are out of scope for this one."""
-    info, head, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
+    info, served, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
     spec = info.spec
     if spec.kind != "classification":
         raise ValueError(f"{run}: a fallback is for classification heads; {spec.name} is a {spec.kind} task")
@@ -176,7 +176,7 @@ def fit_fallback(
             raise ValueError(f"{data_root / probe}: the probe task has no {probe_label!r} class to take out-of-scope examples from")
         outside = [e for e in read_examples(split_file(data_root, probe, "dev"), probe_spec) if e.label == probe_spec.labels.index(probe_label)]
         # Encoded as this task's inputs; their labels are not read.
-        _, probe_logits = served_logits(checkpoint, info, head, [Example(e.text, None, 0) for e in outside], max_length)
+        _, probe_logits = served_logits(checkpoint, info, served, [Example(e.text, None, 0) for e in outside], max_length)
     choice = choose_fallback(label, logits, dev.labels.numpy(), label_index, probe_logits, max_cost)
     choice.weights_sha256 = sha256_file(run / WEIGHTS_FILE)
     choice.save(run)

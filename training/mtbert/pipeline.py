@@ -117,16 +117,16 @@ def served_dev_logits(checkpoint: Checkpoint, data_root: Path, run: Path, max_le
     info, head = load_run(run)
     spec = info.spec
     dev = read_examples(split_file(data_root, spec.name, "dev"), spec)
-    encoded, logits = served_logits(checkpoint, info, head, dev, max_length)
-    return info, served_head(head, info.int8_matmuls), encoded, logits
+    served = served_head(head, info.int8_matmuls)
+    encoded, logits = served_logits(checkpoint, info, served, dev, max_length)
+    return info, served, encoded, logits
 
 
-def served_logits(checkpoint: Checkpoint, info: RunInfo, head: TaskHead, examples: list[Example], max_length: int = 128) -> tuple[EncodedSet, torch.Tensor]:
-    """A head's outputs on `examples` through the trunk and head exactly as a bundle serves them."""
+def served_logits(checkpoint: Checkpoint, info: RunInfo, served: TaskHead, examples: list[Example], max_length: int = 128) -> tuple[EncodedSet, torch.Tensor]:
+    """The outputs of a head as served (`served_head`) on `examples`, through the trunk exactly as a bundle serves it."""
     tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
     encoded = EncodedSet.build(examples, tokenizer, info.spec)
     states = FrozenStates(build_trunk(checkpoint, info.branch_layer, info.int8_matmuls), encoded, [info.branch_layer], desc=f"{info.spec.name}: served states")
-    served = served_head(head, info.int8_matmuls)
     return encoded, head_logits(served, states, info.branch_layer, len(encoded))
 
 

@@ -16,15 +16,6 @@ public sealed class BundleValidationTests : IDisposable
 
     private static JsonObject Task(JsonObject manifest, int index) => manifest["tasks"]!.AsArray()[index]!.AsObject();
 
-    private async Task<BundleValidationException> LoadFails()
-    {
-        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(_bundle.Directory));
-        Assert.False(engine.IsReady);
-        Assert.StartsWith($"{error.File}: {error.Field}: ", error.Message);
-        return error;
-    }
 
     [Fact]
     public async Task The_fixture_itself_loads()
@@ -42,7 +33,7 @@ public sealed class BundleValidationTests : IDisposable
         Assert.True((await BundleLoader.LoadAsync(_bundle.Directory)).Manifest.Trunk.Int8Matmuls);
 
         _bundle.EditManifest(m => m["trunk"]!.AsObject()["int8Matmuls"] = "yes");
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
         Assert.Equal(("manifest.json", "trunk.int8Matmuls"), (error.File, error.Field));
     }
 
@@ -51,7 +42,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         File.Delete(_bundle.PathOf("manifest.json"));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal("manifest.json", error.File);
         Assert.Contains("not found", error.Message);
@@ -62,7 +53,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         File.WriteAllText(_bundle.PathOf("manifest.json"), "{ \"formatVersion\": 1, \"name\": ");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal("manifest.json", error.File);
         Assert.Contains("invalid manifest JSON", error.Message);
@@ -73,7 +64,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["branchLayer"] = "deep");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].branchLayer"), (error.File, error.Field));
     }
@@ -83,7 +74,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["head"]!.AsObject().Remove("sha256"));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].head.sha256"), (error.File, error.Field));
     }
@@ -93,7 +84,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => m["formatVersion"] = 2);
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "formatVersion"), (error.File, error.Field));
     }
@@ -104,7 +95,7 @@ public sealed class BundleValidationTests : IDisposable
         string head = (string)Task(_bundle.ReadManifest(), 0)["head"]!["file"]!;
         File.Delete(_bundle.PathOf(head));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((head, "tasks[0].head.file"), (error.File, error.Field));
         Assert.Contains("not found", error.Message);
@@ -115,7 +106,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         File.Delete(_bundle.PathOf(TestBundle.Manifest.Tokenizer.VocabFile));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tokenizer.VocabFile, "tokenizer.vocabFile"), (error.File, error.Field));
     }
@@ -125,7 +116,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => m["trunk"]!["file"] = "../trunk.onnx");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "trunk.file"), (error.File, error.Field));
         Assert.Contains("leaves the bundle", error.Message);
@@ -136,7 +127,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         File.AppendAllText(_bundle.PathOf(TestBundle.Manifest.Trunk.File), "tampered");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Trunk.File, "trunk.sha256"), (error.File, error.Field));
         Assert.Contains("SHA-256 mismatch", error.Message);
@@ -161,7 +152,7 @@ public sealed class BundleValidationTests : IDisposable
             target.RemoveAt(target.Count - 1);
         });
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((BundleLoader.ManifestFileName, $"tasks[{index}].output.crf.{field}"), (error.File, error.Field));
     }
@@ -176,7 +167,7 @@ public sealed class BundleValidationTests : IDisposable
             tags[tags.Select(t => t!.GetValue<string>()).ToList().IndexOf("O")] = "B-zzz";
         });
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((BundleLoader.ManifestFileName, $"tasks[{index}].output.tags"), (error.File, error.Field));
     }
@@ -186,7 +177,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 1)["head"]!["sha256"] = new string('0', 64));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[1].Head.File, "tasks[1].head.sha256"), (error.File, error.Field));
     }
@@ -196,7 +187,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["pretrainedFingerprint"] = new string('f', 64));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].pretrainedFingerprint"), (error.File, error.Field));
         Assert.Contains("other pretrained weights", error.Message);
@@ -207,7 +198,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["branchLayer"] = TestBundle.Manifest.Trunk.NumLayers + 1);
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].branchLayer"), (error.File, error.Field));
         Assert.Contains("deeper than the trunk", error.Message);
@@ -228,7 +219,7 @@ public sealed class BundleValidationTests : IDisposable
         int taskIndex = 0;
         _bundle.EditManifest(m => Task(m, taskIndex)["branchLayer"] = layer);
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal("manifest.json", error.File);
         Assert.EndsWith("branchLayer", error.Field);
@@ -240,7 +231,7 @@ public sealed class BundleValidationTests : IDisposable
         int index = TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.Output.Kind == "classification");
         _bundle.EditManifest(m => Task(m, index)["output"]!["labels"]!.AsArray().Add("one-too-many"));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].output.labels"), (error.File, error.Field));
     }
@@ -250,7 +241,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["head"]!["inputs"]!["hiddenStates"] = "not_an_input");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[0].Head.File, "tasks[0].head.inputs.hiddenStates"), (error.File, error.Field));
     }
@@ -261,7 +252,7 @@ public sealed class BundleValidationTests : IDisposable
         int index = TestBundle.Manifest.Tasks.ToList().FindIndex(t => t.Head.Inputs.AttentionMask is not null);
         _bundle.EditManifest(m => Task(m, index)["head"]!["inputs"]!["attentionMask"] = null);
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].head.inputs"), (error.File, error.Field));
     }
@@ -275,7 +266,7 @@ public sealed class BundleValidationTests : IDisposable
         int index = FirstBranchingAt(1);
         _bundle.EditManifest(m => Task(m, index)["branchLayer"] = 2); // the trunk outputs layer 2 too: only the metadata tells
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].branchLayer"), (error.File, error.Field));
         Assert.Contains("mtbert.branchLayer is '1', the manifest entry says '2'", error.Message);
@@ -287,7 +278,7 @@ public sealed class BundleValidationTests : IDisposable
         int index = FirstBranchingAt(1);
         _bundle.EditManifest(m => Task(m, index)["input"] = "pair");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((TestBundle.Manifest.Tasks[index].Head.File, $"tasks[{index}].input"), (error.File, error.Field));
         Assert.Contains("mtbert.input is 'single'", error.Message);
@@ -300,7 +291,7 @@ public sealed class BundleValidationTests : IDisposable
         string fingerprint = TestBundle.Manifest.Trunk.Pretrained.Fingerprint;
         _bundle.PatchHead(task.Head.File, fingerprint, new string([.. fingerprint.Reverse()]));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal((task.Head.File, "tasks[0].pretrainedFingerprint"), (error.File, error.Field));
         Assert.Contains("mtbert.pretrainedFingerprint", error.Message);
@@ -333,7 +324,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 1)["name"] = (string)Task(m, 0)["name"]!);
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[1].name"), (error.File, error.Field));
         Assert.Contains("duplicate", error.Message);
@@ -344,7 +335,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["name"] = "Not A Name");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].name"), (error.File, error.Field));
     }
@@ -354,7 +345,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["output"]!["kind"] = "ranking");
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].output.kind"), (error.File, error.Field));
         Assert.Contains("unknown kind 'ranking'", error.Message);
@@ -365,7 +356,7 @@ public sealed class BundleValidationTests : IDisposable
     {
         _bundle.EditManifest(m => Task(m, 0)["input"]!.ReplaceWith("triple"));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal(("manifest.json", "tasks[0].input"), (error.File, error.Field));
     }
@@ -384,7 +375,7 @@ public sealed class BundleValidationTests : IDisposable
             output["tags"] = new JsonArray([.. Enumerable.Range(0, width + 1).Select(i => (JsonNode)$"T{i}")]);
         });
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
 
         Assert.Equal($"tasks[{index}].output.tags", error.Field);
     }

@@ -171,7 +171,7 @@ public sealed class FallbackApiTests : IDisposable
         int index = _bundle.ReadManifest()["tasks"]!.AsArray().Select(t => (string?)t!["name"]).ToList().IndexOf(_task);
         _bundle.EditManifest(m => m["tasks"]![index]!["output"]!["fallback"]![field] = JsonNode.Parse(json));
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
         Assert.Equal($"tasks[{index}].output.fallback.{field}", error.Field);
         Assert.EndsWith(message, error.Message);
     }
@@ -183,14 +183,8 @@ public sealed class FallbackApiTests : IDisposable
         int index = _bundle.ReadManifest()["tasks"]!.AsArray().Select(t => (string?)t!["name"]).ToList().IndexOf(regression);
         _bundle.EditManifest(m => m["tasks"]![index]!["output"]!["fallback"] = new JsonObject { ["label"] = "x", ["rule"] = "margin", ["threshold"] = 0.1 });
 
-        BundleValidationException error = await LoadFails();
+        BundleValidationException error = await _bundle.LoadFailsAsync();
         Assert.Equal($"tasks[{index}].output.fallback", error.Field);
     }
 
-    private async Task<BundleValidationException> LoadFails()
-    {
-        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        return await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(_bundle.Directory));
-    }
 }

@@ -1,7 +1,10 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Inference;
 
 namespace MultiTaskBert.Tests.Support;
 
@@ -78,6 +81,17 @@ public sealed class BundleCopy : IDisposable
         JsonObject manifest = ReadManifest();
         edit(manifest);
         WriteManifest(manifest);
+    }
+
+    /// <summary>Loads the copy in a real engine and returns the validation error, which must name its file and field.</summary>
+    public async Task<BundleValidationException> LoadFailsAsync()
+    {
+        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(Directory));
+        Assert.False(engine.IsReady);
+        Assert.StartsWith($"{error.File}: {error.Field}: ", error.Message);
+        return error;
     }
 
     public string Sha256Of(string relative) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(PathOf(relative))));
