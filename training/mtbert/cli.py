@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,13 @@ SHARED = REPO.parent / "shared"
 # The start point of the default bundle; any Hugging Face BERT checkpoint folder works (--pretrained).
 DEFAULT_PRETRAINED = SHARED / "pretrained" / "all-minilm-l6-v2"
 FIXTURE = REPO / "tests" / "fixtures" / "tiny-bundle"
-HELP = argparse.ArgumentDefaultsHelpFormatter
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults; wraps only at spaces, so a default path stays whole (it can be copied) even if longer than a line."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False, break_long_words=False)
 
 
 def _ints(text: str) -> list[int]:
@@ -186,17 +193,17 @@ def cmd_recipe(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtbert", formatter_class=HELP, description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
+    parser = argparse.ArgumentParser(prog="mtbert", formatter_class=HelpFormatter, description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", formatter_class=HELP, help="partial fine-tuning: train the top L-F layers of one task (a teacher head)")
+    p = sub.add_parser("train", formatter_class=HelpFormatter, help="partial fine-tuning: train the top L-F layers of one task (a teacher head)")
     _add_task_args(p)
     p.add_argument("--frozen", type=int, required=True, help="F: frozen layers; the head branches from trunk layer F")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (run.json, head.pt, head.onnx)")
     _add_training_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("distill", formatter_class=HELP, help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
+    p = sub.add_parser("distill", formatter_class=HelpFormatter, help="compress a teacher head into fewer layers by knowledge distillation (a CRF teacher gives a CRF student)")
     p.add_argument("--teacher", type=Path, required=True, help="teacher run folder (from `train`)")
     p.add_argument("--layers", type=int, required=True, help="student layers (fewer than the teacher's, or as many when --width < 1)")
     p.add_argument("--width", type=float, default=1.0, help="fraction of the attention heads and feed-forward units each student layer keeps (0 < w <= 1)")
@@ -207,12 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("full", formatter_class=HELP, help="full fine-tuning of every layer: the reference dev score")
+    p = sub.add_parser("full", formatter_class=HelpFormatter, help="full fine-tuning of every layer: the reference dev score")
     _add_task_args(p)
     _add_training_args(p)
     p.set_defaults(func=cmd_full)
 
-    p = sub.add_parser("sweep", formatter_class=HELP, help="full fine-tuning, teachers at several F, students; choose a head; plot")
+    p = sub.add_parser("sweep", formatter_class=HelpFormatter, help="full fine-tuning, teachers at several F, students; choose a head; plot")
     _add_task_args(p)
     p.add_argument("--frozen", default="2,3,4,5", help="comma-separated frozen-layer counts to try")
     p.add_argument("--students", default="1,2", help="comma-separated student depths")
@@ -224,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HELP, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data)")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data)")
     p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
@@ -237,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("fallback", formatter_class=HELP, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
+    p = sub.add_parser("fallback", formatter_class=HelpFormatter, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
     p.add_argument("--run", type=Path, required=True, help="run folder of the head")
     p.add_argument("--data", type=Path, required=True, help="datasets root (tasks.json and <task>/dev.jsonl)")
     p.add_argument("--label", required=True, help="the label to answer when the rule fires (a class of the task, e.g. CLINC150's oos, or a new one)")
@@ -248,32 +255,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: every core)")
     p.set_defaults(func=cmd_fallback)
 
-    p = sub.add_parser("export-head", formatter_class=HELP, help="write a run's head and manifest entry for POST /admin/tasks on a service serving BUNDLE (the bundle is not changed)")
+    p = sub.add_parser("export-head", formatter_class=HelpFormatter, help="write a run's head and manifest entry for POST /admin/tasks on a service serving BUNDLE (the bundle is not changed)")
     p.add_argument("--run", type=Path, required=True, help="run folder of the head (e.g. the one sweep chose)")
     p.add_argument("--bundle", type=Path, required=True, help="the folder of the bundle the service serves (or a copy of it)")
     p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
     p.set_defaults(func=cmd_export_head)
 
-    p = sub.add_parser("export-single", formatter_class=HELP, help="export a run as one whole single-task ONNX model (benchmark baseline)")
+    p = sub.add_parser("export-single", formatter_class=HelpFormatter, help="export a run as one whole single-task ONNX model (benchmark baseline)")
     p.add_argument("--run", type=Path, required=True, help="run folder")
     p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training")
     p.set_defaults(func=cmd_export_single)
 
-    p = sub.add_parser("export-baselines", formatter_class=HELP, help="export one whole single-task model per bundle task (the benchmark's one-model-per-task baseline)")
+    p = sub.add_parser("export-baselines", formatter_class=HelpFormatter, help="export one whole single-task model per bundle task (the benchmark's one-model-per-task baseline)")
     p.add_argument("--bundle", type=Path, required=True, help="bundle folder whose tasks get a baseline")
     p.add_argument("--out", type=Path, required=True, help="folder for the baselines")
     p.add_argument("--pretrained", type=Path, default=None, help="checkpoint folder (default: shared/pretrained/<trunk.pretrained.name>)")
     p.add_argument("--float16", action="store_true", help="float16 baselines for CUDA (compared with the bundle's float16 trunk), weights in one shared file")
     p.set_defaults(func=cmd_export_baselines)
 
-    p = sub.add_parser("fixtures", formatter_class=HELP, help="regenerate the tiny fixture bundle for the service's tests")
+    p = sub.add_parser("fixtures", formatter_class=HelpFormatter, help="regenerate the tiny fixture bundle for the service's tests")
     p.add_argument("--out", type=Path, default=FIXTURE, help="bundle folder to (re)write")
     p.add_argument("--data", type=Path, default=SHARED / "data", help="folder with tasks.json and the fixture's tasks (sst2, snips, rte, stsb, snips_slots)")
     p.add_argument("--vocab", type=Path, default=FIXTURE / "vocab.txt.gz", help="vocabulary (plain or gzipped; bert-base-uncased's is the committed fixture's)")
     p.set_defaults(func=cmd_fixtures)
 
-    p = sub.add_parser("recipe", formatter_class=HELP, help="build a whole bundle from a recipe (e.g. recipes/default.json) and its REPORT.md")
+    p = sub.add_parser("recipe", formatter_class=HelpFormatter, help="build a whole bundle from a recipe (e.g. recipes/default.json) and its REPORT.md")
     p.add_argument("recipe", type=Path, help="recipe JSON")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to (re)create")
     p.add_argument("--runs", type=Path, required=True, help="folder for the runs of every task")

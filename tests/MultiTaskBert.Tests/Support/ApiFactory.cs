@@ -14,13 +14,18 @@ public class ApiFactory : WebApplicationFactory<Program>
     // so hosts built at the same time by test classes running in parallel can pick up each other's
     // settings (a start-up-failure test then sees a host that starts). Build one host at a time;
     // the tests themselves still run in parallel. See dotnet/aspnetcore#38335, FastEndpoints#1121.
-    private static readonly Lock HostCreation = new();
+    internal static readonly SemaphoreSlim HostCreation = new(1, 1);
 
     protected override IHost CreateHost(IHostBuilder builder)
     {
-        lock (HostCreation)
+        HostCreation.Wait();
+        try
         {
             return base.CreateHost(builder);
+        }
+        finally
+        {
+            HostCreation.Release();
         }
     }
 
