@@ -7,6 +7,9 @@
 # Loopback only; the services are started and stopped here.
 #   BUNDLE=models/default DURATION=5s ROUNDS=3 WARMUP=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default;
 #   SERVICE, DEVICE, PYTHON: the service command, Inference:Device and the Python for the summary, as bench/gpu/run.sh sets them)
+# Other modes for side-by-side comparisons (MODES="on shrink", REFERENCE=on): shrink (Inference:CpuArena=Shrink),
+# base (BASE_SERVICE, e.g. "dotnet /work/base/src/MultiTaskBert.Api/bin/Release/net10.0/MultiTaskBert.Api.dll": an
+# earlier build with its defaults, to check a change for a regression). Ratios are against REFERENCE (default off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +32,9 @@ if [ -z "${SERVICE:-}" ]; then
 fi
 
 # mode -> the settings it changes from the service's defaults (MaxWaitMs=2, MaxConcurrentBatches=2)
-declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Batching__MaxWaitMs=0")
+declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Batching__MaxWaitMs=0"
+                     [shrink]="Inference__CpuArena=Shrink" [base]="")
+REFERENCE=${REFERENCE:-off}
 
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
@@ -45,9 +50,11 @@ for mode in $MODES; do
   PORTS[$mode]=$next_port
   # shellcheck disable=SC2086 # the settings are NAME=value words
   # shellcheck disable=SC2086 # SERVICE may be "dotnet path.dll"
+  service=$SERVICE
+  if [ "$mode" = base ]; then service=${BASE_SERVICE:?mode base needs BASE_SERVICE, the command of the earlier build}; fi
   env ${SETTINGS[$mode]} Model__BundlePath="$BUNDLE" Inference__Device="$DEVICE" \
     Inference__IntraOpThreads="${THREADS:-0}" Serilog__MinimumLevel__Default=Warning ASPNETCORE_ENVIRONMENT=Production \
-    $SERVICE --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
+    $service --urls "http://127.0.0.1:$next_port" > "$LOG_DIR/service-$mode.log" 2>&1 &
   pids+=($!)
   next_port=$((next_port + 1))
 done
@@ -89,12 +96,14 @@ echo "HTTP load, POST /classify, one utterance per request, every single-sentenc
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cpu_vectors=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | tr '\n' ' ')
 echo "machine: ${cpu_model:-unknown processor}, $(nproc) logical CPUs, vector extensions: ${cpu_vectors:-none of avx2/avx512f/avx512_vnni}"
-"$PYTHON" - "$runs" <<'EOF'
+"$PYTHON" - "$runs" "$REFERENCE" <<'EOF'
 import csv, statistics, sys
 from collections import defaultdict
 
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-label = {"on": "on (defaults: MaxWaitMs=2, MaxConcurrentBatches=2)", "on1": "on, one batch at a time (MaxConcurrentBatches=1)", "off": "off (MaxWaitMs=0)"}
+label = {"on": "on (defaults: MaxWaitMs=2, MaxConcurrentBatches=2)", "on1": "on, one batch at a time (MaxConcurrentBatches=1)", "off": "off (MaxWaitMs=0)",
+         "shrink": "on, CpuArena=Shrink", "base": "on, the earlier build (BASE_SERVICE)"}
+reference = sys.argv[2]
 modes = list(dict.fromkeys(r["mode"] for r in runs))
 connections = list(dict.fromkeys(r["connections"] for r in runs))
 by = defaultdict(list)
@@ -110,13 +119,13 @@ for mode in modes:
         print(f"| {label.get(mode, mode)} | {c} | {med('rps'):.1f} | {med('p50'):.2f} | {med('p99'):.2f} "
               f"| {sum(int(r['requests']) for r in rs)} | {sum(int(r['errors']) for r in rs)} |")
 
-if "off" in modes:
-    others = [m for m in modes if m != "off"]
-    print("\nThroughput against batching off (median of the per-round ratios):\n")
-    print("| connections | " + " | ".join(f"{label.get(m, m)} / off" for m in others) + " |")
+if reference in modes:
+    others = [m for m in modes if m != reference]
+    print(f"\nThroughput against {label.get(reference, reference)} (median of the per-round ratios):\n")
+    print("| connections | " + " | ".join(f"{label.get(m, m)} / {reference}" for m in others) + " |")
     print("| ---: | " + " | ".join("---:" for _ in others) + " |")
     for c in connections:
-        off = {r["round"]: float(r["rps"]) for r in by["off", c]}
-        cells = [statistics.median(float(r["rps"]) / off[r["round"]] for r in by[m, c]) for m in others]
+        base = {r["round"]: float(r["rps"]) for r in by[reference, c]}
+        cells = [statistics.median(float(r["rps"]) / base[r["round"]] for r in by[m, c]) for m in others]
         print(f"| {c} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
 EOF

@@ -30,14 +30,15 @@ from .train import build_trunk, served_head
 FORMAT_VERSION = 1
 MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", "parity.json"
 # How far the service's outputs may be from PyTorch's. Float graphs differ only in summation order.
-# With int8 matmuls, ONNX Runtime and PyTorch compute the same integers, but a float32 difference
-# in a layer's input can round one activation to the next int8 step. Measured on default@1.4.0 (the
-# service's parity tests): half the cases within 1e-4, the largest difference 0.020 on a tagging logit;
-# the same 0.020 for default@1.4.1 on a processor without VNNI (its unsigned codes sum exactly there).
-# default@2.0.0 (all-MiniLM trunk, 384 wide): nine of the ten parity texts within 0.05, but the
-# 128-token truncated text (one sentence repeated) differs by up to 0.44 (an atis logit): an open
-# defect, not rounding noise, under investigation; the tolerance covers it until it is found.
-PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 5e-1
+# With int8 matmuls they differ by rounding flips: a float32 difference of 1e-6 upstream (summation
+# order) can move one activation to the neighbouring int8 step, and each flip perturbs the next
+# layers enough to flip more, so a few flips cascade. Found on default@2.0.0's 128-token parity text
+# (0.44 on an atis logit): its trunk diverges at one row of layer 2's attention output matmul, whose
+# input agreed to 2e-6. Measured over 92 dev texts (bench/experiments/int8_parity_spread.py: the
+# exported graph evaluated exactly vs PyTorch, same heads): half the short texts agree to 1e-5, but
+# the largest logit difference per text reaches 0.63 (p90 0.29 short, 0.39 long), 3 of 552 top-1
+# labels differ, softmax by at most 0.14. The tolerance covers that with margin.
+PARITY_TOLERANCE, INT8_PARITY_TOLERANCE = 1e-4, 1.0
 # The service's rule (BundleLoader.TaskNameRule): the whole name, ASCII only. fullmatch, not
 # match with "$": "$" also matches before a final newline, so "nl\n" would pass.
 TASK_NAME = re.compile(r"[a-z0-9_-]{1,64}", re.ASCII)
