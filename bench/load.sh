@@ -128,4 +128,16 @@ if reference in modes:
         base = {r["round"]: float(r["rps"]) for r in by[reference, c]}
         cells = [statistics.median(float(r["rps"]) / base[r["round"]] for r in by[m, c]) for m in others]
         print(f"| {c} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
+
+# This build against the earlier one, and the arena setting against the default, when measured.
+for mode, against in (("on", "base"), ("shrink", "on")):
+    if mode in modes and against in modes and against != reference:
+        print(f"\n{label[mode]} against {label[against]} (median of the per-round ratios):\n")
+        print("| connections | requests/s | p99 |")
+        print("| ---: | ---: | ---: |")
+        for c in connections:
+            other = {r["round"]: r for r in by[against, c]}
+            rps = statistics.median(float(r["rps"]) / float(other[r["round"]]["rps"]) for r in by[mode, c])
+            p99 = statistics.median(float(r["p99"]) / float(other[r["round"]]["p99"]) for r in by[mode, c])
+            print(f"| {c} | {rps:.2f}x | {p99:.2f}x |")
 EOF
