@@ -8,7 +8,7 @@ using MultiTaskBert.Core.Tokenization;
 internal static class Passes
 {
     // The served baselines and trunk split their rows into the same length buckets as the engine
-    // (Inference:BucketOverheadTokens), so padding favours neither side.
+    // (Batching:BucketOverheadTokens), so padding favours neither side.
     public static IEnumerable<TokenBatch> PaddedBuckets(LoadedBundle bundle, EncodedInput[] encoded) =>
         LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens)
             .Select(rows => TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));

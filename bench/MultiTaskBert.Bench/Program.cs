@@ -29,10 +29,10 @@ using var sessions = new OnnxSessionFactory(
 using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
 await engine.LoadAsync(options.Bundle);
 
-// Variant: the same bundle with Inference:ParallelHeads on (heads of a batch run concurrently).
+// Variant: the same bundle with Batching:ParallelHeads on (heads of a batch run concurrently).
 using var parallelSessions = new OnnxSessionFactory(
-    new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads, ParallelHeads = true },
-    NullLogger<OnnxSessionFactory>.Instance);
+    new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads },
+    NullLogger<OnnxSessionFactory>.Instance, parallelHeads: true);
 using var parallelEngine = new MultiTaskEngine(parallelSessions, NullLogger<MultiTaskEngine>.Instance);
 await parallelEngine.LoadAsync(options.Bundle);
 // Variants: the same bundle at lower graph optimisation levels (is ORT_ENABLE_ALL worth it?).

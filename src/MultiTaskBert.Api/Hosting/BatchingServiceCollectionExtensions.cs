@@ -6,10 +6,18 @@ namespace MultiTaskBert.Api.Hosting;
 
 internal static class BatchingServiceCollectionExtensions
 {
-    /// <summary>The <c>Batching</c> options (validated at start) and the micro-batcher the classify endpoints call.</summary>
+    /// <summary>
+    /// The <c>Batching</c> options (validated at start; the engine's run settings come from them
+    /// too) and the micro-batcher the classify endpoints call.
+    /// </summary>
     public static IServiceCollection AddMicroBatching(this IServiceCollection services)
     {
-        services.AddOptions<BatchingOptions>().BindConfiguration(BatchingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BatchingOptions>()
+            .BindConfiguration(BatchingOptions.SectionName)
+            .Configure<IConfiguration>(DeprecatedBatchingKeys.Apply)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddHostedService<DeprecatedBatchingKeys>();
         services.AddSingleton(sp => new MicroBatcher(
             sp.GetRequiredService<MultiTaskEngine>(),
             sp.GetRequiredService<IOptions<BatchingOptions>>().Value,

@@ -4,6 +4,7 @@ using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.OpenApi;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -21,9 +22,16 @@ internal static class ServiceCollectionExtensions
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<LimitsOptions>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxRequestBodyBytes);
 
-        services.AddSingleton(sp => new OnnxSessionFactory(
-            sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
-            sp.GetRequiredService<ILogger<OnnxSessionFactory>>()));
+        // How the engine runs a batch is a batching setting (AddMicroBatching binds the section).
+        services.AddSingleton(sp =>
+        {
+            BatchingOptions batching = sp.GetRequiredService<IOptions<BatchingOptions>>().Value;
+            return new OnnxSessionFactory(
+                sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
+                sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
+                parallelHeads: batching.ParallelHeads,
+                bucketOverheadTokens: batching.BucketOverheadTokens);
+        });
         services.AddSingleton<MultiTaskEngine>();
         services.AddHostedService<BundleLoaderService>();
         services.AddHealthChecks().AddCheck<ModelReadyHealthCheck>("model", tags: [ModelReadyHealthCheck.Tag]);

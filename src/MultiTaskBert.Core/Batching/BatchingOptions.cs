@@ -1,8 +1,13 @@
 using System.ComponentModel.DataAnnotations;
+using MultiTaskBert.Core.Inference;
 
 namespace MultiTaskBert.Core.Batching;
 
-/// <summary>Configuration section <c>Batching</c>: dynamic micro-batching across concurrent requests.</summary>
+/// <summary>
+/// Configuration section <c>Batching</c>, every batching setting: how requests are merged into
+/// batches (<see cref="BatchPolicy"/>, <see cref="MicroBatcher"/>) and how the engine runs one
+/// batch (<see cref="BucketOverheadTokens"/>, <see cref="ParallelHeads"/>).
+/// </summary>
 public sealed class BatchingOptions
 {
     public const string SectionName = "Batching";
@@ -31,6 +36,23 @@ public sealed class BatchingOptions
     /// </summary>
     [Range(1, 64)]
     public int MaxConcurrentBatches { get; set; } = 2;
+
+    /// <summary>
+    /// What one more trunk pass (and run of every head) costs, in padded tokens. The rows of a
+    /// batch are split into buckets of similar length wherever that saves more padding than this
+    /// (see <c>LengthBuckets</c>); a large value (e.g. 1000000) pads every batch to its longest row.
+    /// Formerly <c>Inference:BucketOverheadTokens</c>.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int BucketOverheadTokens { get; set; } = RunSettings.DefaultBucketOverheadTokens;
+
+    /// <summary>
+    /// Whether the heads of one batch run concurrently (thread-pool tasks) or one after another.
+    /// Each head already uses the intra-op threads; with few cores, sequential heads avoid
+    /// oversubscription (measured no slower on 2 cores, see docs/benchmarks.md).
+    /// Formerly <c>Inference:ParallelHeads</c>.
+    /// </summary>
+    public bool ParallelHeads { get; set; }
 
     public bool Enabled => MaxWaitMs > 0;
 }

@@ -7,18 +7,14 @@ using MultiTaskBert.Core.Engine;
 namespace MultiTaskBert.Core.Batching;
 
 /// <summary>
-/// Dynamic micro-batching in front of <see cref="MultiTaskEngine"/>. Each request is validated and
-/// tokenized on its caller's thread, then queued (bounded: a full queue throws
-/// <see cref="QueueFullException"/>). One consumer loop forms batches and hands each to a
-/// thread-pool thread, up to <see cref="BatchingOptions.MaxConcurrentBatches"/> at once: the oldest waiting request
-/// anchors a batch, which closes when it would exceed <see cref="BatchingOptions.MaxBatchSize"/>
-/// inputs or <see cref="BatchingOptions.MaxBatchTokens"/> padded tokens, or when the anchor has
-/// waited <see cref="BatchingOptions.MaxWaitMs"/>. Other requests join in order of how close their
-/// length is to the anchor's (less padding). Requests with different task sets share the trunk
-/// pass; every request gets exactly its own results. While every run slot is busy, new requests
-/// queue up and form the next batch as soon as one frees, so the batch size adapts to the load. When requests arrive further
-/// apart than the maximum wait on average (a moving average of the gaps), waiting cannot gather
-/// company and the batch runs at once: light load pays no batching latency.
+/// Dynamic micro-batching in front of <see cref="MultiTaskEngine"/>: the loop that waits, runs and
+/// delivers; <see cref="BatchPolicy"/> decides when a batch closes and which requests join it. Each
+/// request is validated and tokenized on its caller's thread, then queued (bounded: a full queue
+/// throws <see cref="QueueFullException"/>). One consumer loop forms batches and hands each to a
+/// thread-pool thread, up to <see cref="BatchingOptions.MaxConcurrentBatches"/> at once. Requests
+/// with different task sets share the trunk pass; every request gets exactly its own results. While
+/// every run slot is busy, new requests queue up and form the next batch as soon as one frees, so
+/// the batch size adapts to the load.
 /// <para>
 /// A request cancelled while waiting completes as cancelled and is left out of its batch; one
 /// cancelled during the run just has its result discarded. When a batch of several requests fails,
@@ -34,9 +30,9 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     private readonly MultiTaskEngine _engine;
     private readonly BatchingOptions _options;
     private readonly ILogger<MicroBatcher> _logger;
-    private readonly Channel<Pending> _channel = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly BatchPolicy _policy;
+    private readonly Channel<PendingRequest> _channel = Channel.CreateUnbounded<PendingRequest>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
-    private readonly long _maxWaitTicks;
     private readonly Meter? _ownedMeter;
     private readonly Histogram<int> _batchSize;
     private readonly Histogram<int> _batchRequests;
@@ -59,7 +55,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _engine = engine;
         _options = options;
         _logger = logger;
-        _maxWaitTicks = (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
+        _policy = new BatchPolicy(options, Stopwatch.Frequency);
         _runSlots = new SemaphoreSlim(options.MaxConcurrentBatches, options.MaxConcurrentBatches);
 
         Meter meter = meterFactory?.Create(MeterName) ?? (_ownedMeter = new Meter(MeterName));
@@ -119,7 +115,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
 
         // The pending request holds the snapshot's lease until it completes, so a snapshot retired
         // by a hot swap stays usable for the requests already planned against it.
-        var pending = new Pending(prepared, cancellationToken);
+        var pending = new PendingRequest(prepared, cancellationToken);
         if (!_channel.Writer.TryWrite(pending))
         {
             Interlocked.Decrement(ref _depth);
@@ -136,17 +132,9 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         long previous = Interlocked.Exchange(ref _lastArrival, now);
         if (previous != 0)
         {
-            long gap = now - previous;
-            long average = Volatile.Read(ref _interArrivalTicks);
-            Volatile.Write(ref _interArrivalTicks, average + ((gap - average) / 5));
+            Volatile.Write(ref _interArrivalTicks, BatchPolicy.NextArrivalGap(Volatile.Read(ref _interArrivalTicks), now - previous));
         }
     }
-
-    /// <summary>
-    /// Whether waiting can help: when requests arrive, on average, further apart than the maximum
-    /// wait (one client in a loop, light load), nobody will join in time and the batch runs at once.
-    /// </summary>
-    private bool CompanyExpected => Volatile.Read(ref _interArrivalTicks) <= _maxWaitTicks;
 
     /// <summary>The snapshot in service with a lease taken (retried if it is retired meanwhile).</summary>
     private LoadedBundle AcquireCurrent()
@@ -163,8 +151,8 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
 
     private async Task ConsumeAsync()
     {
-        ChannelReader<Pending> reader = _channel.Reader;
-        var waiting = new List<Pending>();
+        ChannelReader<PendingRequest> reader = _channel.Reader;
+        var waiting = new List<PendingRequest>();
         bool holdingSlot = false;
         try
         {
@@ -189,20 +177,28 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                     continue;
                 }
 
-                // Wait for company until the batch is full or the oldest request waited long enough.
-                long deadline = waiting[0].EnqueuedAt + _maxWaitTicks;
-                while (CompanyExpected && !IsFull(waiting))
+                // Wait for company until the policy closes the batch.
+                while (true)
                 {
-                    TimeSpan remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-                    if (remaining <= TimeSpan.Zero || !await WaitForMoreAsync(reader, remaining).ConfigureAwait(false))
+                    long waitLeft = _policy.WaitLeft(waiting, Stopwatch.GetTimestamp(), Volatile.Read(ref _interArrivalTicks));
+                    if (waitLeft <= 0 || !await WaitForMoreAsync(reader, Stopwatch.GetElapsedTime(0, waitLeft)).ConfigureAwait(false))
                     {
                         break;
                     }
 
                     Drain(reader, waiting);
+                    if (waiting.Count == 0)
+                    {
+                        break; // Every waiting request was cancelled.
+                    }
                 }
 
-                List<Pending> batch = TakeBatch(waiting);
+                if (waiting.Count == 0)
+                {
+                    continue;
+                }
+
+                List<PendingRequest> batch = TakeBatch(waiting);
                 holdingSlot = false; // The batch's run frees it.
                 _ = Task.Run(() => RunBatchInSlotAsync(batch));
             }
@@ -224,7 +220,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             }
 
             Drain(reader, waiting);
-            foreach (Pending pending in waiting)
+            foreach (PendingRequest pending in waiting)
             {
                 Interlocked.Decrement(ref _depth);
                 pending.Fail(new OperationCanceledException("The service is shutting down."));
@@ -232,7 +228,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
     }
 
-    private async Task<bool> WaitForMoreAsync(ChannelReader<Pending> reader, TimeSpan remaining)
+    private async Task<bool> WaitForMoreAsync(ChannelReader<PendingRequest> reader, TimeSpan remaining)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         timeout.CancelAfter(remaining);
@@ -247,9 +243,9 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     }
 
     /// <summary>Moves queued requests into <paramref name="waiting"/> (arrival order), dropping cancelled ones.</summary>
-    private void Drain(ChannelReader<Pending> reader, List<Pending> waiting)
+    private void Drain(ChannelReader<PendingRequest> reader, List<PendingRequest> waiting)
     {
-        while (reader.TryRead(out Pending? pending))
+        while (reader.TryRead(out PendingRequest? pending))
         {
             waiting.Add(pending);
         }
@@ -270,71 +266,18 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Whether the requests compatible with the oldest fill a batch already.</summary>
-    private bool IsFull(List<Pending> waiting)
+    /// <summary>Moves the next batch the policy selects out of <paramref name="waiting"/>; the rest stay, in arrival order.</summary>
+    private List<PendingRequest> TakeBatch(List<PendingRequest> waiting)
     {
-        LoadedBundle bundle = waiting[0].Request.Bundle;
-        int inputs = 0, rows = 0, longest = 0;
-        foreach (Pending pending in waiting)
-        {
-            if (!ReferenceEquals(pending.Request.Bundle, bundle))
-            {
-                return true; // A different snapshot: run what we have.
-            }
-
-            inputs += pending.Request.InputCount;
-            rows += pending.Request.RowCount;
-            longest = Math.Max(longest, pending.Request.MaxLength);
-            if (inputs >= _options.MaxBatchSize || (long)rows * longest >= _options.MaxBatchTokens)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>
-    /// The oldest request plus the others of its snapshot, closest length first, while the batch
-    /// stays within the input and token limits. The rest stay waiting, in arrival order.
-    /// </summary>
-    internal List<Pending> TakeBatch(List<Pending> waiting)
-    {
-        Pending anchor = waiting[0];
-        var batch = new List<Pending> { anchor };
-        int inputs = anchor.Request.InputCount, rows = anchor.Request.RowCount, longest = anchor.Request.MaxLength;
-        if (waiting.Count > 1)
-        {
-            IEnumerable<Pending> candidates = waiting.Skip(1)
-                .Where(p => ReferenceEquals(p.Request.Bundle, anchor.Request.Bundle))
-                .OrderBy(p => Math.Abs(p.Request.MaxLength - anchor.Request.MaxLength));
-            foreach (Pending candidate in candidates)
-            {
-                int newLongest = Math.Max(longest, candidate.Request.MaxLength);
-                int newRows = rows + candidate.Request.RowCount;
-                if (inputs + candidate.Request.InputCount > _options.MaxBatchSize || (long)newRows * newLongest > _options.MaxBatchTokens)
-                {
-                    continue;
-                }
-
-                batch.Add(candidate);
-                inputs += candidate.Request.InputCount;
-                rows = newRows;
-                longest = newLongest;
-                if (inputs >= _options.MaxBatchSize)
-                {
-                    break;
-                }
-            }
-        }
-
+        IReadOnlyList<int> members = _policy.Select(waiting);
+        List<PendingRequest> batch = [.. members.Select(i => waiting[i])];
         if (batch.Count == 1)
         {
-            waiting.RemoveAt(0);
+            waiting.RemoveAt(0); // The anchor alone.
         }
         else
         {
-            var taken = new HashSet<Pending>(batch);
+            var taken = new HashSet<PendingRequest>(batch);
             waiting.RemoveAll(taken.Contains);
         }
 
@@ -343,7 +286,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     }
 
     /// <summary>Runs a batch on a thread-pool thread and frees its run slot; never throws (each request gets its outcome).</summary>
-    private async Task RunBatchInSlotAsync(List<Pending> batch)
+    private async Task RunBatchInSlotAsync(List<PendingRequest> batch)
     {
         _batchConcurrent.Record(Interlocked.Increment(ref _running));
         try
@@ -357,21 +300,19 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
     }
 
-    private async Task RunBatchAsync(List<Pending> batch)
+    private async Task RunBatchAsync(List<PendingRequest> batch)
     {
         long started = Stopwatch.GetTimestamp();
-        int inputs = 0, rows = 0, longest = 0;
-        foreach (Pending pending in batch)
+        var load = default(BatchLoad);
+        foreach (PendingRequest pending in batch)
         {
-            inputs += pending.Request.InputCount;
-            rows += pending.Request.RowCount;
-            longest = Math.Max(longest, pending.Request.MaxLength);
+            load += pending.Load;
             _queueWait.Record(Stopwatch.GetElapsedTime(pending.EnqueuedAt, started).TotalMilliseconds);
         }
 
-        _batchSize.Record(inputs);
+        _batchSize.Record(load.Inputs);
         _batchRequests.Record(batch.Count);
-        _batchTokens.Record(rows * longest);
+        _batchTokens.Record((int)load.PaddedTokens);
 
         LoadedBundle bundle = batch[0].Request.Bundle;
         try
@@ -386,7 +327,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         {
             // Find out whose failure it is: every request alone.
             LogBatchFailed(_logger, batch.Count, ex);
-            foreach (Pending pending in batch)
+            foreach (PendingRequest pending in batch)
             {
                 try
                 {
@@ -442,56 +383,4 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The micro-batching loop failed")]
     private static partial void LogConsumerFailed(ILogger logger, Exception exception);
-
-    /// <summary>One queued request and the promise its caller awaits.</summary>
-    internal sealed class Pending
-    {
-        private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly CancellationTokenRegistration _registration;
-        private int _finished;
-
-        public Pending(PreparedRequest request, CancellationToken cancellationToken)
-        {
-            Request = request;
-            EnqueuedAt = Stopwatch.GetTimestamp();
-            if (cancellationToken.CanBeCanceled)
-            {
-                _registration = cancellationToken.Register(static (state, token) => ((Pending)state!)._completion.TrySetCanceled(token), this);
-            }
-        }
-
-        public PreparedRequest Request { get; }
-        public long EnqueuedAt { get; }
-        public Task<ClassifyBatchResult> Task => _completion.Task;
-
-        public void Complete(ClassifyBatchResult result)
-        {
-            _completion.TrySetResult(result);
-            Finish();
-        }
-
-        public void Fail(Exception exception)
-        {
-            if (exception is OperationCanceledException canceled)
-            {
-                _completion.TrySetCanceled(canceled.CancellationToken);
-            }
-            else
-            {
-                _completion.TrySetException(exception);
-            }
-
-            Finish();
-        }
-
-        /// <summary>Called once the request left the batcher (ran, failed, or dropped as cancelled).</summary>
-        public void Finish()
-        {
-            if (Interlocked.Exchange(ref _finished, 1) == 0)
-            {
-                _registration.Dispose();
-                Request.Bundle.ReleaseLease();
-            }
-        }
-    }
 }

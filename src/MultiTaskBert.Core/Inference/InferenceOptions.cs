@@ -57,21 +57,6 @@ public sealed class InferenceOptions
     public bool AllowSpinning { get; set; } = true;
 
     /// <summary>
-    /// Whether the heads of one batch run concurrently (thread-pool tasks) or one after another.
-    /// Each head already uses the intra-op threads; with few cores, sequential heads avoid
-    /// oversubscription (measured no slower on 2 cores, see docs/benchmarks.md).
-    /// </summary>
-    public bool ParallelHeads { get; set; }
-
-    /// <summary>
-    /// What one more trunk pass (and run of every head) costs, in padded tokens. The rows of a
-    /// batch are split into buckets of similar length wherever that saves more padding than this
-    /// (see <c>LengthBuckets</c>); a large value (e.g. 1000000) pads every batch to its longest row.
-    /// </summary>
-    [Range(0, 1_000_000)]
-    public int BucketOverheadTokens { get; set; } = 64;
-
-    /// <summary>
     /// ONNX Runtime graph optimisation level for every session. <c>All</c> (the default) adds the
     /// layout and fusion passes on top of <c>Extended</c>; docs/benchmarks.md measures the levels.
     /// </summary>

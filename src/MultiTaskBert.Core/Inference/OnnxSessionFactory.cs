@@ -13,13 +13,17 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     private readonly InferenceOptions _options;
 
-    /// <summary>How the engine schedules the runs of a batch (<c>Inference:ParallelHeads</c>, <c>Inference:BucketOverheadTokens</c>).</summary>
-    internal RunSettings RunSettings => new(_options.ParallelHeads, _options.BucketOverheadTokens, _options.CpuArena == CpuArena.Shrink);
-
-    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
+    /// <param name="options">The <c>Inference</c> section.</param>
+    /// <param name="logger">Logs the device chosen.</param>
+    /// <param name="parallelHeads"><c>Batching:ParallelHeads</c>: whether the heads of a batch run concurrently.</param>
+    /// <param name="bucketOverheadTokens"><c>Batching:BucketOverheadTokens</c>: padded tokens one more trunk pass is worth.</param>
+    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger,
+        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(bucketOverheadTokens);
         _options = options;
+        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink);
         Target = ResolveTarget(options, logger);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
@@ -27,6 +31,9 @@ public sealed partial class OnnxSessionFactory : IDisposable
     }
 
     public ExecutionTarget Target { get; }
+
+    /// <summary>How the engine schedules the runs of a batch, handed to every snapshot it loads.</summary>
+    internal RunSettings RunSettings { get; }
 
     /// <summary>Memory the trunk writes its hidden states to: device memory on CUDA, so heads read them without a host round-trip.</summary>
     public OrtMemoryInfo HiddenStateMemory { get; }

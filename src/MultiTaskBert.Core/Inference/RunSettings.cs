@@ -4,4 +4,8 @@ namespace MultiTaskBert.Core.Inference;
 /// <param name="ParallelHeads">Whether the heads run concurrently rather than one after another.</param>
 /// <param name="BucketOverheadTokens">Padded tokens one more trunk pass is worth (length buckets).</param>
 /// <param name="ShrinkCpuArena">Whether every run returns the CPU arena's free regions (<c>Inference:CpuArena=Shrink</c>).</param>
-internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens, bool ShrinkCpuArena = false);
+internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens, bool ShrinkCpuArena = false)
+{
+    /// <summary>The default of <c>Batching:BucketOverheadTokens</c>.</summary>
+    public const int DefaultBucketOverheadTokens = 64;
+}

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using MultiTaskBert.Core.Batching;
+using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Batching;
@@ -83,9 +84,28 @@ public sealed class BatchingApiTests
     [InlineData("Batching:MaxWaitMs", "-1")]
     [InlineData("Batching:QueueCapacity", "0")]
     [InlineData("Batching:MaxConcurrentBatches", "0")]
+    [InlineData("Batching:BucketOverheadTokens", "-1")]
+    [InlineData("Inference:BucketOverheadTokens", "-1")]
     public async Task Invalid_batching_options_stop_start_up_naming_the_key(string key, string value)
     {
         Exception error = await StartUpFailure.OfAsync(new Dictionary<string, string?> { [key] = value });
         Assert.Contains(key.Split(':')[1], error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Batching")]
+    [InlineData("Inference")] // deprecated place, still honoured
+    public async Task The_engine_runs_batches_with_the_configured_run_settings(string section)
+    {
+        await using var factory = new ConfiguredApiFactory(new Dictionary<string, string?>
+        {
+            [$"{section}:ParallelHeads"] = "true",
+            [$"{section}:BucketOverheadTokens"] = "7",
+        });
+
+        RunSettings settings = factory.Services.GetRequiredService<OnnxSessionFactory>().RunSettings;
+
+        Assert.True(settings.ParallelHeads);
+        Assert.Equal(7, settings.BucketOverheadTokens);
     }
 }

@@ -42,7 +42,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
         using var sessions = new OnnxSessionFactory(
-            new InferenceOptions { Device = InferenceDevice.Cpu, BucketOverheadTokens = bucketOverheadTokens }, NullLogger<OnnxSessionFactory>.Instance);
+            new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance, bucketOverheadTokens: bucketOverheadTokens);
         using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
         await engine.LoadAsync(TestBundle.Directory);
 

@@ -1,0 +1,14 @@
+namespace MultiTaskBert.Core.Batching;
+
+/// <summary>What <see cref="BatchPolicy"/> needs to know of a queued request.</summary>
+internal interface IBatchCandidate
+{
+    /// <summary>The snapshot the request was planned against; only requests of the same snapshot share a batch.</summary>
+    object Snapshot { get; }
+
+    /// <summary>What the request adds to a batch.</summary>
+    BatchLoad Load { get; }
+
+    /// <summary>When it was queued (a timestamp in the policy's units).</summary>
+    long EnqueuedAt { get; }
+}
