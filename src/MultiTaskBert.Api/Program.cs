@@ -4,6 +4,7 @@ using MultiTaskBert.Api.Endpoints;
 using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.Hosting;
+using MultiTaskBert.Api.Management;
 using Prometheus;
 
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
@@ -24,6 +25,7 @@ builder.Services.AddAdminApi();
 builder.Services.AddGracefulShutdown();
 builder.Services.AddRequestTimeoutsFromLimits();
 builder.Services.AddPrometheusExport();
+builder.Services.AddManagementListener();
 builder.Services.AddMicroBatching();
 
 WebApplication app = builder.Build();
@@ -40,16 +42,19 @@ app.UseStatusCodePages();
 app.UseMiddleware<RequestBodyLimitMiddleware>();
 app.UseMiddleware<JsonCharsetMiddleware>();
 app.UseRequestTimeouts();
-app.UseSwagger();
-app.UseSwaggerUI();
+app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 
-// Every endpoint of the service.
+// Every endpoint of the service. Without ServedOn an endpoint is public; the listeners only differ
+// when Management:Port is set (otherwise one listener serves all).
 app.MapClassifyEndpoints().WithTaskMetrics();
 app.MapTaskEndpoints();
 app.MapAdminEndpoints();
-app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) });
-app.MapMetrics("/metrics").DisableRequestTimeout();
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })
+    .ServedOn(Listeners.Both);
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) })
+    .ServedOn(Listeners.Both);
+app.MapMetrics("/metrics").DisableRequestTimeout()
+    .ServedOn(Listeners.Management);
 
 app.Run();
 
