@@ -62,6 +62,8 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     Shutdown__TimeoutSeconds=30 \
     DOTNET_gcServer=0
 EXPOSE 8080
+# Management__Port (off here; 9090 in docker/docker-compose.yml and docker/k8s) adds a listener that
+# alone serves /metrics and Swagger: publish it to the operator's network only.
 # Non-root (the .NET images' "app" user); the app files stay root-owned and read-only to it. Admin
 # changes write into the bundle folder: mount a writable volume there when the admin API is on.
 USER 1654

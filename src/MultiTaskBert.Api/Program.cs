@@ -4,21 +4,12 @@ using MultiTaskBert.Api.Endpoints;
 using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.Hosting;
-using Serilog;
+using MultiTaskBert.Api.Management;
+using Prometheus;
 
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
 
-// Serilog from the "Serilog" configuration section. The static Log.Logger is left alone: otherwise
-// each host would install its logger there and close whatever is there when it stops, so with two
-// hosts in one process (the tests) the first to stop would dispose the other's logger.
-builder.Services.AddSerilog(
-    (services, logger) => logger
-        .ReadFrom.Configuration(builder.Configuration)
-        .ReadFrom.Services(services)
-        .Enrich.FromLogContext()
-        .WriteToConsole(builder.Configuration),
-    preserveStaticLogger: true);
-
+builder.Services.AddServiceLogging(builder.Configuration);
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
     o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
@@ -30,18 +21,17 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 builder.Services.AddProblemResponses();
 builder.Services.AddSwaggerDocs();
 builder.Services.AddMultiTaskEngine();
-builder.Services.AddOperations();
+builder.Services.AddAdminApi();
+builder.Services.AddGracefulShutdown();
+builder.Services.AddRequestTimeoutsFromLimits();
+builder.Services.AddPrometheusExport();
+builder.Services.AddManagementListener();
 builder.Services.AddMicroBatching();
 
 WebApplication app = builder.Build();
 
 app.UseRequestIds();
-// Outermost, so the one line per request sees the final status (after problem details were written).
-app.UseSerilogRequestLogging(o =>
-{
-    o.Logger = app.Services.GetRequiredService<Serilog.ILogger>(); // this host's logger, not the static one
-    o.MessageTemplate = "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.000} ms";
-});
+app.UseRequestLogging();
 app.UseRequestMetrics();
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {
@@ -52,15 +42,19 @@ app.UseStatusCodePages();
 app.UseMiddleware<RequestBodyLimitMiddleware>();
 app.UseMiddleware<JsonCharsetMiddleware>();
 app.UseRequestTimeouts();
+app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 
-app.UseSwagger();
-app.UseSwaggerUI();
-
+// Every endpoint of the service. Without ServedOn an endpoint is public; the listeners only differ
+// when Management:Port is set (otherwise one listener serves all).
 app.MapClassifyEndpoints().WithTaskMetrics();
 app.MapTaskEndpoints();
-app.MapOperations();
-app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) });
+app.MapAdminEndpoints();
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })
+    .ServedOn(Listeners.Both);
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) })
+    .ServedOn(Listeners.Both);
+app.MapMetrics("/metrics").DisableRequestTimeout()
+    .ServedOn(Listeners.Management);
 
 app.Run();
 

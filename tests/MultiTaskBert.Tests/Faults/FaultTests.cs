@@ -46,6 +46,24 @@ public sealed partial class FaultTests(ServiceCluster cluster, ITestOutputHelper
         Assert.Contains("non_idempotent", deployed);
     }
 
+    [Theory]
+    [InlineData("/metrics")]
+    [InlineData("/swagger/v1/swagger.json")]
+    [InlineData("/swagger/index.html")]
+    public async Task The_load_balancer_does_not_pass_the_operator_surface_on_even_where_a_replica_serves_it(string path)
+    {
+        // These replicas have no management port, so they serve the path themselves: only nginx refuses it.
+        if (!cluster.Replicas.Any(r => r.IsRunning))
+        {
+            await EnsureBothReplicasAsync();
+        }
+
+        using var client = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri(cluster.Replicas.First(r => r.IsRunning).BaseAddress, path))).StatusCode);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync(new Uri(cluster.BaseAddress, path))).StatusCode);
+    }
+
     [Fact]
     public async Task Killing_a_replica_under_load_fails_no_client_request()
     {

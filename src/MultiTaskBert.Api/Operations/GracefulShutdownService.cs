@@ -1,18 +1,7 @@
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 
 namespace MultiTaskBert.Api.Operations;
-
-/// <summary>Whether the service is leaving (stop signal received): readiness turns false first.</summary>
-internal sealed class DrainState
-{
-    private int _draining;
-
-    public bool IsDraining => Volatile.Read(ref _draining) == 1;
-
-    public void Begin() => Interlocked.Exchange(ref _draining, 1);
-}
 
 /// <summary>
 /// Graceful shutdown, in order: on the stop signal readiness reports unhealthy (load balancers and
@@ -54,13 +43,4 @@ internal sealed partial class GracefulShutdownService(DrainState state, IOptions
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopping: readiness is now unhealthy; serving on for {DrainDelayMs} ms before the listener closes")]
     private static partial void LogDraining(ILogger logger, int drainDelayMs);
-}
-
-/// <summary>Readiness part: unhealthy once shutdown began.</summary>
-internal sealed class NotDrainingHealthCheck(DrainState state) : IHealthCheck
-{
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(state.IsDraining
-            ? HealthCheckResult.Unhealthy("The service is shutting down.")
-            : HealthCheckResult.Healthy("Accepting requests."));
 }
