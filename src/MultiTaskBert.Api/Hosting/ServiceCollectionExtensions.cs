@@ -6,13 +6,14 @@ using MultiTaskBert.Api.Health;
 using MultiTaskBert.Api.OpenApi;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace MultiTaskBert.Api.Hosting;
 
 internal static class ServiceCollectionExtensions
 {
-    /// <summary>Options (validated at start), the engine, and the start-up bundle load.</summary>
+    /// <summary>Options (validated at start), the engine, the registry, and the start-up bundle load.</summary>
     public static IServiceCollection AddMultiTaskEngine(this IServiceCollection services)
     {
         services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -24,7 +25,12 @@ internal static class ServiceCollectionExtensions
         services.AddSingleton(sp => new OnnxSessionFactory(
             sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
             sp.GetRequiredService<ILogger<OnnxSessionFactory>>()));
+        // One holder of the snapshot in service, shared by the engine (runs it), the batcher (leases
+        // it) and the registry (swaps it).
+        services.AddSingleton<SnapshotHolder>();
+        services.AddSingleton<EngineMetrics>();
         services.AddSingleton<MultiTaskEngine>();
+        services.AddSingleton<BundleRegistry>();
         services.AddHostedService<BundleLoaderService>();
         services.AddHealthChecks().AddCheck<ModelReadyHealthCheck>("model", tags: [ModelReadyHealthCheck.Tag]);
         return services;

@@ -28,9 +28,6 @@ namespace MultiTaskBert.Core.Batching;
 /// </summary>
 public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
 {
-    /// <summary>Name of the <see cref="Meter"/> the batcher reports to.</summary>
-    public const string MeterName = "MultiTaskBert";
-
     private readonly MultiTaskEngine _engine;
     private readonly BatchingOptions _options;
     private readonly ILogger<MicroBatcher> _logger;
@@ -62,7 +59,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _maxWaitTicks = (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
         _runSlots = new SemaphoreSlim(options.MaxConcurrentBatches, options.MaxConcurrentBatches);
 
-        Meter meter = meterFactory?.Create(MeterName) ?? (_ownedMeter = new Meter(MeterName));
+        Meter meter = meterFactory?.Create(ServiceMeter.Name) ?? (_ownedMeter = new Meter(ServiceMeter.Name));
         Meter = meter;
         _batchSize = meter.CreateHistogram<int>("mtbert.batch.size", "{input}", "Inputs (utterances) per engine batch");
         _batchRequests = meter.CreateHistogram<int>("mtbert.batch.requests", "{request}", "HTTP requests merged into one engine batch");
@@ -96,7 +93,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        LoadedBundle bundle = AcquireCurrent();
+        LoadedBundle bundle = _engine.Snapshots.Lease();
         PreparedRequest prepared;
         try
         {
@@ -147,19 +144,6 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     /// wait (one client in a loop, light load), nobody will join in time and the batch runs at once.
     /// </summary>
     private bool CompanyExpected => Volatile.Read(ref _interArrivalTicks) <= _maxWaitTicks;
-
-    /// <summary>The snapshot in service with a lease taken (retried if it is retired meanwhile).</summary>
-    private LoadedBundle AcquireCurrent()
-    {
-        while (true)
-        {
-            LoadedBundle bundle = _engine.Current ?? throw new EngineNotReadyException();
-            if (bundle.TryAcquire())
-            {
-                return bundle;
-            }
-        }
-    }
 
     private async Task ConsumeAsync()
     {
@@ -376,7 +360,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         LoadedBundle bundle = batch[0].Request.Bundle;
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await MultiTaskEngine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
+            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
@@ -390,7 +374,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             {
                 try
                 {
-                    IReadOnlyList<ClassifyBatchResult> alone = await MultiTaskEngine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
+                    IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
                     pending.Complete(alone[0]);
                 }
                 catch (Exception single)

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Tests.Support;
 
@@ -87,9 +88,9 @@ public sealed class BundleCopy : IDisposable
     public async Task<BundleValidationException> LoadFailsAsync()
     {
         using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(Directory));
-        Assert.False(engine.IsReady);
+        using var serving = new ServingParts(sessions);
+        var error = await Assert.ThrowsAsync<BundleValidationException>(() => serving.Registry.LoadAsync(Directory));
+        Assert.False(serving.Engine.IsReady);
         Assert.StartsWith($"{error.File}: {error.Field}: ", error.Message);
         return error;
     }
