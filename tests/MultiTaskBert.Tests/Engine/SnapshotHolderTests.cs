@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Tests.Support;
@@ -7,17 +6,19 @@ using MultiTaskBert.Tests.Support;
 namespace MultiTaskBert.Tests.Engine;
 
 /// <summary>The holder of the snapshot in service: leases, the first load, swaps and retirement, on real snapshots of the fixture.</summary>
-public sealed class SnapshotHolderTests : IAsyncLifetime, IDisposable
+public sealed class SnapshotHolderTests : IDisposable
 {
-    private readonly OnnxSessionFactory _sessions = new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
     private readonly SnapshotHolder _holder = new();
-    private ModelBundle _bundle = null!;
+    private readonly OnnxSessionFactory _sessions = new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
 
-    public async Task InitializeAsync() => _bundle = await BundleLoader.LoadAsync(TestBundle.Directory);
+    private LoadedBundle Snapshot() => LoadedBundle.Create(TestBundle.Loaded, _sessions);
 
-    public Task DisposeAsync() => Task.CompletedTask;
-
-    private LoadedBundle Snapshot() => LoadedBundle.Create(_bundle, _sessions);
+    private LoadedBundle FirstInService()
+    {
+        LoadedBundle first = Snapshot();
+        _holder.Replace(expected: null, first);
+        return first;
+    }
 
     [Fact]
     public void Nothing_is_leased_before_the_first_snapshot()
@@ -45,8 +46,7 @@ public sealed class SnapshotHolderTests : IAsyncLifetime, IDisposable
     [Fact]
     public void A_swap_retires_the_old_snapshot_after_its_last_lease()
     {
-        LoadedBundle old = Snapshot();
-        _holder.Replace(null, old);
+        LoadedBundle old = FirstInService();
         LoadedBundle leased = _holder.Lease();
         Assert.Same(old, leased);
 
@@ -67,8 +67,7 @@ public sealed class SnapshotHolderTests : IAsyncLifetime, IDisposable
     [Fact]
     public void A_swap_from_a_stale_snapshot_changes_nothing()
     {
-        LoadedBundle first = Snapshot();
-        _holder.Replace(null, first);
+        LoadedBundle first = FirstInService();
         LoadedBundle second = Snapshot();
         _holder.Replace(first, second);
 
@@ -84,8 +83,7 @@ public sealed class SnapshotHolderTests : IAsyncLifetime, IDisposable
     [Fact]
     public void Disposing_takes_the_snapshot_out_of_service()
     {
-        LoadedBundle snapshot = Snapshot();
-        _holder.Replace(null, snapshot);
+        LoadedBundle snapshot = FirstInService();
         LoadedBundle leased = _holder.Lease();
 
         _holder.Dispose();

@@ -13,12 +13,14 @@ namespace MultiTaskBert.Tests.Support;
 public static class TestBundle
 {
     private static readonly Lazy<string> LazyDirectory = new(Locate);
-    private static readonly Lazy<BundleManifest> LazyManifest = new(() =>
-        BundleLoader.LoadAsync(Directory).GetAwaiter().GetResult().Manifest);
+    private static readonly Lazy<ModelBundle> LazyBundle = new(() => BundleLoader.LoadAsync(Directory).GetAwaiter().GetResult());
 
     public static string Directory => LazyDirectory.Value;
 
-    public static BundleManifest Manifest => LazyManifest.Value;
+    /// <summary>The bundle as the loader validated it.</summary>
+    public static ModelBundle Loaded => LazyBundle.Value;
+
+    public static BundleManifest Manifest => Loaded.Manifest;
 
     public static IEnumerable<TaskManifest> Tasks(string input, string kind) =>
         Manifest.Tasks.Where(t => t.Input == input && t.Output.Kind == kind);
