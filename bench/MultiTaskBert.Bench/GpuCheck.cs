@@ -7,6 +7,7 @@ using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Core.Tokenization;
 
 /// <summary>
@@ -51,16 +52,17 @@ internal static class GpuCheck
         using var cpuSessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
         using var cpuFloat16Sessions = new OnnxSessionFactory(
             new InferenceOptions { Device = InferenceDevice.Cpu, Precision = GraphPrecision.Float16 }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        using var cpuEngine = new MultiTaskEngine(cpuSessions, NullLogger<MultiTaskEngine>.Instance);
-        using var cpuFloat16Engine = new MultiTaskEngine(cpuFloat16Sessions, NullLogger<MultiTaskEngine>.Instance);
-        await engine.LoadAsync(bundleDir);
-        await cpuEngine.LoadAsync(bundleDir);
+        using var serving = new ServingParts(sessions);
+        using var cpuServing = new ServingParts(cpuSessions);
+        using var cpuFloat16Serving = new ServingParts(cpuFloat16Sessions);
+        MultiTaskEngine engine = serving.Engine, cpuEngine = cpuServing.Engine, cpuFloat16Engine = cpuFloat16Serving.Engine;
+        await serving.Registry.LoadAsync(bundleDir);
+        await cpuServing.Registry.LoadAsync(bundleDir);
         LoadedBundle bundle = engine.Current!;
         bool hasFloat16 = bundle.Bundle.Float16TrunkPath is not null;
         if (hasFloat16)
         {
-            await cpuFloat16Engine.LoadAsync(bundleDir);
+            await cpuFloat16Serving.Registry.LoadAsync(bundleDir);
         }
 
         Say($"# GPU check: {bundle.ModelId}");

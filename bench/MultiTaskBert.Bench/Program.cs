@@ -8,6 +8,7 @@ using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Core.Tokenization;
 
 // Serving cost of one merged bundle (trunk once + N heads) against N whole single-task models
@@ -26,25 +27,27 @@ string[] glue = ["sst2", "cola", "mrpc", "stsb", "rte", "wnli", "qnli", "mnli", 
 using var sessions = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads },
     NullLogger<OnnxSessionFactory>.Instance);
-using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-await engine.LoadAsync(options.Bundle);
+using var serving = new ServingParts(sessions);
+await serving.Registry.LoadAsync(options.Bundle);
+MultiTaskEngine engine = serving.Engine;
 
 // Variant: the same bundle with Batching:ParallelHeads on (heads of a batch run concurrently).
 using var parallelSessions = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads },
     NullLogger<OnnxSessionFactory>.Instance, parallelHeads: true);
-using var parallelEngine = new MultiTaskEngine(parallelSessions, NullLogger<MultiTaskEngine>.Instance);
-await parallelEngine.LoadAsync(options.Bundle);
+using var parallelServing = new ServingParts(parallelSessions);
+await parallelServing.Registry.LoadAsync(options.Bundle);
+MultiTaskEngine parallelEngine = parallelServing.Engine;
 // Variants: the same bundle at lower graph optimisation levels (is ORT_ENABLE_ALL worth it?).
-var levelEngines = new Dictionary<GraphOptimization, (OnnxSessionFactory Sessions, MultiTaskEngine Engine)>();
+var levelEngines = new Dictionary<GraphOptimization, (OnnxSessionFactory Sessions, ServingParts Serving)>();
 foreach (GraphOptimization level in new[] { GraphOptimization.Basic, GraphOptimization.Extended })
 {
     var levelSessions = new OnnxSessionFactory(
         new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads, GraphOptimization = level },
         NullLogger<OnnxSessionFactory>.Instance);
-    var levelEngine = new MultiTaskEngine(levelSessions, NullLogger<MultiTaskEngine>.Instance);
-    await levelEngine.LoadAsync(options.Bundle);
-    levelEngines[level] = (levelSessions, levelEngine);
+    var levelServing = new ServingParts(levelSessions);
+    await levelServing.Registry.LoadAsync(options.Bundle);
+    levelEngines[level] = (levelSessions, levelServing);
 }
 
 LoadedBundle bundle = engine.Current!;
@@ -138,8 +141,8 @@ foreach (int size in options.Sizes)
         double nTrunk = TimeSync(() => RunTrunkAndHeads(bundle, padded, tasks, headsToo: false));
         double nOneThread = TimeSync(() => RunTrunkAndConcurrentHeads(bundle, padded, tasks, oneThreadHeads));
         double nParallel = TimeSync(() => RunTrunkAndConcurrentHeads(bundle, padded, tasks, bundle.Heads));
-        double nBasic = TimeSync(() => RunTrunkAndHeads(levelEngines[GraphOptimization.Basic].Engine.Current!, padded, tasks));
-        double nExtended = TimeSync(() => RunTrunkAndHeads(levelEngines[GraphOptimization.Extended].Engine.Current!, padded, tasks));
+        double nBasic = TimeSync(() => RunTrunkAndHeads(levelEngines[GraphOptimization.Basic].Serving.Engine.Current!, padded, tasks));
+        double nExtended = TimeSync(() => RunTrunkAndHeads(levelEngines[GraphOptimization.Extended].Serving.Engine.Current!, padded, tasks));
         double mAll = 0, mGlue = 0;
         foreach ((TaskDefinition task, InferenceSession session) in baselines)
         {
@@ -196,9 +199,9 @@ foreach ((_, InferenceSession session) in baselines)
     session.Dispose();
 }
 
-foreach ((OnnxSessionFactory levelSessions, MultiTaskEngine levelEngine) in levelEngines.Values)
+foreach ((OnnxSessionFactory levelSessions, ServingParts levelServing) in levelEngines.Values)
 {
-    levelEngine.Dispose();
+    levelServing.Dispose();
     levelSessions.Dispose();
 }
 

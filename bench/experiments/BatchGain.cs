@@ -17,6 +17,7 @@ using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Core.Tokenization;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -24,8 +25,9 @@ string bundlePath = args[0], dataDirectory = args[1];
 double secondsPerSize = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 6;
 
 using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-await engine.LoadAsync(bundlePath);
+using var serving = new ServingParts(sessions);
+await serving.Registry.LoadAsync(bundlePath);
+MultiTaskEngine engine = serving.Engine;
 ModelBundle bundle = engine.Current!.Bundle;
 var encoder = BertInputEncoder.Create(bundle.VocabPath, bundle.Manifest.Tokenizer);
 TrunkInputNames inputNames = bundle.Manifest.Trunk.Inputs;

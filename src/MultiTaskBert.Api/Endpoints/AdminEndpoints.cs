@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Core.Bundles;
-using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Api.Endpoints;
 
@@ -82,7 +82,7 @@ internal static class AdminEndpoints
             SHA256.HashData(Encoding.UTF8.GetBytes(given)),
             SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
 
-    internal static async Task<IResult> AddOrReplaceTaskAsync(HttpContext context, MultiTaskEngine engine, IOptions<AdminOptions> options, CancellationToken cancellationToken)
+    internal static async Task<IResult> AddOrReplaceTaskAsync(HttpContext context, BundleRegistry registry, IOptions<AdminOptions> options, CancellationToken cancellationToken)
     {
         HttpRequest request = context.Request;
         JsonObject entry;
@@ -91,12 +91,7 @@ internal static class AdminEndpoints
         {
             if (request.HasFormContentType)
             {
-                string? bundle = engine.Current?.Bundle.Directory;
-                if (bundle is null)
-                {
-                    throw new EngineNotReadyException();
-                }
-
+                string bundle = registry.BundleDirectory;
                 MultipartUpload upload;
                 try
                 {
@@ -133,7 +128,7 @@ internal static class AdminEndpoints
 
         await using (head)
         {
-            return await Change(() => engine.AddOrReplaceTaskAsync(entry, head, cancellationToken));
+            return await Change(() => registry.AddOrReplaceTaskAsync(entry, head, cancellationToken));
         }
     }
 
@@ -142,14 +137,14 @@ internal static class AdminEndpoints
 
     private static JsonNode? Parse(string json) => JsonNode.Parse(json, documentOptions: StrictJson);
 
-    internal static Task<IResult> RemoveTaskAsync(string name, MultiTaskEngine engine, CancellationToken cancellationToken) =>
-        Change(() => engine.RemoveTaskAsync(name, cancellationToken));
+    internal static Task<IResult> RemoveTaskAsync(string name, BundleRegistry registry, CancellationToken cancellationToken) =>
+        Change(() => registry.RemoveTaskAsync(name, cancellationToken));
 
-    internal static async Task<IResult> ReloadAsync(MultiTaskEngine engine, CancellationToken cancellationToken)
+    internal static async Task<IResult> ReloadAsync(BundleRegistry registry, CancellationToken cancellationToken)
     {
         try
         {
-            return TypedResults.Ok(await engine.ReloadAsync(cancellationToken));
+            return TypedResults.Ok(await registry.ReloadAsync(cancellationToken));
         }
         catch (BundleValidationException ex)
         {

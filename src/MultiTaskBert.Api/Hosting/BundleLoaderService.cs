@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Core.Bundles;
-using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Api.Hosting;
 
@@ -9,7 +9,7 @@ namespace MultiTaskBert.Api.Hosting;
 /// Loads, validates and warms up the configured bundle while the host starts, so that a bundle
 /// that cannot be served stops start-up with a message naming the file and the field.
 /// </summary>
-internal sealed partial class BundleLoaderService(MultiTaskEngine engine, IOptions<ModelOptions> options, ILogger<BundleLoaderService> logger)
+internal sealed partial class BundleLoaderService(BundleRegistry registry, IOptions<ModelOptions> options, ILogger<BundleLoaderService> logger)
     : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -23,7 +23,7 @@ internal sealed partial class BundleLoaderService(MultiTaskEngine engine, IOptio
 
         try
         {
-            await engine.LoadAsync(path, cancellationToken);
+            await registry.LoadAsync(path, cancellationToken);
         }
         catch (BundleValidationException ex)
         {

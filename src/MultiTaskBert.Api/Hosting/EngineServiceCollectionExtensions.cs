@@ -2,14 +2,16 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Health;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Api.Hosting;
 
 internal static class EngineServiceCollectionExtensions
 {
-    /// <summary>Options (validated at start), the engine, and the start-up bundle load.</summary>
+    /// <summary>Options (validated at start), the engine, the registry, and the start-up bundle load.</summary>
     public static IServiceCollection AddMultiTaskEngine(this IServiceCollection services)
     {
         services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -18,10 +20,22 @@ internal static class EngineServiceCollectionExtensions
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<LimitsOptions>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxRequestBodyBytes);
 
-        services.AddSingleton(sp => new OnnxSessionFactory(
-            sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
-            sp.GetRequiredService<ILogger<OnnxSessionFactory>>()));
+        // How the engine runs a batch is a batching setting (AddMicroBatching binds the section).
+        services.AddSingleton(sp =>
+        {
+            BatchingOptions batching = sp.GetRequiredService<IOptions<BatchingOptions>>().Value;
+            return new OnnxSessionFactory(
+                sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
+                sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
+                parallelHeads: batching.ParallelHeads,
+                bucketOverheadTokens: batching.BucketOverheadTokens);
+        });
+        // One holder of the snapshot in service, shared by the engine (runs it), the batcher (leases
+        // it) and the registry (swaps it).
+        services.AddSingleton<SnapshotHolder>();
+        services.AddSingleton<EngineMetrics>();
         services.AddSingleton<MultiTaskEngine>();
+        services.AddSingleton<BundleRegistry>();
         services.AddHostedService<BundleLoaderService>();
         services.AddHealthChecks().AddCheck<ModelReadyHealthCheck>("model", tags: [ModelReadyHealthCheck.Tag]);
         return services;

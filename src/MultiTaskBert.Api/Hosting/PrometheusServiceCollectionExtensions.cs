@@ -1,4 +1,4 @@
-using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core;
 using Prometheus;
 
 namespace MultiTaskBert.Api.Hosting;
@@ -22,7 +22,7 @@ internal static class PrometheusServiceCollectionExtensions
 
         Metrics.ConfigureMeterAdapter(o =>
         {
-            o.InstrumentFilterPredicate = instrument => instrument.Meter.Name == EngineMetrics.MeterName;
+            o.InstrumentFilterPredicate = instrument => instrument.Meter.Name == ServiceMeter.Name;
             o.ResolveHistogramBuckets = instrument => instrument.Unit switch
             {
                 "s" => [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],

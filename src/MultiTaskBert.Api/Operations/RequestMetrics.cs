@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using MultiTaskBert.Api.Contracts;
+using MultiTaskBert.Core;
 using MultiTaskBert.Core.Engine;
 
 namespace MultiTaskBert.Api.Operations;
@@ -10,18 +11,24 @@ namespace MultiTaskBert.Api.Operations;
 /// status, and end-to-end latency. Task labels are limited to loaded task names (anything else is
 /// "(unknown)"), so that clients cannot grow the label set.
 /// </summary>
-internal sealed class RequestMetrics(RequestDelegate next)
+internal sealed class RequestMetrics
 {
     private const string TasksItem = "mtbert.tasks";
     private const string AllTasks = "(all)";
 
-    private static readonly Meter Meter = new(EngineMetrics.MeterName);
+    private readonly RequestDelegate _next;
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _duration;
 
-    private static readonly Counter<long> Requests = Meter.CreateCounter<long>(
-        "mtbert.requests", unit: "{request}", description: "HTTP requests by endpoint, task and status code (a classify request counts once per task it named).");
-
-    private static readonly Histogram<double> Duration = Meter.CreateHistogram<double>(
-        "mtbert.request.duration", unit: "s", description: "End-to-end HTTP request time by endpoint and status code.");
+    public RequestMetrics(RequestDelegate next, IMeterFactory meterFactory)
+    {
+        _next = next;
+        Meter meter = meterFactory.Create(ServiceMeter.Name);
+        _requests = meter.CreateCounter<long>(
+            "mtbert.requests", unit: "{request}", description: "HTTP requests by endpoint, task and status code (a classify request counts once per task it named).");
+        _duration = meter.CreateHistogram<double>(
+            "mtbert.request.duration", unit: "s", description: "End-to-end HTTP request time by endpoint and status code.");
+    }
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -30,24 +37,24 @@ internal sealed class RequestMetrics(RequestDelegate next)
         string endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(none)";
         try
         {
-            await next(context);
+            await _next(context);
         }
         finally
         {
             string status = context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var endpointTag = new KeyValuePair<string, object?>("endpoint", endpoint);
             var statusTag = new KeyValuePair<string, object?>("status", status);
-            Duration.Record(Stopwatch.GetElapsedTime(start).TotalSeconds, endpointTag, statusTag);
+            _duration.Record(Stopwatch.GetElapsedTime(start).TotalSeconds, endpointTag, statusTag);
             if (context.Items[TasksItem] is IReadOnlyList<string> tasks)
             {
                 foreach (string task in tasks)
                 {
-                    Requests.Add(1, endpointTag, new KeyValuePair<string, object?>("task", task), statusTag);
+                    _requests.Add(1, endpointTag, new KeyValuePair<string, object?>("task", task), statusTag);
                 }
             }
             else
             {
-                Requests.Add(1, endpointTag, new KeyValuePair<string, object?>("task", ""), statusTag);
+                _requests.Add(1, endpointTag, new KeyValuePair<string, object?>("task", ""), statusTag);
             }
         }
     }

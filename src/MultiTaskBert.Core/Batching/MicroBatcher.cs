@@ -24,9 +24,6 @@ namespace MultiTaskBert.Core.Batching;
 /// </summary>
 public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
 {
-    /// <summary>Name of the <see cref="Meter"/> the batcher reports to.</summary>
-    public const string MeterName = "MultiTaskBert";
-
     private readonly MultiTaskEngine _engine;
     private readonly BatchingOptions _options;
     private readonly ILogger<MicroBatcher> _logger;
@@ -58,7 +55,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _policy = new BatchPolicy(options, Stopwatch.Frequency);
         _runSlots = new SemaphoreSlim(options.MaxConcurrentBatches, options.MaxConcurrentBatches);
 
-        Meter meter = meterFactory?.Create(MeterName) ?? (_ownedMeter = new Meter(MeterName));
+        Meter meter = meterFactory?.Create(ServiceMeter.Name) ?? (_ownedMeter = new Meter(ServiceMeter.Name));
         Meter = meter;
         _batchSize = meter.CreateHistogram<int>("mtbert.batch.size", "{input}", "Inputs (utterances) per engine batch");
         _batchRequests = meter.CreateHistogram<int>("mtbert.batch.requests", "{request}", "HTTP requests merged into one engine batch");
@@ -92,7 +89,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        LoadedBundle bundle = AcquireCurrent();
+        LoadedBundle bundle = _engine.Snapshots.Lease();
         PreparedRequest prepared;
         try
         {
@@ -133,19 +130,6 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         if (previous != 0)
         {
             Volatile.Write(ref _interArrivalTicks, BatchPolicy.NextArrivalGap(Volatile.Read(ref _interArrivalTicks), now - previous));
-        }
-    }
-
-    /// <summary>The snapshot in service with a lease taken (retried if it is retired meanwhile).</summary>
-    private LoadedBundle AcquireCurrent()
-    {
-        while (true)
-        {
-            LoadedBundle bundle = _engine.Current ?? throw new EngineNotReadyException();
-            if (bundle.TryAcquire())
-            {
-                return bundle;
-            }
         }
     }
 
@@ -317,7 +301,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         LoadedBundle bundle = batch[0].Request.Bundle;
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await MultiTaskEngine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
+            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
@@ -331,7 +315,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             {
                 try
                 {
-                    IReadOnlyList<ClassifyBatchResult> alone = await MultiTaskEngine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
+                    IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
                     pending.Complete(alone[0]);
                 }
                 catch (Exception single)

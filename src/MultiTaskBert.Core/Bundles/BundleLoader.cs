@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -74,15 +73,15 @@ public static partial class BundleLoader
         RequireNonEmpty(manifest.Version, "version");
 
         TokenizerManifest tokenizer = manifest.Tokenizer;
-        string vocabPath = ResolveExistingFile(directory, tokenizer.VocabFile, "tokenizer.vocabFile");
+        string vocabPath = BundleFiles.ResolveExistingFile(directory, tokenizer.VocabFile, "tokenizer.vocabFile");
         if (tokenizer.MaxSequenceLength < 3)
         {
             Fail("tokenizer.maxSequenceLength", $"must be at least 3 ([CLS], [SEP], [SEP]), not {tokenizer.MaxSequenceLength}");
         }
 
         TrunkManifest trunk = manifest.Trunk;
-        string trunkPath = ResolveExistingFile(directory, trunk.File, "trunk.file");
-        await VerifySha256Async(trunkPath, trunk.File, trunk.Sha256, "trunk.sha256", cancellationToken).ConfigureAwait(false);
+        string trunkPath = BundleFiles.ResolveExistingFile(directory, trunk.File, "trunk.file");
+        await BundleFiles.VerifySha256Async(trunkPath, trunk.File, trunk.Sha256, "trunk.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(trunkPath, trunk.File, "trunk.file");
         if (trunk.HiddenSize < 1)
         {
@@ -118,15 +117,7 @@ public static partial class BundleLoader
         for (int i = 0; i < manifest.Tasks.Count; i++)
         {
             TaskManifest task = manifest.Tasks[i];
-            string at = $"tasks[{i}]";
-            RequireTaskName(task.Name, $"{at}.name");
-
-            if (!names.Add(task.Name))
-            {
-                Fail($"{at}.name", $"duplicate task '{task.Name}'");
-            }
-
-            tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, at, cancellationToken).ConfigureAwait(false));
+            tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, $"tasks[{i}]", names, cancellationToken).ConfigureAwait(false));
         }
 
         return new ModelBundle
@@ -151,16 +142,14 @@ public static partial class BundleLoader
     {
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(task);
-        string at = $"tasks[{index}]";
-        RequireTaskName(task.Name, $"{at}.name");
-
         var outputsByLayer = bundle.TrunkOutputsByLayer.ToDictionary(p => p.Key, p => p.Value);
-        return ValidateTaskAsync(bundle.Directory, bundle.Manifest.Trunk, outputsByLayer, task, at, cancellationToken);
+        return ValidateTaskAsync(bundle.Directory, bundle.Manifest.Trunk, outputsByLayer, task, $"tasks[{index}]", takenNames: null, cancellationToken);
     }
 
     /// <summary>
-    /// The task name rule, the one place the service defines it (loader and registry; the toolkit's
-    /// bundle writer has the same): the whole string is 1-64 of ASCII a-z, 0-9, '_', '-'. <c>\z</c>,
+    /// The task name rule, the one place the service defines it (checked here for every task entry,
+    /// and by the registry before an uploaded head is named after the task; the toolkit's bundle
+    /// writer has the same): the whole string is 1-64 of ASCII a-z, 0-9, '_', '-'. <c>\z</c>,
     /// not <c>$</c>: <c>$</c> also matches before a final newline, so "nl\n" would pass.
     /// </summary>
     public const string TaskNameRule = "[a-z0-9_-]{1,64}";
@@ -173,7 +162,7 @@ public static partial class BundleLoader
     {
         if (!IsValidTaskName(name))
         {
-            Fail(field, $"'{Printable(name ?? "")}' does not match {TaskNameRule} (ASCII only, whole string)");
+            Fail(field, $"'{BundleValidationException.Printable(name ?? "")}' does not match {TaskNameRule} (ASCII only, whole string)");
         }
     }
 
@@ -183,8 +172,15 @@ public static partial class BundleLoader
         Dictionary<int, string> outputsByLayer,
         TaskManifest task,
         string at,
+        HashSet<string>? takenNames,
         CancellationToken cancellationToken)
     {
+        RequireTaskName(task.Name, $"{at}.name");
+        if (takenNames is not null && !takenNames.Add(task.Name))
+        {
+            Fail($"{at}.name", $"duplicate task '{task.Name}'");
+        }
+
         TaskInputKind input = task.Input switch
         {
             "single" => TaskInputKind.Single,
@@ -259,8 +255,8 @@ public static partial class BundleLoader
         }
 
         HeadManifest head = task.Head;
-        string headPath = ResolveExistingFile(directory, head.File, $"{at}.head.file");
-        await VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
+        string headPath = BundleFiles.ResolveExistingFile(directory, head.File, $"{at}.head.file");
+        await BundleFiles.VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(headPath, head.File, $"{at}.head.file");
         GraphFile? floatHead = head.FloatGraph is { } variant
             ? new GraphFile(variant.File, await ResolveGraphAsync(directory, variant, $"{at}.head.float", cancellationToken).ConfigureAwait(false))
@@ -350,48 +346,11 @@ public static partial class BundleLoader
     /// <summary>An extra graph (<c>trunk.float16</c>, <c>head.float</c>): inside the bundle, present, SHA-256 as declared.</summary>
     private static async Task<string> ResolveGraphAsync(string directory, GraphFileManifest graph, string field, CancellationToken cancellationToken)
     {
-        string path = ResolveExistingFile(directory, graph.File, $"{field}.file");
-        await VerifySha256Async(path, graph.File, graph.Sha256, $"{field}.sha256", cancellationToken).ConfigureAwait(false);
+        string path = BundleFiles.ResolveExistingFile(directory, graph.File, $"{field}.file");
+        await BundleFiles.VerifySha256Async(path, graph.File, graph.Sha256, $"{field}.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(path, graph.File, $"{field}.file");
         return path;
     }
-
-    /// <summary>
-    /// Resolves a manifest path ('/'-separated, relative) and insists that it stays inside the bundle
-    /// and exists. The one containment rule for the loader and the task registry.
-    /// </summary>
-    public static string ResolveExistingFile(string directory, string relativePath, string field)
-    {
-        ArgumentNullException.ThrowIfNull(directory);
-        if (string.IsNullOrWhiteSpace(relativePath) || Path.IsPathRooted(relativePath) || relativePath.Contains('\\', StringComparison.Ordinal))
-        {
-            Fail(field, $"'{relativePath}' must be a relative '/'-separated path inside the bundle");
-        }
-
-        // NUL and other controls: Path.GetFullPath throws on NUL, and no bundle file needs them.
-        if (relativePath.Any(char.IsControl))
-        {
-            Fail(field, $"'{Printable(relativePath)}' holds a control character (NUL, newline, ...)");
-        }
-
-        string root = Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar;
-        string fullPath = Path.GetFullPath(Path.Combine(directory, relativePath.Replace('/', Path.DirectorySeparatorChar)));
-        if (!fullPath.StartsWith(root, StringComparison.Ordinal))
-        {
-            Fail(field, $"'{relativePath}' leaves the bundle folder");
-        }
-
-        if (!File.Exists(fullPath))
-        {
-            throw new BundleValidationException(relativePath, field, $"file not found (referenced by {ManifestFileName})");
-        }
-
-        return fullPath;
-    }
-
-    /// <summary>Control characters escaped (\u0000), so that a message about them stays one readable line.</summary>
-    public static string Printable(string text) =>
-        string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 
     /// <summary>A graph whose tensors read data from other files: the SHA-256 would not cover what runs.</summary>
     private static void RefuseExternalData(string fullPath, string relativePath, string field)
@@ -411,16 +370,6 @@ public static partial class BundleLoader
         {
             throw new BundleValidationException(relativePath, field,
                 $"{external}: external data is refused; every tensor must be stored inside the file (its SHA-256 covers only this file)");
-        }
-    }
-
-    private static async Task VerifySha256Async(string fullPath, string relativePath, string expected, string field, CancellationToken cancellationToken)
-    {
-        await using FileStream stream = new(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16, useAsync: true);
-        string actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
-        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new BundleValidationException(relativePath, field, $"SHA-256 mismatch: manifest says {expected}, file has {actual}");
         }
     }
 

@@ -21,4 +21,8 @@ public sealed class BundleValidationException : Exception
     public string Field { get; }
 
     public string Problem { get; }
+
+    /// <summary>Control characters escaped (\u0000), so that a message about them stays one readable line.</summary>
+    public static string Printable(string text) =>
+        string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 }

@@ -1,53 +1,55 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using MultiTaskBert.Core.Bundles;
 
 namespace MultiTaskBert.Core.Engine;
 
 /// <summary>
-/// The engine's instruments on the shared "MultiTaskBert" meter (System.Diagnostics.Metrics; the
-/// Api exports every instrument of that meter to Prometheus, including the batching queue's).
+/// The engine's instruments on the <see cref="ServiceMeter"/>: trunk and head timings, rows per
+/// trunk pass, and the tasks in service. One instance per host, so that two hosts in one process
+/// (the tests) each report their own snapshot.
 /// </summary>
-public static class EngineMetrics
+public sealed class EngineMetrics : IDisposable
 {
-    /// <summary>Name of the meter every MultiTaskBert instrument is recorded on.</summary>
-    public const string MeterName = "MultiTaskBert";
+    private readonly SnapshotHolder _snapshots;
+    private readonly Meter? _ownedMeter;
+    private readonly Histogram<double> _trunkDuration;
+    private readonly Histogram<double> _headDuration;
+    private readonly Histogram<long> _trunkRows;
 
-    private static readonly Meter Meter = new(MeterName);
-
-    private static readonly Histogram<double> TrunkDuration = Meter.CreateHistogram<double>(
-        "mtbert.trunk.duration", unit: "s", description: "Time of one trunk pass (one batch).");
-
-    private static readonly Histogram<double> HeadDuration = Meter.CreateHistogram<double>(
-        "mtbert.head.duration", unit: "s", description: "Time of one head run on a batch, by task.");
-
-    private static readonly Histogram<long> TrunkRows = Meter.CreateHistogram<long>(
-        "mtbert.trunk.rows", unit: "{row}", description: "Rows (sequences) per trunk pass.");
-
-    private static LoadedBundle? _snapshot;
-
-    static EngineMetrics()
+    /// <param name="snapshots">The holder whose snapshot the loaded-tasks gauge reports.</param>
+    /// <param name="meterFactory">The host's meter factory; without one (a benchmark, a tool) the metrics own their meter.</param>
+    public EngineMetrics(SnapshotHolder snapshots, IMeterFactory? meterFactory = null)
     {
+        ArgumentNullException.ThrowIfNull(snapshots);
+        _snapshots = snapshots;
+        Meter meter = meterFactory?.Create(ServiceMeter.Name) ?? (_ownedMeter = new Meter(ServiceMeter.Name));
+        Meter = meter;
+        _trunkDuration = meter.CreateHistogram<double>("mtbert.trunk.duration", unit: "s", description: "Time of one trunk pass (one batch).");
+        _headDuration = meter.CreateHistogram<double>("mtbert.head.duration", unit: "s", description: "Time of one head run on a batch, by task.");
+        _trunkRows = meter.CreateHistogram<long>("mtbert.trunk.rows", unit: "{row}", description: "Rows (sequences) per trunk pass.");
+
         // One series per loaded task with its version as a label: value 1 (the versions serving now).
-        Meter.CreateObservableGauge("mtbert.tasks.loaded", ObserveTasks, unit: "{task}",
+        meter.CreateObservableGauge("mtbert.tasks.loaded", ObserveTasks, unit: "{task}",
             description: "Tasks in service (1 per task, labelled with its version).");
     }
 
-    internal static void RecordTrunk(long startTimestamp, long rows)
+    /// <summary>The meter the instruments are on (tests listen to it).</summary>
+    internal Meter Meter { get; }
+
+    internal void RecordTrunk(long startTimestamp, long rows)
     {
-        TrunkDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
-        TrunkRows.Record(rows);
+        _trunkDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+        _trunkRows.Record(rows);
     }
 
-    internal static void RecordHead(long startTimestamp, TaskDefinition task) =>
-        HeadDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, new KeyValuePair<string, object?>("task", task.Name));
+    internal void RecordHead(long startTimestamp, TaskDefinition task) =>
+        _headDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, new KeyValuePair<string, object?>("task", task.Name));
 
-    /// <summary>The snapshot now in service (for the loaded-tasks gauge).</summary>
-    internal static void RecordSnapshot(LoadedBundle snapshot) => Volatile.Write(ref _snapshot, snapshot);
-
-    private static IEnumerable<Measurement<int>> ObserveTasks()
+    private IEnumerable<Measurement<int>> ObserveTasks()
     {
-        LoadedBundle? snapshot = Volatile.Read(ref _snapshot);
+        LoadedBundle? snapshot = _snapshots.Current;
         if (snapshot is null)
         {
             return [];
@@ -55,7 +57,9 @@ public static class EngineMetrics
 
         return snapshot.Tasks.Select(t => new Measurement<int>(1,
             new KeyValuePair<string, object?>("task", t.Name),
-            new KeyValuePair<string, object?>("version", t.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new KeyValuePair<string, object?>("version", t.Version.ToString(CultureInfo.InvariantCulture)),
             new KeyValuePair<string, object?>("model", snapshot.ModelId)));
     }
+
+    public void Dispose() => _ownedMeter?.Dispose();
 }

@@ -1,4 +1,4 @@
-using Microsoft.Extensions.Logging;
+using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Inference;
@@ -11,64 +11,33 @@ namespace MultiTaskBert.Core.Engine;
 /// Serves many tasks from one trunk: a batch is tokenized, padded to its longest member, run
 /// through the trunk once (only the branch layers needed), then through every requested head
 /// concurrently. Batch-oriented so that cross-request micro-batching can sit in front of it.
+/// Runs the snapshot in service (<see cref="SnapshotHolder"/>); what is in service is the
+/// registry's business (<see cref="Registry.BundleRegistry"/>).
 /// </summary>
-public sealed partial class MultiTaskEngine : IDisposable
+public sealed class MultiTaskEngine
 {
-    private readonly OnnxSessionFactory _sessions;
-    private readonly ILogger<MultiTaskEngine> _logger;
-    private LoadedBundle? _current;
+    private readonly EngineMetrics _metrics;
 
-    public MultiTaskEngine(OnnxSessionFactory sessions, ILogger<MultiTaskEngine> logger)
+    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics)
     {
-        _sessions = sessions;
-        _logger = logger;
+        ArgumentNullException.ThrowIfNull(snapshots);
+        ArgumentNullException.ThrowIfNull(metrics);
+        Snapshots = snapshots;
+        _metrics = metrics;
     }
 
-    /// <summary>The snapshot in service, or null before <see cref="LoadAsync"/> finished (including warm-up).</summary>
-    public LoadedBundle? Current => Volatile.Read(ref _current);
+    /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
+    public LoadedBundle? Current => Snapshots.Current;
 
     public bool IsReady => Current is not null;
 
-    public ExecutionTarget Target => _sessions.Target;
-
-    /// <summary>
-    /// Validates and loads a bundle, runs one warm-up inference over every task, then puts it in
-    /// service. Throws <see cref="BundleValidationException"/> when the bundle cannot be served.
-    /// </summary>
-    public async Task LoadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
-    {
-        ModelBundle bundle = await BundleLoader.LoadAsync(bundleDirectory, cancellationToken).ConfigureAwait(false);
-        LoadedBundle loaded = LoadedBundle.Create(bundle, _sessions);
-        try
-        {
-            await WarmUpAsync(loaded, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            loaded.Dispose();
-            throw;
-        }
-
-        // The first load only: later changes go through the registry (MultiTaskEngine.Registry.cs),
-        // which swaps leased snapshots so in-flight batches finish on the one they started with.
-        if (Interlocked.CompareExchange(ref _current, loaded, null) is not null)
-        {
-            loaded.Dispose();
-            throw new InvalidOperationException("A bundle is already loaded.");
-        }
-
-        EngineMetrics.RecordSnapshot(loaded);
-        LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target, loaded.TrunkFile);
-        if (bundle.Manifest.Trunk.Int8Matmuls && _sessions.Target == ExecutionTarget.Cuda && !loaded.UsesFloat16Graphs)
-        {
-            LogInt8TrunkOnCuda(_logger, loaded.ModelId);
-        }
-    }
+    /// <summary>Where the snapshots this engine runs are leased from.</summary>
+    internal SnapshotHolder Snapshots { get; }
 
     public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        LoadedBundle bundle = Acquire();
+        LoadedBundle bundle = Snapshots.Lease();
         try
         {
             return await ClassifyAsync(bundle, inputs, tasks, cancellationToken).ConfigureAwait(false);
@@ -76,23 +45,6 @@ public sealed partial class MultiTaskEngine : IDisposable
         finally
         {
             bundle.ReleaseLease();
-        }
-    }
-
-    /// <summary>
-    /// Leases the snapshot in service: it (and its sessions) stays alive until released, even if an
-    /// admin change swaps in a new one meanwhile. A snapshot that drained between the read and the
-    /// lease has already been replaced, so the loop reads the new one.
-    /// </summary>
-    private LoadedBundle Acquire()
-    {
-        while (true)
-        {
-            LoadedBundle bundle = Current ?? throw new EngineNotReadyException();
-            if (bundle.TryAcquire())
-            {
-                return bundle;
-            }
         }
     }
 
@@ -106,7 +58,7 @@ public sealed partial class MultiTaskEngine : IDisposable
     public async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyManyAsync(IReadOnlyList<InferenceRequest> requests, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requests);
-        LoadedBundle bundle = Acquire();
+        LoadedBundle bundle = Snapshots.Lease();
         try
         {
             PreparedRequest[] prepared = [.. requests.Select(r => Prepare(bundle, r.Inputs, r.Tasks))];
@@ -140,18 +92,14 @@ public sealed partial class MultiTaskEngine : IDisposable
         return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments);
     }
 
-    private static Task WarmUpAsync(LoadedBundle bundle, CancellationToken cancellationToken)
-    {
-        if (bundle.Tasks.Count == 0)
-        {
-            return Task.CompletedTask;
-        }
+    /// <summary>
+    /// One inference over <paramref name="tasks"/> of a snapshot not yet in service, so that its
+    /// new sessions are loaded and fail (if they do) before it serves.
+    /// </summary>
+    internal Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken) =>
+        tasks.Count == 0 ? Task.CompletedTask : ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up")], tasks, cancellationToken);
 
-        ClassifyInput[] inputs = [new("warm up", "warm up")];
-        return ClassifyAsync(bundle, inputs, [.. bundle.Tasks.Select(t => t.Name)], cancellationToken);
-    }
-
-    private static async Task<ClassifyBatchResult> ClassifyAsync(
+    private async Task<ClassifyBatchResult> ClassifyAsync(
         LoadedBundle bundle,
         IReadOnlyList<ClassifyInput> inputs,
         IReadOnlyList<string>? tasks,
@@ -168,7 +116,7 @@ public sealed partial class MultiTaskEngine : IDisposable
     /// each group runs the trunk once with only the branch layers its tasks need, then every head
     /// of that kind runs once over the group.
     /// </summary>
-    internal static async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(
+    internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(
         LoadedBundle bundle,
         IReadOnlyList<PreparedRequest> requests,
         CancellationToken cancellationToken)
@@ -277,7 +225,7 @@ public sealed partial class MultiTaskEngine : IDisposable
     /// Runs one kind group: its rows are split into buckets of similar length (less padding), and
     /// each bucket runs the trunk once (only the branch layers its tasks need) and then every head.
     /// </summary>
-    private static async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
+    private async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
         int[] layers = [.. group.Tasks.Select(t => t.BranchLayer).Distinct().Order()];
         foreach (TaskDefinition task in group.Tasks)
@@ -291,7 +239,9 @@ public sealed partial class MultiTaskEngine : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             TokenBatch batch = TokenBatch.Pad([.. rows.Select(r => group.Rows[r])], bundle.Encoder.PaddingTokenId);
             using OrtValue attentionMask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
+            long trunkStart = Stopwatch.GetTimestamp();
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
+            _metrics.RecordTrunk(trunkStart, rows.Length);
             HeadOutput[] outputs = await RunHeadsAsync(bundle, group.Tasks, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
             group.HeadOutputs.AddRange(outputs);
             for (int t = 0; t < outputs.Length; t++)
@@ -305,7 +255,7 @@ public sealed partial class MultiTaskEngine : IDisposable
         }
     }
 
-    private static async Task<HeadOutput[]> RunHeadsAsync(
+    private async Task<HeadOutput[]> RunHeadsAsync(
         LoadedBundle bundle, List<TaskDefinition> tasks, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions, CancellationToken cancellationToken)
     {
         if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
@@ -316,7 +266,7 @@ public sealed partial class MultiTaskEngine : IDisposable
                 foreach (TaskDefinition task in tasks)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    outputs.Add(bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions));
+                    outputs.Add(RunHead(bundle, task, hidden, attentionMask, runOptions));
                 }
 
                 return [.. outputs];
@@ -329,11 +279,7 @@ public sealed partial class MultiTaskEngine : IDisposable
         }
 
         // Heads are independent: run them side by side on the shared hidden states and mask.
-        Task<HeadOutput>[] runs = [.. tasks.Select(task =>
-        {
-            HeadRunner head = bundle.Heads[task.Name];
-            return Task.Run(() => head.Run(hidden[task.BranchLayer], attentionMask, runOptions), cancellationToken);
-        })];
+        Task<HeadOutput>[] runs = [.. tasks.Select(task => Task.Run(() => RunHead(bundle, task, hidden, attentionMask, runOptions), cancellationToken))];
         try
         {
             return await Task.WhenAll(runs).ConfigureAwait(false);
@@ -347,6 +293,14 @@ public sealed partial class MultiTaskEngine : IDisposable
 
             throw;
         }
+    }
+
+    private HeadOutput RunHead(LoadedBundle bundle, TaskDefinition task, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions)
+    {
+        long start = Stopwatch.GetTimestamp();
+        HeadOutput output = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions);
+        _metrics.RecordHead(start, task);
+        return output;
     }
 
     /// <summary>The rows of one input kind in a batch, the tasks that read them and each row's output per task.</summary>
@@ -366,16 +320,4 @@ public sealed partial class MultiTaskEngine : IDisposable
     {
         public ReadOnlySpan<float> Values => Bucket.Row(Row);
     }
-
-    public void Dispose()
-    {
-        Interlocked.Exchange(ref _current, null)?.Dispose();
-        _changes.Dispose();
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}, trunk {Trunk}")]
-    private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target, string trunk);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Bundle {Model} serves its int8 trunk (trunk.int8Matmuls) on CUDA: ONNX Runtime's CUDA provider has no kernels for its integer matmuls, so they run on the CPU between copies. Add a float16 trunk for CUDA with `mtbert bundle add-cuda-trunk` (or set Inference:Precision to Auto)")]
-    private static partial void LogInt8TrunkOnCuda(ILogger logger, string model);
 }

@@ -40,7 +40,6 @@ internal sealed class HeadRunner : IDisposable
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
         // head's device) and returns the logits tensor in CPU memory; the caller disposes it.
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         OrtValue[] inputs = _inputNames.Length == 2 ? [hiddenStates, attentionMask] : [hiddenStates];
         IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
@@ -58,7 +57,6 @@ internal sealed class HeadRunner : IDisposable
                 $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
         }
 
-        Engine.EngineMetrics.RecordHead(start, Task);
         return new HeadOutput(outputs, shape);
     }
 

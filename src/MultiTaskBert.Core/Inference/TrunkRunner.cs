@@ -27,7 +27,6 @@ internal sealed class TrunkRunner : IDisposable
 
     public TrunkOutputs Run(TokenBatch batch, OrtValue attentionMask, IReadOnlyCollection<int> layers, RunOptions runOptions)
     {
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         long[] shape = batch.Shape;
         // Views over the managed arrays (pinned), no copy; ONNX Runtime copies them to the device itself on CUDA.
         using OrtValue inputIds = OrtValue.CreateTensorValueFromMemory(batch.InputIds, shape);
@@ -45,9 +44,7 @@ internal sealed class TrunkRunner : IDisposable
 
         _session.RunWithBinding(runOptions, binding);
         binding.SynchronizeBoundOutputs();
-        var outputs = new TrunkOutputs(orderedLayers, binding.GetOutputValues());
-        Engine.EngineMetrics.RecordTrunk(start, shape[0]);
-        return outputs;
+        return new TrunkOutputs(orderedLayers, binding.GetOutputValues());
     }
 
     public void Dispose() => _session.Dispose();

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Admin;
@@ -11,11 +12,18 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
 {
     private readonly BundleCopy _bundle = new();
     private readonly OnnxSessionFactory _sessions = new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+    private readonly ServingParts _serving;
     private readonly MultiTaskEngine _engine;
+    private readonly BundleRegistry _registry;
 
-    public HotSwapEngineTests() => _engine = new MultiTaskEngine(_sessions, NullLogger<MultiTaskEngine>.Instance);
+    public HotSwapEngineTests()
+    {
+        _serving = new ServingParts(_sessions);
+        _engine = _serving.Engine;
+        _registry = _serving.Registry;
+    }
 
-    public Task InitializeAsync() => _engine.LoadAsync(_bundle.Directory);
+    public Task InitializeAsync() => _registry.LoadAsync(_bundle.Directory);
 
     public Task DisposeAsync() => Task.CompletedTask;
 
@@ -33,7 +41,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
         LoadedBundle old = _engine.Current!;
         Assert.True(old.TryAcquire()); // an in-flight request
 
-        await _engine.AddOrReplaceTaskAsync(NextVersion("sst2", 2), null);
+        await _registry.AddOrReplaceTaskAsync(NextVersion("sst2", 2), null);
 
         Assert.NotSame(old, _engine.Current);
         Assert.False(old.IsDrained);
@@ -66,7 +74,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
 
         for (int version = 2; version <= 8; version++)
         {
-            await _engine.AddOrReplaceTaskAsync(NextVersion(version % 2 == 0 ? "sst2" : "rte", version), null);
+            await _registry.AddOrReplaceTaskAsync(NextVersion(version % 2 == 0 ? "sst2" : "rte", version), null);
         }
 
         await stop.CancelAsync();
@@ -78,7 +86,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
 
     public void Dispose()
     {
-        _engine.Dispose();
+        _serving.Dispose();
         _sessions.Dispose();
         _bundle.Dispose();
     }

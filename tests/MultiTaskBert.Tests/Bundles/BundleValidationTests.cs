@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Bundles;
@@ -313,10 +314,10 @@ public sealed class BundleValidationTests : IDisposable
         _bundle.EditManifest(m => Task(m, FirstBranchingAt(1))["branchLayer"] = 2);
 
         using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        await engine.LoadAsync(_bundle.Directory);
+        using var serving = new ServingParts(sessions);
+        await serving.Registry.LoadAsync(_bundle.Directory);
 
-        Assert.True(engine.IsReady);
+        Assert.True(serving.Engine.IsReady);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Engine;
@@ -43,8 +44,9 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
         using var sessions = new OnnxSessionFactory(
             new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance, bucketOverheadTokens: bucketOverheadTokens);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        await engine.LoadAsync(TestBundle.Directory);
+        using var serving = new ServingParts(sessions);
+        await serving.Registry.LoadAsync(TestBundle.Directory);
+        MultiTaskEngine engine = serving.Engine;
 
         ClassifyBatchResult batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
 

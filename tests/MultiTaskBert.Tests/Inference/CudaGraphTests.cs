@@ -3,6 +3,7 @@ using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Inference;
@@ -17,18 +18,18 @@ public sealed class CudaGraphTests
     private static OnnxSessionFactory Factory(GraphPrecision precision, InferenceDevice device = InferenceDevice.Cpu) =>
         new(new InferenceOptions { Device = device, Precision = precision }, NullLogger<OnnxSessionFactory>.Instance);
 
-    private static async Task<(MultiTaskEngine Engine, OnnxSessionFactory Sessions)> LoadAsync(string bundle, GraphPrecision precision)
+    private static async Task<(ServingParts Serving, OnnxSessionFactory Sessions)> LoadAsync(string bundle, GraphPrecision precision)
     {
         OnnxSessionFactory sessions = Factory(precision);
-        var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        var serving = new ServingParts(sessions);
         try
         {
-            await engine.LoadAsync(bundle);
-            return (engine, sessions);
+            await serving.Registry.LoadAsync(bundle);
+            return (serving, sessions);
         }
         catch
         {
-            engine.Dispose();
+            serving.Dispose();
             sessions.Dispose();
             throw;
         }
@@ -46,10 +47,11 @@ public sealed class CudaGraphTests
     [Fact]
     public async Task Auto_on_cpu_serves_the_default_trunk_and_heads()
     {
-        (MultiTaskEngine engine, OnnxSessionFactory sessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Auto);
+        (ServingParts serving, OnnxSessionFactory sessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Auto);
         using (sessions)
-        using (engine)
+        using (serving)
         {
+            MultiTaskEngine engine = serving.Engine;
             Assert.False(engine.Current!.UsesFloat16Graphs);
             Assert.Equal(TestBundle.Manifest.Trunk.File, engine.Current.TrunkFile);
         }
@@ -63,13 +65,14 @@ public sealed class CudaGraphTests
             return;
         }
 
-        (MultiTaskEngine reference, OnnxSessionFactory referenceSessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Default);
-        (MultiTaskEngine float16, OnnxSessionFactory float16Sessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Float16);
+        (ServingParts referenceServing, OnnxSessionFactory referenceSessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Default);
+        (ServingParts float16Serving, OnnxSessionFactory float16Sessions) = await LoadAsync(TestBundle.Directory, GraphPrecision.Float16);
         using (referenceSessions)
-        using (reference)
+        using (referenceServing)
         using (float16Sessions)
-        using (float16)
+        using (float16Serving)
         {
+            MultiTaskEngine reference = referenceServing.Engine, float16 = float16Serving.Engine;
             Assert.True(float16.Current!.UsesFloat16Graphs);
             Assert.Equal(TestBundle.Manifest.Trunk.Float16!.File, float16.Current.TrunkFile);
             ClassifyInput[] inputs = [new("wake me up at 7 am tomorrow"), new("It's a charming and often affecting journey.")];
@@ -101,9 +104,9 @@ public sealed class CudaGraphTests
         using var bundle = new BundleCopy();
         bundle.EditManifest(m => m["trunk"]!.AsObject().Remove("float16"));
         using OnnxSessionFactory sessions = Factory(GraphPrecision.Float16);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
+        using var serving = new ServingParts(sessions);
 
-        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(bundle.Directory));
+        var error = await Assert.ThrowsAsync<BundleValidationException>(() => serving.Registry.LoadAsync(bundle.Directory));
 
         Assert.Equal(("manifest.json", "trunk.float16"), (error.File, error.Field));
         Assert.Contains("add-cuda-trunk", error.Message);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Tests.Support;
 
@@ -9,17 +10,20 @@ public sealed class EngineFixture : IAsyncLifetime, IDisposable
 {
     private readonly OnnxSessionFactory _sessions = new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
 
-    public EngineFixture() => Engine = new MultiTaskEngine(_sessions, NullLogger<MultiTaskEngine>.Instance);
+    public EngineFixture() => Serving = new ServingParts(_sessions);
 
-    public MultiTaskEngine Engine { get; }
+    /// <summary>The engine, its snapshot holder and the registry that loaded the bundle.</summary>
+    public ServingParts Serving { get; }
 
-    public Task InitializeAsync() => Engine.LoadAsync(TestBundle.Directory);
+    public MultiTaskEngine Engine => Serving.Engine;
+
+    public Task InitializeAsync() => Serving.Registry.LoadAsync(TestBundle.Directory);
 
     public Task DisposeAsync() => Task.CompletedTask;
 
     public void Dispose()
     {
-        Engine.Dispose();
+        Serving.Dispose();
         _sessions.Dispose();
     }
 }

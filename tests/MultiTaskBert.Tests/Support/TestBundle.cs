@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
+using MultiTaskBert.Core.Registry;
 
 namespace MultiTaskBert.Tests.Support;
 
@@ -12,12 +13,14 @@ namespace MultiTaskBert.Tests.Support;
 public static class TestBundle
 {
     private static readonly Lazy<string> LazyDirectory = new(Locate);
-    private static readonly Lazy<BundleManifest> LazyManifest = new(() =>
-        BundleLoader.LoadAsync(Directory).GetAwaiter().GetResult().Manifest);
+    private static readonly Lazy<ModelBundle> LazyBundle = new(() => BundleLoader.LoadAsync(Directory).GetAwaiter().GetResult());
 
     public static string Directory => LazyDirectory.Value;
 
-    public static BundleManifest Manifest => LazyManifest.Value;
+    /// <summary>The bundle as the loader validated it.</summary>
+    public static ModelBundle Loaded => LazyBundle.Value;
+
+    public static BundleManifest Manifest => Loaded.Manifest;
 
     public static IEnumerable<TaskManifest> Tasks(string input, string kind) =>
         Manifest.Tasks.Where(t => t.Input == input && t.Output.Kind == kind);
@@ -87,9 +90,9 @@ public sealed class BundleCopy : IDisposable
     public async Task<BundleValidationException> LoadFailsAsync()
     {
         using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
-        using var engine = new MultiTaskEngine(sessions, NullLogger<MultiTaskEngine>.Instance);
-        var error = await Assert.ThrowsAsync<BundleValidationException>(() => engine.LoadAsync(Directory));
-        Assert.False(engine.IsReady);
+        using var serving = new ServingParts(sessions);
+        var error = await Assert.ThrowsAsync<BundleValidationException>(() => serving.Registry.LoadAsync(Directory));
+        Assert.False(serving.Engine.IsReady);
         Assert.StartsWith($"{error.File}: {error.Field}: ", error.Message);
         return error;
     }

@@ -1,38 +1,72 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Inference;
 
-namespace MultiTaskBert.Core.Engine;
+namespace MultiTaskBert.Core.Registry;
 
-/// <summary>What an admin change did.</summary>
-public sealed record TaskChangeResult(string Model, string Action, string Task, int? Version, int? PreviousVersion, string? HeadFile, string? HeadSha256);
-
-/// <summary>What <c>ReloadAsync</c> changed, by task name.</summary>
-public sealed record ReloadResult(string Model, IReadOnlyList<string> Added, IReadOnlyList<string> Replaced, IReadOnlyList<string> Removed, IReadOnlyList<string> Unchanged);
-
-/// <summary>No task of that name is loaded.</summary>
-public sealed class TaskNotFoundException(string task) : Exception($"no task '{task}' is loaded")
+/// <summary>
+/// What is in service and every change to it: the start-up load, then add, replace, remove and
+/// reload while serving. The engine only runs what this puts in the <see cref="SnapshotHolder"/>.
+/// </summary>
+/// <remarks>
+/// Changes are serialized; each builds a new snapshot that shares every unchanged session with the
+/// one in service, validates and warms up what is new, rewrites manifest.json atomically, and only
+/// then swaps the snapshot. The old snapshot is retired: requests that leased it finish on it, and
+/// its sessions that the new snapshot does not share are disposed after its last lease is released.
+/// Any failure before the swap leaves the old snapshot serving and the manifest on disk untouched.
+/// </remarks>
+public sealed partial class BundleRegistry : IDisposable
 {
-    public string Task { get; } = task;
-}
-
-/// <summary>The change conflicts with what is loaded (e.g. a replacement whose version is not newer).</summary>
-public sealed class TaskConflictException(string field, string message) : Exception(message)
-{
-    public string Field { get; } = field;
-}
-
-// Hot task registry: add, replace, remove and reload while serving. Changes are serialized; each
-// builds a new snapshot that shares every unchanged session with the one in service, validates and
-// warms up what is new, rewrites manifest.json atomically, and only then swaps the snapshot. The
-// old snapshot is retired: requests that leased it finish on it, and its sessions that the new
-// snapshot does not share are disposed after its last lease is released. Any failure before the
-// swap leaves the old snapshot serving and the manifest on disk untouched.
-public sealed partial class MultiTaskEngine
-{
+    private readonly OnnxSessionFactory _sessions;
+    private readonly SnapshotHolder _snapshots;
+    private readonly MultiTaskEngine _engine;
+    private readonly ILogger<BundleRegistry> _logger;
     private readonly SemaphoreSlim _changes = new(1, 1);
+
+    public BundleRegistry(OnnxSessionFactory sessions, SnapshotHolder snapshots, MultiTaskEngine engine, ILogger<BundleRegistry> logger)
+    {
+        ArgumentNullException.ThrowIfNull(sessions);
+        ArgumentNullException.ThrowIfNull(snapshots);
+        ArgumentNullException.ThrowIfNull(engine);
+        _sessions = sessions;
+        _snapshots = snapshots;
+        _engine = engine;
+        _logger = logger;
+    }
+
+    /// <summary>The folder of the bundle in service (admin uploads are spooled into it).</summary>
+    /// <exception cref="EngineNotReadyException">No bundle is in service yet.</exception>
+    public string BundleDirectory => (_snapshots.Current ?? throw new EngineNotReadyException()).Bundle.Directory;
+
+    /// <summary>
+    /// Validates and loads a bundle, runs one warm-up inference over every task, then puts it in
+    /// service. Throws <see cref="BundleValidationException"/> when the bundle cannot be served.
+    /// </summary>
+    public async Task LoadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
+    {
+        ModelBundle bundle = await BundleLoader.LoadAsync(bundleDirectory, cancellationToken).ConfigureAwait(false);
+        LoadedBundle loaded = LoadedBundle.Create(bundle, _sessions);
+        try
+        {
+            await _engine.WarmUpAsync(loaded, [.. loaded.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+
+        // The first load only: later changes swap snapshots under the change lock.
+        _snapshots.Replace(expected: null, loaded);
+        LogLoaded(_logger, loaded.ModelId, loaded.Tasks.Count, _sessions.Target, loaded.TrunkFile);
+        if (bundle.Manifest.Trunk.Int8Matmuls && _sessions.Target == ExecutionTarget.Cuda && !loaded.UsesFloat16Graphs)
+        {
+            LogInt8TrunkOnCuda(_logger, loaded.ModelId);
+        }
+    }
 
     /// <summary>
     /// Adds a task or replaces it with a newer version. <paramref name="entry"/> is a manifest task
@@ -44,13 +78,14 @@ public sealed partial class MultiTaskEngine
     {
         ArgumentNullException.ThrowIfNull(entry);
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
-        string? storedHead = null;
+        string? storedHead = null; // full path of a head this change stored, until it is in service
         try
         {
-            LoadedBundle current = Current ?? throw new EngineNotReadyException();
+            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle bundle = current.Bundle;
             entry = (JsonObject)entry.DeepClone();
             string name = entry["name"] is JsonValue n && n.TryGetValue(out string? s) ? s : "";
+            // Before anything else: an uploaded head is stored under a file name made of the task name.
             BundleLoader.RequireTaskName(name, "name");
 
             int existingIndex = IndexOf(bundle, name);
@@ -64,20 +99,22 @@ public sealed partial class MultiTaskEngine
             if (headContent is not null)
             {
                 int version = entry["version"] is JsonValue v && v.TryGetValue(out int vv) ? vv : 1;
-                (string relative, string sha, bool created) = await StoreHeadAsync(bundle.Directory, name, version, headContent, cancellationToken).ConfigureAwait(false);
-                storedHead = created ? relative : null; // an identical file already there may be in use: never delete it
-                if (head["sha256"] is JsonValue given && given.TryGetValue(out string? givenSha) && !string.Equals(givenSha, sha, StringComparison.OrdinalIgnoreCase))
+                StoredHead stored = await HeadFileStore.StoreAsync(bundle.Directory, name, version, headContent, cancellationToken).ConfigureAwait(false);
+                // An identical file already there may be in use: never delete it.
+                storedHead = stored.Created ? stored.FullPath : null;
+                if (head["sha256"] is JsonValue given && given.TryGetValue(out string? givenSha) && !string.Equals(givenSha, stored.Sha256, StringComparison.OrdinalIgnoreCase))
                 {
-                    throw new BundleValidationException(relative, $"{at}.head.sha256", $"SHA-256 mismatch: entry says {givenSha}, uploaded file has {sha}");
+                    throw new BundleValidationException(stored.RelativePath, $"{at}.head.sha256", $"SHA-256 mismatch: entry says {givenSha}, uploaded file has {stored.Sha256}");
                 }
 
-                head["file"] = relative;
-                head["sha256"] = sha;
+                head["file"] = stored.RelativePath;
+                head["sha256"] = stored.Sha256;
             }
             else if (head["sha256"] is null)
             {
                 string file = head["file"] is JsonValue f && f.TryGetValue(out string? fs) ? fs : "";
-                head["sha256"] = await Sha256InsideAsync(bundle.Directory, file, $"{at}.head.file", cancellationToken).ConfigureAwait(false);
+                string path = BundleFiles.ResolveExistingFile(bundle.Directory, file, $"{at}.head.file");
+                head["sha256"] = await BundleFiles.Sha256Async(path, cancellationToken).ConfigureAwait(false);
             }
 
             TaskManifest task = Deserialize(entry, at);
@@ -109,15 +146,16 @@ public sealed partial class MultiTaskEngine
                 ManifestFile.UpsertTask(disk, entry);
                 disk["version"] = bundleVersion;
             }, cancellationToken).ConfigureAwait(false);
-            LogTaskChanged(_logger, previous is null ? "added" : "replaced", name, task.Version, previous?.Version);
+            string action = previous is null ? "added" : "replaced";
+            LogTaskChanged(_logger, action, name, task.Version, previous?.Version);
             storedHead = null; // in service now
-            return new TaskChangeResult(next.ModelId, previous is null ? "added" : "replaced", name, task.Version, previous?.Version, task.Head.File, task.Head.Sha256);
+            return new TaskChangeResult(next.ModelId, action, name, task.Version, previous?.Version, task.Head.File, task.Head.Sha256);
         }
         finally
         {
             if (storedHead is not null)
             {
-                TryDelete(Path.Combine(Current?.Bundle.Directory ?? ".", storedHead));
+                HeadFileStore.TryDelete(storedHead);
             }
 
             _changes.Release();
@@ -130,7 +168,7 @@ public sealed partial class MultiTaskEngine
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            LoadedBundle current = Current ?? throw new EngineNotReadyException();
+            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle bundle = current.Bundle;
             int index = IndexOf(bundle, name);
             if (index < 0)
@@ -168,12 +206,12 @@ public sealed partial class MultiTaskEngine
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            LoadedBundle current = Current ?? throw new EngineNotReadyException();
+            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle next = await BundleLoader.LoadAsync(current.Bundle.Directory, cancellationToken).ConfigureAwait(false);
             LoadedBundle snapshot = LoadedBundle.Derive(current, next, _sessions);
             try
             {
-                await WarmUpAsync(snapshot, [.. next.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
+                await _engine.WarmUpAsync(snapshot, [.. next.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
             }
             catch
             {
@@ -181,7 +219,7 @@ public sealed partial class MultiTaskEngine
                 throw;
             }
 
-            Swap(current, snapshot);
+            _snapshots.Replace(current, snapshot);
             var before = current.Tasks.ToDictionary(t => t.Name, StringComparer.Ordinal);
             var after = next.Tasks.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
             List<string> added = [], replaced = [], unchanged = [];
@@ -206,7 +244,7 @@ public sealed partial class MultiTaskEngine
         LoadedBundle snapshot = LoadedBundle.Derive(current, next, _sessions);
         try
         {
-            await WarmUpAsync(snapshot, warmUp, cancellationToken).ConfigureAwait(false);
+            await _engine.WarmUpAsync(snapshot, warmUp, cancellationToken).ConfigureAwait(false);
             JsonObject disk = await ManifestFile.ReadAsync(next.Directory, cancellationToken).ConfigureAwait(false);
             editManifest(disk);
             await ManifestFile.WriteAtomicallyAsync(next.Directory, disk, CancellationToken.None).ConfigureAwait(false);
@@ -217,24 +255,8 @@ public sealed partial class MultiTaskEngine
             throw;
         }
 
-        Swap(current, snapshot);
+        _snapshots.Replace(current, snapshot);
     }
-
-    private void Swap(LoadedBundle current, LoadedBundle snapshot)
-    {
-        LoadedBundle? replaced = Interlocked.CompareExchange(ref _current, snapshot, current);
-        if (!ReferenceEquals(replaced, current))
-        {
-            snapshot.Dispose();
-            throw new InvalidOperationException("The bundle in service changed during an admin change.");
-        }
-
-        current.Dispose(); // retire: its sessions go once in-flight requests released it
-        EngineMetrics.RecordSnapshot(snapshot);
-    }
-
-    private static Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken) =>
-        tasks.Count == 0 ? Task.CompletedTask : ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up")], tasks, cancellationToken);
 
     private static int IndexOf(ModelBundle bundle, string name)
     {
@@ -263,64 +285,13 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    /// <summary>Writes an uploaded head to heads/&lt;name&gt;-v&lt;version&gt;-&lt;sha12&gt;.onnx (temp file, then rename).</summary>
-    private static async Task<(string Relative, string Sha256, bool Created)> StoreHeadAsync(string directory, string name, int version, Stream content, CancellationToken cancellationToken)
-    {
-        string temp = BundleTempFiles.NewUploadPath(directory);
-        string heads = Path.GetDirectoryName(temp)!;
-        try
-        {
-            string sha;
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                await content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-                file.Position = 0;
-                sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
-            }
+    public void Dispose() => _changes.Dispose();
 
-            string relative = $"heads/{name}-v{version}-{sha[..12]}.onnx";
-            string target = Path.Combine(heads, Path.GetFileName(relative));
-            if (File.Exists(target))
-            {
-                return (relative, sha, false); // same name = same content (SHA-256 prefix)
-            }
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {Model} loaded and warmed up: {TaskCount} tasks on {Target}, trunk {Trunk}")]
+    private static partial void LogLoaded(ILogger logger, string model, int taskCount, ExecutionTarget target, string trunk);
 
-            File.Move(temp, target);
-            return (relative, sha, true);
-        }
-        finally
-        {
-            TryDelete(temp);
-        }
-    }
-
-    private static async Task<string> Sha256InsideAsync(string directory, string relativePath, string field, CancellationToken cancellationToken)
-    {
-        string full = BundleLoader.ResolveExistingFile(directory, relativePath, field);
-        await using FileStream stream = File.OpenRead(full);
-        return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            if (File.Exists(path))
-            {
-                File.Delete(path);
-            }
-        }
-        catch (IOException)
-        {
-            // Best effort: a stray file in heads/ does not affect serving.
-        }
-        catch (UnauthorizedAccessException)
-        {
-            // Same.
-        }
-    }
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bundle {Model} serves its int8 trunk (trunk.int8Matmuls) on CUDA: ONNX Runtime's CUDA provider has no kernels for its integer matmuls, so they run on the CPU between copies. Add a float16 trunk for CUDA with `mtbert bundle add-cuda-trunk` (or set Inference:Precision to Auto)")]
+    private static partial void LogInt8TrunkOnCuda(ILogger logger, string model);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {Task} {Action}: version {Version} (was {PreviousVersion})")]
     private static partial void LogTaskChanged(ILogger logger, string action, string task, int? version, int? previousVersion);

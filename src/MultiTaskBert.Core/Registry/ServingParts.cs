@@ -1,0 +1,40 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.Inference;
+
+namespace MultiTaskBert.Core.Registry;
+
+/// <summary>
+/// The serving parts wired together for a host without a DI container (benchmarks, tools, tests):
+/// one <see cref="SnapshotHolder"/>, the <see cref="MultiTaskEngine"/> that runs its snapshots and
+/// the <see cref="BundleRegistry"/> that loads and changes them. The service wires the same parts
+/// in its container instead.
+/// </summary>
+public sealed class ServingParts : IDisposable
+{
+    public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null)
+    {
+        Snapshots = new SnapshotHolder();
+        Metrics = new EngineMetrics(Snapshots, meterFactory);
+        Engine = new MultiTaskEngine(Snapshots, Metrics);
+        Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>());
+    }
+
+    public SnapshotHolder Snapshots { get; }
+
+    public EngineMetrics Metrics { get; }
+
+    public MultiTaskEngine Engine { get; }
+
+    public BundleRegistry Registry { get; }
+
+    /// <summary>Retires the snapshot in service (in-flight requests finish on it), then the rest.</summary>
+    public void Dispose()
+    {
+        Snapshots.Dispose();
+        Registry.Dispose();
+        Metrics.Dispose();
+    }
+}

@@ -1,0 +1,43 @@
+using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.Registry;
+using MultiTaskBert.Tests.Support;
+
+namespace MultiTaskBert.Tests.Registry;
+
+/// <summary>Uploaded heads land in heads/ under a name of task, version and SHA-256 prefix, with no temporary file left.</summary>
+public sealed class HeadFileStoreTests : IDisposable
+{
+    private readonly BundleCopy _bundle = new();
+
+    [Fact]
+    public async Task A_head_is_stored_under_its_task_version_and_hash()
+    {
+        byte[] content = await File.ReadAllBytesAsync(_bundle.PathOf(TestBundle.SingleClassificationTask.Head.File));
+        string sha = _bundle.Sha256Of(TestBundle.SingleClassificationTask.Head.File);
+
+        StoredHead stored = await HeadFileStore.StoreAsync(_bundle.Directory, "mytask", 3, new MemoryStream(content), CancellationToken.None);
+
+        Assert.Equal($"heads/mytask-v3-{sha[..12]}.onnx", stored.RelativePath);
+        Assert.Equal(sha, stored.Sha256);
+        Assert.True(stored.Created);
+        Assert.Equal(_bundle.PathOf(stored.RelativePath), stored.FullPath);
+        Assert.Equal(content, await File.ReadAllBytesAsync(stored.FullPath));
+        Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
+    }
+
+    [Fact]
+    public async Task The_same_content_again_keeps_the_file_there()
+    {
+        byte[] content = [1, 2, 3, 4];
+        StoredHead first = await HeadFileStore.StoreAsync(_bundle.Directory, "mytask", 1, new MemoryStream(content), CancellationToken.None);
+
+        StoredHead again = await HeadFileStore.StoreAsync(_bundle.Directory, "mytask", 1, new MemoryStream(content), CancellationToken.None);
+
+        Assert.Equal(first.RelativePath, again.RelativePath);
+        Assert.False(again.Created); // in use, perhaps: the caller must not delete it
+        Assert.True(File.Exists(first.FullPath));
+        Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
+    }
+
+    public void Dispose() => _bundle.Dispose();
+}
