@@ -53,7 +53,7 @@ app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => fa
     .ServedOn(Listeners.Both);
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) })
     .ServedOn(Listeners.Both);
-app.MapMetrics("/metrics").DisableRequestTimeout()
+app.MapMetrics("/metrics", app.Services.GetRequiredService<PrometheusExport>().Registry).DisableRequestTimeout()
     .ServedOn(Listeners.Management);
 
 app.Run();

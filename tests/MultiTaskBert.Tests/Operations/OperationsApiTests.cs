@@ -36,6 +36,24 @@ public sealed class OperationsApiTests : IDisposable
         Assert.Contains("_bucket{", text);
     }
 
+    [Fact]
+    public async Task Each_host_exports_its_own_measurements()
+    {
+        using var other = new ConfiguredApiFactory(new Dictionary<string, string?>());
+        HttpClient client = _factory.CreateClient();
+        HttpClient otherClient = other.CreateClient();
+        string task = TestBundle.SingleClassificationTask.Name;
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.PostAsJsonAsync("/classify", new { text = "fine", tasks = UnknownTask })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await otherClient.PostAsJsonAsync("/classify", new { text = "fine", tasks = new[] { task } })).StatusCode);
+
+        string mine = await client.GetStringAsync("/metrics");
+        string theirs = await otherClient.GetStringAsync("/metrics");
+
+        Assert.Contains("task=\"(unknown)\"", mine);
+        Assert.DoesNotContain("task=\"(unknown)\"", theirs);
+        Assert.Contains($"task=\"{task}\"", theirs);
+    }
+
     [Theory]
     [InlineData("abc-123.x:y_z", "abc-123.x:y_z")]
     [InlineData("has spaces", null)]
