@@ -27,6 +27,27 @@ FULL_FILE = "full.json"
 MEAN_TOKENS = 16.0
 
 
+@dataclass(frozen=True)
+class StudySettings:
+    """What a task's study tries and how it trains each head (a recipe task's settings, or `mtbert sweep`'s options)."""
+
+    frozen: tuple[int, ...]  # frozen-layer counts F of the teachers (partial fine-tuning)
+    students: tuple[int, ...]  # student depths, distilled from the good teachers
+    hyper: Hyper  # teachers
+    distill_hyper: Hyper  # students
+    weights: DistillWeights
+    full_hyper: Hyper | None = None  # full fine-tuning (None: the teachers' `hyper`)
+    tolerance: float = 1.0  # points below the reference score a chosen head may be
+    with_full: bool = True  # run full fine-tuning (else heads are compared with the best teacher)
+    all_students: bool = False  # distil every good teacher, not only until a student meets the target
+    widths: tuple[float, ...] = ()  # student widths tried besides full width (< 1: thinner layers)
+    mean_tokens: float = MEAN_TOKENS  # tokens per utterance the serving cost is weighed at
+
+    @property
+    def reference_hyper(self) -> Hyper:
+        return self.full_hyper or self.hyper
+
+
 def student_run(teacher: str, layers: int, width: float) -> str:
     """Run folder name of a student: f3-s1 (full width), f3-s1-w25 (a quarter as wide inside)."""
     return f"{teacher}-s{layers}" + ("" if width == 1 else f"-w{round(width * 100)}")
@@ -93,41 +114,39 @@ def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None)
     return same and (weights is None or recorded.get("distill") == asdict(weights))
 
 
-def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, full_hyper: Hyper, widths: list[float] | None = None) -> bool:
+def study_is_current(previous: SweepResult, out: Path, settings: StudySettings) -> bool:
     """Whether every head of a finished study was trained with the current settings, and it tried the same student widths."""
-    if previous.full is not None and previous.full_hyper != asdict(full_hyper):
+    if previous.full is not None and previous.full_hyper != asdict(settings.reference_hyper):
         return False
-    if sorted(previous.widths or []) != sorted(widths or []):
+    if sorted(previous.widths or []) != sorted(settings.widths):
         return False
     return all(
-        trained_with(out / r["run"], hyper) if r["method"] == "partial" else trained_with(out / r["run"], distill_hyper, weights)
+        trained_with(out / r["run"], settings.hyper) if r["method"] == "partial" else trained_with(out / r["run"], settings.distill_hyper, settings.weights)
         for r in previous.rows
     )
 
 
-def run_sweep(
-    session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights,
-    tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False, previous: SweepResult | None = None,
-    widths: list[float] | None = None, mean_tokens: float = MEAN_TOKENS,
-) -> SweepResult:
+def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous: SweepResult | None = None) -> SweepResult:
     """Runs the study; with `previous`, resumes it: heads already trained with the same settings
     are reused, and full fine-tuning is recomputed only if its hyper-parameters changed. Students
-    are distilled at full width and at each of `widths` (< 1: thinner layers)."""
+    are distilled at full width and at each of `settings.widths` (< 1: thinner layers)."""
+    frozen, students, hyper, distill_hyper, weights = settings.frozen, settings.students, settings.hyper, settings.distill_hyper, settings.weights
+    tolerance, widths, mean_tokens = settings.tolerance, list(settings.widths), settings.mean_tokens
     out.mkdir(parents=True, exist_ok=True)
     stages = dict(previous.stage_seconds or {}) if previous else {}
     started = time.time()
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     stages["frozen_states"] = round(time.time() - started, 1)
     kind, base = session.spec.kind, session.checkpoint.config
-    full_settings = asdict(full_hyper or hyper)
+    full_settings = asdict(settings.reference_hyper)
     kept = _kept_full(out, full_settings)
     if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
         full = previous.full
     elif kept is not None:
         full, stages["full_fine_tuning"] = kept
-    elif with_full:
+    elif settings.with_full:
         started = time.time()
-        full = session.full(full_hyper or hyper)
+        full = session.full(settings.reference_hyper)
         stages["full_fine_tuning"] = round(time.time() - started, 1)
         (out / FULL_FILE).write_text(json.dumps({"hyper": full_settings, "metrics": full, "seconds": stages["full_fine_tuning"]}, indent=2), encoding="utf-8")
     else:
@@ -154,7 +173,7 @@ def run_sweep(
         (info, head, name, layers, width)
         for info, head, name in good
         for layers in students
-        for width in sorted({1.0, *(widths or [])}, reverse=True)
+        for width in sorted({1.0, *widths}, reverse=True)
         if layers < info.head_layers or (layers == info.head_layers and width < 1)
     ]
 
@@ -164,7 +183,7 @@ def run_sweep(
     plan.sort(key=lambda p: rank(p[0].branch_layer, p[3], p[4]))
     met = [rank(r["branch_layer"], r["head_layers"], 1.0) for r in rows if r["metrics"]["score"] >= reference - tolerance]
     for info, head, name, layers, width in plan:
-        if met and not all_students and min(met) <= rank(info.branch_layer, layers, width):
+        if met and not settings.all_students and min(met) <= rank(info.branch_layer, layers, width):
             break
         student_dir = student_run(name, layers, width)
         if trained_with(out / student_dir, distill_hyper, weights) and read_info(out / student_dir).hyper.get("width", 1.0) == width:
@@ -176,7 +195,7 @@ def run_sweep(
         rows.append(row)
         if row["metrics"]["score"] >= reference - tolerance:
             met.append(rank(info.branch_layer, layers, width))
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths or []), len(session.dev), stages)
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths), len(session.dev), stages)
     chosen, result.target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.save(out)

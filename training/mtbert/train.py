@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,6 +260,25 @@ def served_head(head: TaskHead, int8_matmuls: bool) -> TaskHead:
     return served.eval()
 
 
+# ---------------------------------------------------------------------------- the training loop
+BatchLoss = Callable[[list[int]], torch.Tensor]
+
+
+def train_loop(module: nn.Module, train: EncodedSet, hyper: Hyper, batch_loss: BatchLoss, desc: str) -> None:
+    """The one optimisation loop of partial fine-tuning, distillation and full fine-tuning: seeded
+    length-bucketed batches over `hyper.epochs`, AdamW with warm-up and decay (a CRF's scores
+    faster), one step per batch on `batch_loss(batch indices)`. Leaves `module` in eval mode.
+    Build the module after `seed_everything`: its initialisation and the loop draw from the same seed."""
+    rng = random.Random(hyper.seed)
+    batches = _epoch_batches(train, hyper, rng)
+    params, crf_params = _groups(module)
+    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
+    module.train()
+    for batch in tqdm(batches, desc=desc, leave=False):
+        update(module, batch_loss(batch), optimizer, scheduler)
+    module.eval()
+
+
 # ---------------------------------------------------------------------------- heads on cached states
 def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_size: int = 128) -> torch.Tensor:
     head.eval()
@@ -281,16 +301,12 @@ def train_head(
     config = checkpoint.config
     head = TaskHead(config, config.num_hidden_layers - frozen, spec.kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, frozen)
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(head)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    head.train()
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         hidden, mask = train_states.batch(frozen, batch)
-        loss = task_loss(spec, head(hidden, mask), train.labels[batch], head.crf)
-        update(head, loss, optimizer, scheduler)
-    head.eval()
+        return task_loss(spec, head(hidden, mask), train.labels[batch], head.crf)
+
+    train_loop(head, train, hyper, batch_loss, desc)
     round_to_fp16(head)
     return head
 
@@ -343,35 +359,38 @@ def distill_head(
         student.crf.load_state_dict(teacher.crf.state_dict())
     targets = student_layer_map(k, student_layers)
     teacher.eval()
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(student)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    student.train()
-    t = weights.temperature
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         hidden, mask = train_states.batch(frozen, batch)
-        with torch.no_grad():
-            teacher_hidden = teacher.forward_layers(hidden, mask)
-            teacher_logits = teacher.logits_from(teacher_hidden[-1])
-        student_hidden = student.forward_layers(hidden, mask)
-        logits = student.logits_from(student_hidden[-1])
-        labels = train.labels[batch]
-        if spec.kind == "regression":
-            soft = F.mse_loss(logits, teacher_logits)
-        elif spec.kind == "tagging":
-            soft = soft_tagging_loss(logits, teacher_logits, labels, t)
-        else:
-            soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
-        keep = mask.unsqueeze(-1).to(torch.float32)
-        hidden_loss = sum(
-            (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
-        ) / len(targets)
-        loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, labels, student.crf)
-        update(student, loss, optimizer, scheduler)
-    student.eval()
+        return distillation_loss(spec, teacher, student, hidden, mask, train.labels[batch], weights, targets)
+
+    train_loop(student, train, hyper, batch_loss, desc)
     round_to_fp16(student)
     return student
+
+
+def distillation_loss(
+    spec: TaskSpec, teacher: TaskHead, student: TaskHead, hidden: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, weights: DistillWeights, targets: list[int]
+) -> torch.Tensor:
+    """The student's loss on one batch: soft labels at the weights' temperature, the MSE of each
+    student layer's states to its teacher layer's (`targets`, padding left out), and the hard labels."""
+    with torch.no_grad():
+        teacher_hidden = teacher.forward_layers(hidden, mask)
+        teacher_logits = teacher.logits_from(teacher_hidden[-1])
+    student_hidden = student.forward_layers(hidden, mask)
+    logits = student.logits_from(student_hidden[-1])
+    t = weights.temperature
+    if spec.kind == "regression":
+        soft = F.mse_loss(logits, teacher_logits)
+    elif spec.kind == "tagging":
+        soft = soft_tagging_loss(logits, teacher_logits, labels, t)
+    else:
+        soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
+    keep = mask.unsqueeze(-1).to(torch.float32)
+    hidden_loss = sum(
+        (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
+    ) / len(targets)
+    return weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, labels, student.crf)
 
 
 # ---------------------------------------------------------------------------- full fine-tuning
@@ -396,14 +415,10 @@ def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyp
     head = TaskHead(config, config.num_hidden_layers, spec.kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, 0)
     model = SingleTaskModel(trunk, 0, head)
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(model)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    model.train()
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         ids, mask, types = pad_ids([train.encodings[i] for i in batch])
-        loss = task_loss(spec, model(ids, mask, types), train.labels[batch], head.crf)
-        update(model, loss, optimizer, scheduler)
-    model.eval()
+        return task_loss(spec, model(ids, mask, types), train.labels[batch], head.crf)
+
+    train_loop(model, train, hyper, batch_loss, desc)
     return model

@@ -45,7 +45,7 @@ def test_recipe_resumes_and_recomputes_only_a_changed_reference(tiny_checkpoint:
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     teacher = (tmp_path / "runs" / "sst2" / "f1" / "head.pt").stat().st_mtime_ns
     first = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
-    recipe["defaults"]["full_lr"] = 5e-4  # only the reference changes
+    recipe["defaults"]["fullLr"] = 5e-4  # only the reference changes
     path.write_text(json.dumps(recipe), encoding="utf-8")
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     second = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
@@ -57,7 +57,7 @@ def test_recipe_resumes_and_recomputes_only_a_changed_reference(tiny_checkpoint:
 def test_recipe_retrains_only_the_students_when_distillation_settings_change(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     recipe = {
         "name": "tiny", "version": "0.1", "pretrained": str(tiny_checkpoint), "data": str(tiny_data), "maxSequenceLength": 32,
-        "defaults": {"frozen": [1], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32, "distill_epochs": 1},
+        "defaults": {"frozen": [1], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32, "distillEpochs": 1},
         "tasks": {"sst2": {}},
     }
     path = tmp_path / "recipe.json"
@@ -67,7 +67,7 @@ def test_recipe_retrains_only_the_students_when_distillation_settings_change(tin
     teacher, student = (runs / "f1" / "head.pt").stat().st_mtime_ns, (runs / "f1-s1" / "head.pt").stat().st_mtime_ns
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)  # unchanged: nothing retrains
     assert (runs / "f1-s1" / "head.pt").stat().st_mtime_ns == student
-    recipe["defaults"]["distill_epochs"] = 2
+    recipe["defaults"]["distillEpochs"] = 2
     path.write_text(json.dumps(recipe), encoding="utf-8")
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     assert (runs / "f1" / "head.pt").stat().st_mtime_ns == teacher  # teacher reused
