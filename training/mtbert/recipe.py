@@ -104,7 +104,7 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
     token (`cost.head_cost`): the trunk to the deepest branch point, once, plus every chosen head;
     against every task's whole model."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
-    heads = sum(row_cost(r.chosen, r.kind(), config, mean_tokens) for r in results.values())
+    heads = sum(row_cost(r.chosen, r.output_kind, config, mean_tokens) for r in results.values())
     return trunk + heads, config.num_hidden_layers * len(results)
 
 
@@ -143,7 +143,7 @@ def write_report(
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
         kept.append(ratio)
-        cost = row_cost(c, r.kind(), config, tokens)
+        cost = row_cost(c, r.output_kind, config, tokens)
         lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c.get('width', 1.0):g} | {cost:.3f} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
     chosen_avg = sum(r.chosen["metrics"]["score"] for r in results.values()) / len(results)

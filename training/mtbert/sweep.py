@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .checkpoint import BertConfig  # noqa: E402
 from .cost import head_cost  # noqa: E402
+from .kinds import OutputKind, kind_named  # noqa: E402
+from .kinds.classification import KIND as CLASSIFICATION  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
 from .runs import RUN_FILE, load_run, read_info  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
@@ -53,7 +55,7 @@ def student_run(teacher: str, layers: int, width: float) -> str:
     return f"{teacher}-s{layers}" + ("" if width == 1 else f"-w{round(width * 100)}")
 
 
-def row_cost(row: dict, kind: str, base: BertConfig, mean_tokens: float) -> float:
+def row_cost(row: dict, kind: OutputKind, base: BertConfig, mean_tokens: float) -> float:
     """Serving cost per token of the head a sweep row describes (rows without a width are full width)."""
     return head_cost(kind, row["head_layers"], base.thinned(row.get("width", 1.0)), base, mean_tokens)
 
@@ -67,7 +69,7 @@ def reference_score(full: dict | None, rows: list[dict]) -> float:
     return max(full["score"], best) if full else best
 
 
-def candidates(rows: list[dict], out: Path, kind: str, base: BertConfig, mean_tokens: float) -> list[Candidate]:
+def candidates(rows: list[dict], out: Path, kind: OutputKind, base: BertConfig, mean_tokens: float) -> list[Candidate]:
     return [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"], row_cost(r, kind, base, mean_tokens)) for r in rows]
 
 
@@ -84,13 +86,14 @@ class SweepResult:
     widths: list[float] | None = None  # student widths tried besides full width
     dev_examples: int | None = None  # size of the dev set the scores come from
     stage_seconds: dict[str, float] | None = None  # wall seconds of the frozen-states pass and of full fine-tuning
+    kind: str = CLASSIFICATION.name  # the task's head kind (`kinds`); studies saved without it read it from their runs
 
     def reference(self) -> float:
         return reference_score(self.full, self.rows)
 
-    def kind(self) -> str:
-        """Output kind for the cost model: tagging heads are scored by span F1."""
-        return "tagging" if self.primary == "span_f1" else "classification"
+    @property
+    def output_kind(self) -> OutputKind:
+        return kind_named(self.kind)
 
     def noise(self) -> float:
         """Standard error of the best dev score, for `choose`'s fallback."""
@@ -101,7 +104,13 @@ class SweepResult:
 
     @staticmethod
     def load(folder: Path) -> "SweepResult":
-        return SweepResult(**json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")))
+        raw = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+        if "kind" not in raw:  # saved before studies recorded their kind: every run of the study knows it
+            run = next((folder / r["run"] for r in raw["rows"] if (folder / r["run"] / RUN_FILE).is_file()), None)
+            if run is None:
+                raise FileNotFoundError(f"{folder / SWEEP_FILE}: no kind recorded and none of its runs left to read it from")
+            raw["kind"] = read_info(run).spec.kind
+        return SweepResult(**raw)
 
 
 def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None) -> bool:
@@ -137,7 +146,7 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
     started = time.time()
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     stages["frozen_states"] = round(time.time() - started, 1)
-    kind, base = session.spec.kind, session.checkpoint.config
+    kind, base = session.spec.output_kind, session.checkpoint.config
     full_settings = asdict(settings.reference_hyper)
     kept = _kept_full(out, full_settings)
     if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
@@ -195,7 +204,7 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
         rows.append(row)
         if row["metrics"]["score"] >= reference - tolerance:
             met.append(rank(info.branch_layer, layers, width))
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths), len(session.dev), stages)
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths), len(session.dev), stages, kind.name)
     chosen, result.target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.save(out)
@@ -218,7 +227,7 @@ def rechoose(result: SweepResult, out: Path, base: BertConfig, mean_tokens: floa
     rows = [r for r in result.rows if max_branch is None or r["branch_layer"] <= max_branch]
     if not rows:
         raise ValueError(f"{result.task}: no head branches at or below layer {max_branch}")
-    chosen, met = choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())
+    chosen, met = choose(candidates(rows, out, result.output_kind, base, mean_tokens), result.reference(), result.tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
@@ -243,7 +252,7 @@ def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path]], base: BertC
             rows = [r for r in result.rows if r["branch_layer"] <= depth]
             if not rows or (tolerance_met(result, result.rows) and not tolerance_met(result, rows)):
                 break
-            total += choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())[0].cost
+            total += choose(candidates(rows, out, result.output_kind, base, mean_tokens), result.reference(), result.tolerance, result.noise())[0].cost
         else:
             if best is None or round(total, 9) <= round(best[0], 9):
                 best = (total, depth)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from mtbert.bundle import verify
@@ -110,3 +111,16 @@ def test_a_head_is_held_to_the_best_score_when_full_fine_tuning_is_weaker(tmp_pa
     assert (chosen.chosen["run"], chosen.target_met) == ("f5", True)
     study.rows[1]["metrics"]["score"] = 89.5  # within a point of the best: the cheaper head wins
     assert rechoose(study, tmp_path / "t", base).chosen["run"] == "f5-s1-w50"
+
+
+def test_a_study_saved_before_kinds_were_recorded_reads_its_kind_from_its_runs(tmp_path: Path) -> None:
+    study = _study("slots", 50.0, [("f5", 5, 1, 50.0)])
+    raw = {k: v for k, v in asdict(study).items() if k != "kind"}  # a sweep.json of an older toolkit
+    (tmp_path / "sweep.json").write_text(json.dumps(raw), encoding="utf-8")
+    task = {"name": "slots", "input": "single", "kind": "tagging", "labels": ["B-x", "O"], "label_names": ["B-x", "O"], "value_range": None, "description": ""}
+    run = {"task": task, "method": "partial", "branch_layer": 5, "head_layers": 1, "pretrained_path": "p", "pretrained_name": "p", "fingerprint": "f", "config": {}}
+    (tmp_path / "f5").mkdir()
+    (tmp_path / "f5" / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    loaded = SweepResult.load(tmp_path)
+    assert loaded.kind == "tagging" and loaded.output_kind.per_token
+    assert _study("t", 1.0, [("f5", 5, 1, 1.0)]).kind == "classification"  # studies built in memory without one

@@ -18,9 +18,10 @@ from mtbert.data import DatasetError, Example, load_task_spec, read_examples
 from mtbert.modeling import CRF
 from mtbert.pipeline import TaskSession
 from mtbert.sweep import StudySettings, SweepResult, run_sweep
-from mtbert.tagging import IGNORE, decode_words, tagging_loss, word_rows
+from mtbert.kinds.tagging import IGNORE, decode_words, tagging_loss, word_rows
 from mtbert.tokenization import WordPieceTokenizer
-from mtbert.train import DistillWeights, EncodedSet, Hyper, evaluate
+from mtbert.encoded import EncodedSet
+from mtbert.train import DistillWeights, Hyper
 
 from .conftest import VOCAB
 
@@ -87,7 +88,7 @@ def test_words_cut_by_truncation_count_as_missed_spans(tiny_data: Path) -> None:
     spec = load_task_spec(tiny_data, TASK)
     logits = torch.zeros(1, 4, spec.num_outputs)
     logits[0, :, spec.labels.index("O")] = 1.0
-    values = evaluate(spec, logits, data)
+    values = spec.output_kind.evaluate(spec, logits, data)
     assert values["span_f1"] == 0.0 and values["token_accuracy"] == pytest.approx(200 / 3)
 
 
