@@ -11,7 +11,9 @@ from mtbert.cost import head_cost, layer_cost
 from mtbert.kinds import kind_named
 from mtbert.pipeline import Candidate, TaskSession, choose, score_noise
 from mtbert.runs import load_run
-from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
+from mtbert.encoded import EncodedSet
+from mtbert.tokenization import Encoding
+from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map, train_loop
 from mtbert.data import DatasetError, load_task_spec, read_examples
 
 
@@ -139,3 +141,23 @@ def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path
         read_examples(bad, pair_spec)
     with pytest.raises(DatasetError, match="unknown task 'nope'"):
         load_task_spec(tiny_data, "nope")
+
+
+def test_the_training_loop_steps_once_per_batch_over_seeded_epochs_and_leaves_eval_mode() -> None:
+    data = EncodedSet([Encoding([0] * (2 + i % 5), [0] * (2 + i % 5)) for i in range(40)], torch.arange(40, dtype=torch.float32))
+    weight = torch.nn.Linear(1, 1)
+    seen: list[list[int]] = []
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        seen.append(batch)
+        assert weight.training
+        return ((weight(data.labels[batch].unsqueeze(-1)) - 1) ** 2).mean()
+
+    before = weight.weight.detach().clone()
+    train_loop(weight, data, Hyper(epochs=1.5, batch_size=8, lr=1e-2, seed=5), batch_loss, "test")
+    assert len(seen) == 5 + 2  # one epoch of 5 batches, then half of the next (2 of 5)
+    assert sorted(i for batch in seen[:5] for i in batch) == list(range(40))  # an epoch sees every example once
+    assert not weight.training and not torch.equal(weight.weight, before)
+    again: list[list[int]] = []
+    train_loop(torch.nn.Linear(1, 1), data, Hyper(epochs=1.5, batch_size=8, lr=1e-2, seed=5), lambda b: again.append(b) or torch.zeros((), requires_grad=True), "test")
+    assert again == seen  # the same seed, the same batches
