@@ -20,21 +20,13 @@ from tqdm import tqdm
 
 from .bundle import int8_matmuls, read_manifest
 from .checkpoint import load_checkpoint
-from .export import ID_AXES, _example_ids, _export, export_single_task
+from .export import ID_AXES, _example_ids, _export, export_single_task, logits_axes
 from .float16 import FLOAT16_OPSET, dequantize_modules, to_float16_compute
+from .kinds import kind_named
 from .modeling import SingleTaskModel, TaskHead
 from .train import build_trunk
 
 BASELINES_FILE = "baselines.json"
-
-
-def _output_width(output: dict) -> tuple[str, int]:
-    kind = output["kind"]
-    if kind == "classification":
-        return kind, len(output["labels"])
-    if kind == "tagging":
-        return kind, len(output["tags"])
-    return kind, 1
 
 
 SHARED_WEIGHTS = "weights.bin"
@@ -57,13 +49,13 @@ def export_baselines(bundle: Path, out: Path, pretrained: Path, float16: bool = 
         (out / SHARED_WEIGHTS).write_bytes(b"")
     for seed, task in enumerate(tqdm(manifest["tasks"], desc="baselines")):
         torch.manual_seed(seed)
-        kind, width = _output_width(task["output"])
-        head = TaskHead(checkpoint.config, 0, kind, width)  # reads layer L: the whole network below it
+        kind = kind_named(task["output"]["kind"])
+        head = TaskHead(checkpoint.config, 0, kind, kind.manifest_width(task["output"]))  # reads layer L: the whole network below it
         if float16:
             _export_float16(SingleTaskModel(trunk, layers, head), out, f"{task['name']}.onnx")
         else:
             export_single_task(SingleTaskModel(trunk, layers, head), out / f"{task['name']}.onnx")
-        index["tasks"][task["name"]] = {"file": f"{task['name']}.onnx", "input": task["input"], "kind": kind}
+        index["tasks"][task["name"]] = {"file": f"{task['name']}.onnx", "input": task["input"], "kind": kind.name}
     (out / BASELINES_FILE).write_text(json.dumps(index, indent=2), encoding="utf-8")
     return index
 
@@ -72,9 +64,8 @@ def _export_float16(model: SingleTaskModel, out: Path, file: str) -> None:
     """A float16 baseline whose tensors live in one weights file shared by every baseline of the
     folder (the bodies are the same network): twelve whole models then cost one body on disk, small
     enough to carry to a GPU machine. ONNX Runtime reads external data by offset."""
-    output_axes = ID_AXES if model.head.kind == "tagging" else {0: "batch"}
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    graph = to_float16_compute(_export(model, _example_ids(), names, ["logits"], {**{n: ID_AXES for n in names}, "logits": output_axes}, opset=FLOAT16_OPSET))
+    graph = to_float16_compute(_export(model, _example_ids(), names, ["logits"], {**{n: ID_AXES for n in names}, "logits": logits_axes(model.head)}, opset=FLOAT16_OPSET))
     index_path = out / (SHARED_WEIGHTS + ".json")
     offsets: dict[str, list[int]] = json.loads(index_path.read_text()) if index_path.is_file() else {}
     with open(out / SHARED_WEIGHTS, "ab") as weights:

@@ -20,11 +20,12 @@ import torch
 from .checkpoint import Checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
+from .kinds import kind_named
 from .float16 import has_int8_matmuls, write_float_head
 from .modeling import TaskHead
+from .data import TaskSpec
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
-from .tagging import decode_words
 from .train import build_trunk, served_head
 
 FORMAT_VERSION = 1
@@ -109,32 +110,10 @@ def read_manifest(bundle: Path) -> dict:
     return manifest
 
 
-def _served_labels(info: RunInfo, head: TaskHead) -> dict:
-    spec = info.spec
-    if spec.kind == "regression":
-        assert spec.value_range is not None
-        return {"kind": "regression", "range": list(spec.value_range)}
-    if spec.kind == "tagging":
-        return {"kind": "tagging", "tags": list(spec.labels), "crf": _crf_matrices(head)}
-    return {"kind": "classification", "labels": spec.label_names or spec.labels}
-
-
-def _crf_matrices(head: TaskHead) -> dict | None:
-    """The CRF's scores for the service's Viterbi decoder (transitions[from][to]), as float32
-    values written exactly (shortest repr), so C# decodes with the very numbers PyTorch used."""
-    if head.crf is None:
-        return None
-
-    def values(t: torch.Tensor) -> list:
-        return t.detach().to(torch.float32).tolist()
-
-    return {"transitions": values(head.crf.transitions), "start": values(head.crf.start), "end": values(head.crf.end)}
-
-
 def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, version: int, extra_metrics: dict | None, run: Path) -> dict:
     spec = info.spec
-    output = _served_labels(info, head)
-    fallback = FallbackChoice.load(run) if spec.kind == "classification" else None
+    output = spec.output_kind.manifest_output(spec, head)
+    fallback = FallbackChoice.load(run) if spec.output_kind.supports_fallback else None
     if fallback is not None:  # chosen on dev by `mtbert fallback` (or a recipe's "fallback")
         output["fallback"] = fallback.manifest_entry()
     # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
@@ -205,9 +184,11 @@ class BundleWriter:
         t = manifest["tokenizer"]
         return WordPieceTokenizer(read_vocab(self.folder / t["vocabFile"]), lowercase=t["lowercase"], strip_accents=t["stripAccents"], max_length=t["maxSequenceLength"])
 
-    def _update_parity(self, manifest: dict, checkpoint: Checkpoint, task: str, input_kind: str, head: TaskHead | None, branch_layer: int, tags: list[str] | None = None) -> None:
-        """Stores token ids for the standard texts and this task's PyTorch outputs (None: drop them);
-        for a tagging task (`tags`), also the tag PyTorch decodes for each whitespace-split word."""
+    def _update_parity(self, manifest: dict, checkpoint: Checkpoint, spec: TaskSpec, head: TaskHead, branch_layer: int) -> None:
+        """Stores token ids for the standard texts and this task's PyTorch outputs, and what its kind
+        records besides (`OutputKind.parity_extras`: for tagging, the tag PyTorch decodes for each
+        whitespace-split word)."""
+        task, input_kind = spec.name, spec.input
         path = self.folder / PARITY
         tolerance = INT8_PARITY_TOLERANCE if int8_matmuls(manifest) else PARITY_TOLERANCE
         parity = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tolerance": tolerance, "cases": []}
@@ -219,19 +200,18 @@ class BundleWriter:
         for case in parity["cases"]:
             _drop_task(case, task)
         tokenizer = self._tokenizer(manifest)
-        if head is not None:
-            trunk = build_trunk(checkpoint, branch_layer, int8_matmuls(manifest))
-            cases = [c for c in parity["cases"] if (c["textPair"] is None) == (input_kind == "single")]
-            with torch.no_grad():
-                for case in cases:  # one at a time: the service must agree for each input alone
-                    ids = torch.tensor([case["inputIds"]])
-                    types = torch.tensor([case["tokenTypeIds"]])
-                    mask = torch.ones_like(ids)
-                    hidden = trunk(ids, mask, types)[branch_layer]
-                    logits = head(hidden, mask)
-                    case["outputs"][task] = [round(float(v), 7) for v in logits.flatten()]
-                    if tags is not None:
-                        case.setdefault("tags", {})[task] = _parity_tags(tokenizer, case["text"], logits[0], tags, head)
+        trunk = build_trunk(checkpoint, branch_layer, int8_matmuls(manifest))
+        cases = [c for c in parity["cases"] if (c["textPair"] is None) == (input_kind == "single")]
+        with torch.no_grad():
+            for case in cases:  # one at a time: the service must agree for each input alone
+                ids = torch.tensor([case["inputIds"]])
+                types = torch.tensor([case["tokenTypeIds"]])
+                mask = torch.ones_like(ids)
+                hidden = trunk(ids, mask, types)[branch_layer]
+                logits = head(hidden, mask)
+                case["outputs"][task] = [round(float(v), 7) for v in logits.flatten()]
+                for key, value in spec.output_kind.parity_extras(tokenizer, case["text"], logits[0], spec, head).items():
+                    case.setdefault(key, {})[task] = value
         _write_json_atomic(path, parity)
 
     def _save(self, manifest: dict) -> None:
@@ -305,8 +285,7 @@ class BundleWriter:
             entry["head"]["float"] = {"file": float_file, "sha256": sha256_file(self.folder / float_file)}
         manifest["tasks"].append(entry)
         manifest["tasks"].sort(key=lambda t: t["name"])
-        tags = info.spec.labels if info.spec.kind == "tagging" else None
-        self._update_parity(manifest, checkpoint, info.spec.name, info.spec.input, head, info.branch_layer, tags)
+        self._update_parity(manifest, checkpoint, info.spec, head, info.branch_layer)
         self._save(manifest)
         return manifest
 
@@ -353,19 +332,13 @@ class BundleWriter:
 
 
 def _drop_task(case: dict, task: str) -> None:
-    """Removes a task's reference outputs (and decoded tags) from a parity case."""
-    case["outputs"].pop(task, None)
-    if "tags" in case:
-        case["tags"].pop(task, None)
-        if not case["tags"]:
-            del case["tags"]
-
-
-def _parity_tags(tokenizer: WordPieceTokenizer, text: str, logits: torch.Tensor, tags: list[str], head: TaskHead) -> list[str]:
-    """The tag of each whitespace-split word of `text`, decoded as the service must: first-piece
-    logits of the words, CRF Viterbi (or argmax), "O" for words truncated away."""
-    _, starts = tokenizer.served_word_starts(text)
-    return [tags[i] for i in decode_words(logits, starts, tags.index("O"), head.crf)]
+    """Removes a task's reference outputs (and its kind's extras, e.g. decoded tags) from a parity case:
+    every per-task map of the case; an extra's map goes with its last task."""
+    for key, value in list(case.items()):
+        if isinstance(value, dict):
+            value.pop(task, None)
+            if not value and key != "outputs":
+                del case[key]
 
 
 def verify(bundle: Path) -> list[str]:
@@ -391,19 +364,10 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].pretrainedFingerprint differs from trunk.pretrained.fingerprint")
         if task["branchLayer"] not in layers:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].branchLayer {task['branchLayer']} has no trunk output")
-        if task["output"]["kind"] == "tagging":
-            problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in _tagging_problems(task["output"]))
-    return problems
-
-
-def _tagging_problems(output: dict) -> list[str]:
-    """A tagging output needs an "O" tag, and CRF matrices shaped by the tag count."""
-    tags = output.get("tags") or []
-    problems = [] if "O" in tags else ["tags has no \"O\" tag"]
-    crf = output.get("crf")
-    if crf is not None:
-        n = len(tags)
-        if len(crf.get("transitions", [])) != n or any(len(row) != n for row in crf["transitions"]):
-            problems.append(f"crf.transitions is not {n} x {n}")
-        problems += [f"crf.{key} does not have {n} values" for key in ("start", "end") if len(crf.get(key, [])) != n]
+        try:
+            kind = kind_named(task["output"]["kind"])
+        except ValueError as error:
+            problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].output.kind: {error}")
+            continue
+        problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in kind.manifest_problems(task["output"]))
     return problems

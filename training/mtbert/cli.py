@@ -95,14 +95,15 @@ def cmd_full(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from .sweep import markdown_table, run_sweep
+    from .sweep import StudySettings, markdown_table, run_sweep
 
     session = _session(args)
-    weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
-    result = run_sweep(
-        session, args.out, _ints(args.frozen), _ints(args.students), _hyper(args), _hyper(args), weights, args.tolerance, not args.no_full,
-        all_students=args.all_students, widths=[float(w) for w in args.widths.split(",") if w.strip()],
+    settings = StudySettings(
+        frozen=tuple(_ints(args.frozen)), students=tuple(_ints(args.students)), hyper=_hyper(args), distill_hyper=_hyper(args),
+        weights=DistillWeights(args.soft, args.hidden, args.hard, args.temperature), tolerance=args.tolerance, with_full=not args.no_full,
+        all_students=args.all_students, widths=tuple(float(w) for w in args.widths.split(",") if w.strip()),
     )
+    result = run_sweep(session, args.out, settings)
     report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report)

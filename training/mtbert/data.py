@@ -9,28 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .kinds import OutputKind, kind_named, source_kinds
+from .kinds.classification import KIND as CLASSIFICATION
+from .records import DatasetError, Example  # here too: the dataset reader's error and result
 
-class DatasetError(ValueError):
-    """A dataset that cannot be used, with the file and line."""
-
-
-KIND_BY_SOURCE = {
-    "single-sentence classification": ("single", "classification"),
-    "sentence-pair classification": ("pair", "classification"),
-    "regression": ("pair", "regression"),
-    "token tagging (BIO slots)": ("single", "tagging"),
-}
-
-# The GLUE metric reported for each task (accuracy for everything not listed).
-PRIMARY_METRIC = {"cola": "mcc", "mrpc": "f1_acc", "qqp": "f1_acc", "stsb": "pearson_spearman"}
-
-
-@dataclass
-class Example:
-    text: str
-    text_pair: str | None
-    label: int | float | list[int]  # class index, a float target for regression, or one tag index per word
-    words: list[str] | None = None  # tagging: the pre-split words that `label` tags (text = " ".join(words))
+# tasks.json's kinds -> (input, head kind name).
+KIND_BY_SOURCE = {source: (input_kind, kind.name) for source, (input_kind, kind) in source_kinds().items()}
 
 
 @dataclass
@@ -39,33 +23,26 @@ class TaskSpec:
 
     name: str
     input: str  # "single" | "pair"
-    kind: str  # "classification" | "regression" | "tagging"
+    kind: str  # the head kind's name (`kinds`): "classification" | "regression" | "tagging"
     labels: list[str] = field(default_factory=list)  # source label strings (tagging: BIO tags), in output order
     label_names: list[str] = field(default_factory=list)  # human-readable names served by the API
     value_range: tuple[float, float] | None = None
     description: str = ""
 
     @property
+    def output_kind(self) -> OutputKind:
+        return kind_named(self.kind)
+
+    @property
     def num_outputs(self) -> int:
-        return 1 if self.kind == "regression" else len(self.labels)
+        return self.output_kind.num_outputs(self)
 
     @property
     def primary_metric(self) -> str:
-        if self.kind == "regression":
-            return "pearson_spearman"
-        if self.kind == "tagging":
-            return "span_f1"
-        return PRIMARY_METRIC.get(self.name, "accuracy")
+        return self.output_kind.primary_metric(self.name)
 
 
 ACCEPTED_KINDS = ", ".join(f"'{k}'" for k in KIND_BY_SOURCE)
-# One line of each kind of dataset (JSONL; a CSV has the same fields as columns, tagging excepted).
-LINE_FORMATS = {
-    ("single", "classification"): '{"text": str, "label": str}',
-    ("pair", "classification"): '{"text": str, "text_pair": str, "label": str}',
-    ("pair", "regression"): '{"text": str, "text_pair": str, "label": float}',
-    ("single", "tagging"): '{"tokens": [str], "tags": [str]} (one BIO tag per token)',
-}
 SPLIT_SUFFIXES = (".jsonl", ".csv")
 
 
@@ -95,28 +72,9 @@ def load_task_spec(data_root: Path, task: str, description: str | None = None) -
     if not isinstance(info, dict) or info.get("kind") not in KIND_BY_SOURCE:
         found = info.get("kind") if isinstance(info, dict) else info
         raise DatasetError(f"{at}.kind is {found!r}; accepted kinds: {ACCEPTED_KINDS}")
-    input_kind, kind = KIND_BY_SOURCE[info["kind"]]
+    input_kind, kind = source_kinds()[info["kind"]]
     text = description or info.get("description") or _describe(task, info)
-    if kind == "regression":
-        low, high = info.get("label_range", [0.0, 5.0])
-        return TaskSpec(task, input_kind, kind, value_range=(float(low), float(high)), description=text)
-    if kind == "tagging":
-        tags = _strings(info.get("tags"), f"{at}.tags", "the BIO tags, \"O\" included", 1)  # includes tags_unseen_in_train: dev may use them
-        if "O" not in tags:
-            raise DatasetError(f'{at}.tags has no "O" tag (the tag of words outside any entity)')
-        return TaskSpec(task, input_kind, kind, labels=tags, label_names=tags, description=text)
-    labels = _strings(info.get("labels"), f"{at}.labels", "the label strings as the data writes them", 2)
-    names_by_label = info.get("label_names") or {}
-    names = [str(names_by_label.get(label, label)) for label in labels]
-    return TaskSpec(task, input_kind, kind, labels=labels, label_names=names, description=text)
-
-
-def _strings(value: object, field: str, what: str, minimum: int) -> list[str]:
-    if not isinstance(value, list) or len(value) < minimum or not all(isinstance(v, str) for v in value):
-        raise DatasetError(f"{field}: expected a list of at least {minimum} strings ({what}), found {value!r}"[:300])
-    if len(set(value)) != len(value):
-        raise DatasetError(f"{field}: entries must be unique")
-    return list(value)
+    return TaskSpec(task, input_kind, kind.name, description=text, **kind.spec_fields(info, at))
 
 
 def _split_candidates(data_root: Path, task: str | None, split: str) -> list[Path]:
@@ -149,13 +107,13 @@ def _single_task_spec(data_root: Path, task: str, description: str | None) -> Ta
     labels: set[str] = set()
     for line_no, row in rows:
         if "label" not in row or row["label"] in (None, ""):
-            raise DatasetError(f"{train}:{line_no}: field 'label' is missing; a line is {LINE_FORMATS[(input_kind, 'classification')]}")
+            raise DatasetError(f"{train}:{line_no}: field 'label' is missing; a line is {CLASSIFICATION.line_format(input_kind)}")
         labels.add(str(row["label"]))
     if len(labels) < 2:
         raise DatasetError(f"{train}: a classification task needs at least 2 labels, found {sorted(labels)}")
     ordered = sorted(labels)
     text = description or f"{task}: {input_kind}-input classification ({len(ordered)} labels)"
-    return TaskSpec(task, input_kind, "classification", labels=ordered, label_names=ordered, description=text)
+    return TaskSpec(task, input_kind, CLASSIFICATION.name, labels=ordered, label_names=ordered, description=text)
 
 
 def _rows(path: Path) -> "Iterator[tuple[int, dict]]":
@@ -208,54 +166,11 @@ def read_examples(path: Path, spec: TaskSpec, limit: int | None = None, seed: in
     """Reads a split (JSONL, or CSV with a header); with `limit`, a seeded random sample of that many
     examples (source order kept). A bad line is a DatasetError naming the file, line and field."""
     index_of = {label: i for i, label in enumerate(spec.labels)}
-    expected = LINE_FORMATS.get((spec.input, spec.kind), "")
-    if spec.kind == "tagging" and path.suffix == ".csv":
-        raise DatasetError(f"{path}: a tagging task reads JSONL lines {expected}, not CSV")
-    examples: list[Example] = []
-    for line_no, row in _rows(path):
-        at = f"{path}:{line_no}"
-        if spec.kind == "tagging":
-            examples.append(_tagging_example(at, row, spec, index_of, expected))
-            continue
-        text, pair, raw = row.get("text"), row.get("text_pair"), row.get("label")
-        pair = None if pair == "" else pair  # a CSV's empty text_pair cell
-        for field, value in (("text", text), ("label", raw)):
-            if value is None or value == "":
-                raise DatasetError(f"{at}: field {field!r} is missing or empty; a line of task {spec.name} is {expected}")
-        if not isinstance(text, str) or not (pair is None or isinstance(pair, str)):
-            raise DatasetError(f"{at}: fields 'text' and 'text_pair' must be strings; a line of task {spec.name} is {expected}")
-        if (pair is None) != (spec.input == "single"):
-            raise DatasetError(f"{at}: task {spec.name} is '{spec.input}' input, the line {'lacks' if pair is None else 'has'} text_pair")
-        if spec.kind == "regression":
-            try:
-                label: int | float = float(raw)
-            except (TypeError, ValueError) as error:
-                raise DatasetError(f"{at}: field 'label' is {raw!r}, not a number; a line of task {spec.name} is {expected}") from error
-        else:
-            if str(raw) not in index_of:
-                raise DatasetError(f"{at}: field 'label' is {raw!r}, not a label of task {spec.name}; accepted: {_listed(spec.labels)}")
-            label = index_of[str(raw)]
-        examples.append(Example(text, pair, label))
+    kind = spec.output_kind
+    if not kind.reads_csv and path.suffix == ".csv":
+        raise DatasetError(f"{path}: a {kind.name} task reads JSONL lines {kind.line_format(spec.input)}, not CSV")
+    examples = [kind.read_example(f"{path}:{line_no}", row, spec, index_of) for line_no, row in _rows(path)]
     if limit is not None and len(examples) > limit:
         keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
         examples = [examples[i] for i in keep]
     return examples
-
-
-def _listed(values: list[str], most: int = 20) -> str:
-    return ", ".join(values[:most]) + (f" ... ({len(values)} in all)" if len(values) > most else "")
-
-
-def _tagging_example(at: str, row: dict, spec: TaskSpec, index_of: dict[str, int], expected: str) -> Example:
-    """One `{"tokens": [...], "tags": [...]}` line: tags become indices into `spec.labels`."""
-    words, tags = row.get("tokens"), row.get("tags")
-    for field, value in (("tokens", words), ("tags", tags)):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise DatasetError(f"{at}: field {field!r} must be a list of strings; a line of task {spec.name} is {expected}")
-    assert isinstance(words, list) and isinstance(tags, list)
-    if len(words) != len(tags) or not words:
-        raise DatasetError(f"{at}: {len(words)} tokens but {len(tags)} tags")
-    unknown = [t for t in tags if t not in index_of]
-    if unknown:
-        raise DatasetError(f"{at}: field 'tags' holds {unknown[0]!r}, not a tag of task {spec.name}; accepted: {_listed(spec.labels)}")
-    return Example(" ".join(words), None, [index_of[t] for t in tags], words)

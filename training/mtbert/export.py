@@ -237,6 +237,11 @@ def _example_ids(batch: int = 2, seq: int = 7) -> tuple[torch.Tensor, torch.Tens
 ID_AXES = {0: "batch", 1: "sequence"}
 
 
+def logits_axes(head: TaskHead) -> dict[int, str]:
+    """Dynamic axes of a head's logits: per token for a per-token kind (tagging), else per input."""
+    return ID_AXES if head.kind.per_token else {0: "batch"}
+
+
 def export_trunk(trunk: Trunk, output_layers: list[int], path: Path) -> list[dict]:
     """Writes the trunk with one output `hidden_<layer>` per branch layer; returns manifest entries."""
     names = [f"hidden_{layer}" for layer in output_layers]
@@ -252,18 +257,16 @@ def export_head(head: TaskHead, path: Path, metadata: dict[str, str] | None = No
     """Writes a head graph; `metadata` (`head_metadata`) says where it belongs."""
     hidden = torch.randn(2, 7, head.config.hidden_size)
     mask = _example_ids()[1]
-    output_axes = ID_AXES if head.kind == "tagging" else {0: "batch"}
     model = _export(
         ExportedHead(head), (hidden, mask), ["hidden_states", "attention_mask"], ["logits"],
-        {"hidden_states": ID_AXES, "attention_mask": ID_AXES, "logits": output_axes},
+        {"hidden_states": ID_AXES, "attention_mask": ID_AXES, "logits": logits_axes(head)},
     )
     _save(model, path, int8_weights(head), metadata)
 
 
 def export_single_task(model: SingleTaskModel, path: Path) -> None:
-    output_axes = ID_AXES if model.head.kind == "tagging" else {0: "batch"}
     onnx_model = _export(
         model, _example_ids(), ["input_ids", "attention_mask", "token_type_ids"], ["logits"],
-        {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, "logits": output_axes},
+        {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, "logits": logits_axes(model.head)},
     )
     _save(onnx_model, path, int8_weights(model))

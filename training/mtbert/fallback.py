@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from .checkpoint import Checkpoint, sha256_file  # noqa: E402
 from .data import Example, load_task_spec, read_examples, split_file  # noqa: E402
+from .kinds import KINDS  # noqa: E402
 from .pipeline import served_dev_logits, served_logits  # noqa: E402
 from .runs import WEIGHTS_FILE  # noqa: E402
 
@@ -166,8 +167,9 @@ def fit_fallback(
     `probe`: a task of `data_root` whose dev examples labelled `probe_label` are out of scope for this one."""
     info, served, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
     spec = info.spec
-    if spec.kind != "classification":
-        raise ValueError(f"{run}: a fallback is for classification heads; {spec.name} is a {spec.kind} task")
+    if not spec.output_kind.supports_fallback:
+        fallback_kinds = ", ".join(k.name for k in KINDS if k.supports_fallback)
+        raise ValueError(f"{run}: a fallback is for {fallback_kinds} heads; {spec.name} is a {spec.kind} task")
     label_index = spec.labels.index(label) if label in spec.labels else None
     probe_logits = None
     if probe is not None:

@@ -13,6 +13,7 @@ import torch
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, write_safetensors
 from .float16 import add_cuda_graphs
+from .kinds.classification import KIND as CLASSIFICATION
 from .modeling import TaskHead, Trunk
 from .pipeline import TaskSession
 from .tokenization import read_vocab
@@ -50,7 +51,7 @@ def make_tiny_checkpoint(folder: Path, vocab: Path, seed: int = 0, **overrides: 
     config = BertConfig(vocab_size=len(words), **sizes)  # type: ignore[arg-type]
     torch.manual_seed(seed)
     trunk = Trunk(config, config.num_hidden_layers)
-    head = TaskHead(config, config.num_hidden_layers, "classification", 2)  # only for its layer shapes
+    head = TaskHead(config, config.num_hidden_layers, CLASSIFICATION, 2)  # only for its layer shapes
     weights: dict[str, torch.Tensor] = {}
     for name, tensor in trunk.state_dict().items():
         if name.startswith("embeddings."):

@@ -26,10 +26,12 @@ from onnx import TensorProto, helper, numpy_helper
 from .checkpoint import load_checkpoint, sha256_file
 from .data import load_task_spec, read_examples
 from .export import ID_AXES, _example_ids, _export, replace_nodes, store_weights_fp16
-from .modeling import CRF, ExportedTrunk, RowwiseInt8Linear
+from .encoded import EncodedSet
+from .kinds import kind_named
+from .modeling import ExportedTrunk, RowwiseInt8Linear
 from .onnx_eval import Graph
 from .tokenization import WordPieceTokenizer, read_vocab
-from .train import EncodedSet, evaluate, length_batches, pad_ids
+from .train import length_batches, pad_ids
 from .train import build_trunk
 
 FLOAT16_OPSET = 17  # LayerNormalization: float16 in, float32 statistics inside
@@ -178,29 +180,17 @@ class BundleGraphs:
         return graph.run(feeds, [entry["head"]["output"]])[entry["head"]["output"]]
 
 
-def _crf(entry: dict) -> CRF | None:
-    crf = entry["output"].get("crf")
-    if not crf:
-        return None
-    module = CRF(len(entry["output"]["tags"]))
-    with torch.no_grad():
-        module.transitions.copy_(torch.tensor(crf["transitions"]))
-        module.start.copy_(torch.tensor(crf["start"]))
-        module.end.copy_(torch.tensor(crf["end"]))
-    return module
-
-
 def dev_scores(graphs: BundleGraphs, task: str, data: EncodedSet, spec, batch_size: int = 64) -> dict[str, float]:  # noqa: ANN001 - TaskSpec
     entry = graphs.heads[task][1]
-    per_token = entry["output"]["kind"] == "tagging"
+    kind = kind_named(entry["output"]["kind"])
     rows: list[torch.Tensor] = [torch.empty(0)] * len(data)
     for batch in length_batches(data.lengths(), batch_size, None):
         ids, mask, types = pad_ids([data.encodings[i] for i in batch])
         logits = graphs.logits(task, ids, mask, types)
         for row, index in enumerate(batch):
-            rows[index] = logits[row, : int(mask[row].sum())] if per_token else logits[row]
+            rows[index] = logits[row, : int(mask[row].sum())] if kind.per_token else logits[row]
     logits = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-    return evaluate(spec, logits, data, _crf(entry))
+    return kind.evaluate(spec, logits, data, kind.manifest_crf(entry["output"]))
 
 
 def parity_difference(bundle: Path, manifest: dict, default: BundleGraphs, cuda: BundleGraphs) -> float:

@@ -7,6 +7,7 @@ every task) and a per-task `TaskHead` (a few transformer layers + an output laye
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import BertConfig
+
+if TYPE_CHECKING:
+    from .kinds import OutputKind
 
 # Added to attention scores of padding positions; large enough to zero them after softmax,
 # small enough to stay finite in float32 and float16.
@@ -275,9 +279,6 @@ class Trunk(nn.Module):
         self.load_state_dict(state)
 
 
-OUTPUT_KINDS = ("classification", "regression", "tagging")
-
-
 class CRF(nn.Module):
     """Linear-chain CRF over the words of a sentence (one emission row per word: the logits of
     its first piece). transitions[i, j] scores tag i followed by tag j; start/end score the first
@@ -339,17 +340,15 @@ def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, e
 class TaskHead(nn.Module):
     """A task's own transformer layers on top of trunk layer `branch_layer`, and its output layer.
 
-    classification: logits [batch, labels] from the [CLS] row; regression: [batch, 1];
-    tagging: [batch, seq, tags] from every token, optionally decoded by a CRF (`crf`), which is
+    Logits [batch, outputs] from the [CLS] row, or, for a kind with per-token outputs (`kind.per_token`,
+    tagging), [batch, seq, outputs] from every token, optionally decoded by a CRF (`crf`), which is
     not part of the exported graph: the service decodes with its matrices.
     """
 
-    def __init__(self, config: BertConfig, num_layers: int, kind: str, num_outputs: int, crf: bool = False) -> None:
+    def __init__(self, config: BertConfig, num_layers: int, kind: OutputKind, num_outputs: int, crf: bool = False) -> None:
         super().__init__()
-        if kind not in OUTPUT_KINDS:
-            raise ValueError(f"unknown output kind {kind!r}")
-        if crf and kind != "tagging":
-            raise ValueError(f"a CRF layer needs a tagging task, not {kind}")
+        if crf and not kind.supports_crf:
+            raise ValueError(f"a {kind.name} head has no CRF layer")
         self.config = config
         self.kind = kind
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(num_layers))
@@ -359,7 +358,7 @@ class TaskHead(nn.Module):
 
     @property
     def reads_cls_only(self) -> bool:
-        return self.kind != "tagging"
+        return not self.kind.per_token
 
     def quantize_token_layers_int8(self) -> None:
         """The layers that run on every token in int8, as an int8 trunk's are: all of a tagging
@@ -379,7 +378,7 @@ class TaskHead(nn.Module):
         return outputs
 
     def logits_from(self, last_hidden: torch.Tensor) -> torch.Tensor:
-        features = last_hidden if self.kind == "tagging" else last_hidden[:, 0]
+        features = last_hidden if self.kind.per_token else last_hidden[:, 0]
         return self.classifier(self.dropout(features))
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, cls_only_last: bool = False) -> torch.Tensor:

@@ -16,7 +16,9 @@ from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
 from .tokenization import WordPieceTokenizer
-from .train import DistillWeights, EncodedSet, FrozenStates, Hyper, build_trunk, distill_head, evaluate, full_finetune, head_logits, model_logits, served_head, train_head
+from .encoded import EncodedSet
+from .kinds import KINDS
+from .train import DistillWeights, FrozenStates, Hyper, build_trunk, distill_head, full_finetune, head_logits, model_logits, served_head, train_head
 
 
 @dataclass
@@ -40,8 +42,9 @@ class TaskSession:
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         spec = spec or load_task_spec(data_root, task)
-        if crf and spec.kind != "tagging":
-            raise ValueError(f"--crf applies to tagging tasks; {spec.name} is a {spec.kind} task")
+        if crf and not spec.output_kind.supports_crf:
+            crf_kinds = ", ".join(k.name for k in KINDS if k.supports_crf)
+            raise ValueError(f"--crf applies to {crf_kinds} tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
         train = EncodedSet.build(read_examples(split_file(data_root, task, "train"), spec, max_train, seed), tokenizer, spec)
         dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
@@ -58,7 +61,7 @@ class TaskSession:
         return self._states["train"], self._states["dev"]
 
     def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None, crf: bool = False, config: BertConfig | None = None) -> RunInfo:
-        extra = {"crf": crf} if self.spec.kind == "tagging" else {}
+        extra = {"crf": crf} if self.spec.output_kind.supports_crf else {}
         return RunInfo(
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
@@ -68,7 +71,7 @@ class TaskSession:
 
     def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:
         _, dev_states = self.states([frozen])
-        return evaluate(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev, head.crf)
+        return self.spec.output_kind.evaluate(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev, head.crf)
 
     def partial(self, frozen: int, hyper: Hyper, out: Path | None = None) -> tuple[RunInfo, TaskHead]:
         """Fine-tunes the top L-F layers on cached layer-F states (the teacher)."""
@@ -102,14 +105,14 @@ class TaskSession:
     def full(self, hyper: Hyper) -> dict[str, float]:  # noqa: D401
         """Dev metrics of full fine-tuning (every layer and the embeddings): the reference score."""
         model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning", self.crf)
-        return evaluate(self.spec, model_logits(model, self.dev), self.dev, model.head.crf)
+        return self.spec.output_kind.evaluate(self.spec, model_logits(model, self.dev), self.dev, model.head.crf)
 
 
 def served_metrics(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> dict[str, float]:
     """Dev metrics of a finished head on the trunk exactly as bundles serve it (`build_trunk`), which
     can differ from its training-time trunk (e.g. runs trained before int8 word embeddings)."""
     info, head, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
-    return evaluate(info.spec, logits, dev, head.crf)
+    return info.spec.output_kind.evaluate(info.spec, logits, dev, head.crf)
 
 
 def served_dev_logits(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> tuple[RunInfo, TaskHead, EncodedSet, torch.Tensor]:

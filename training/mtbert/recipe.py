@@ -14,17 +14,8 @@ from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
 from .runs import RUN_FILE, read_info
 from .data import load_task_spec, read_examples
+from .recipe_file import read_recipe, study_settings, task_settings
 from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
-from .train import DistillWeights, Hyper
-
-
-def _hyper(settings: dict, prefix: str = "") -> Hyper:
-    return Hyper(
-        epochs=settings.get(prefix + "epochs", settings.get("epochs", 3.0)),
-        batch_size=settings.get(prefix + "batchSize", settings.get("batchSize", 32)),
-        lr=settings.get(prefix + "lr", settings.get("lr", 1e-4)),
-        seed=settings.get("seed", 0),
-    )
 
 
 def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None, threads: int | None, tasks: str | None = None) -> None:
@@ -33,7 +24,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     the training of one recipe (each on its own tasks), and a last plain run then builds the bundle
     from the kept runs."""
     set_threads(threads)
-    recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
+    recipe = read_recipe(recipe_path)
     base = recipe_path.parent
     pretrained = (base / recipe["pretrained"]).resolve()
     data_root = (base / recipe["data"]).resolve()
@@ -46,18 +37,16 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     selected = set(tasks.split(",")) if tasks else None
     if selected and not selected <= set(recipe["tasks"]):
         raise ValueError(f"--tasks names tasks the recipe lacks: {', '.join(sorted(selected - set(recipe['tasks'])))}")
-    for task, overrides in recipe["tasks"].items():
+    for task in recipe["tasks"]:
         if selected is not None and task not in selected:
             continue
-        settings = {**recipe["defaults"], **overrides}
+        settings = task_settings(recipe, task)
         folder = runs / task
-        full_hyper, hyper, distill_hyper = _hyper(settings, "full_"), _hyper(settings), _hyper(settings, "distill_")
-        weights = DistillWeights(**settings.get("distill", {}))
-        widths = settings.get("widths", [])
+        study = study_settings(settings, mean_tokens)
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and not _on_trunk(previous, folder, int8):
             previous = None  # trained on the other trunk: nothing in it can be reused
-        if previous is not None and study_is_current(previous, folder, hyper, distill_hyper, weights, full_hyper, widths):
+        if previous is not None and study_is_current(previous, folder, study):
             results[task] = previous  # nothing to train: reuse the study (its head is chosen again below)
             continue
         session = TaskSession.open(
@@ -65,10 +54,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             int8_matmuls=int8,
         )
         task_started = time.time()
-        results[task] = run_sweep(
-            session, folder, settings["frozen"], settings["students"], hyper, distill_hyper, weights,
-            settings.get("tolerance", 1.0), True, full_hyper=full_hyper, previous=previous, widths=widths, mean_tokens=mean_tokens,
-        )
+        results[task] = run_sweep(session, folder, study, previous)
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
     if selected is not None:
         return  # a share of the training only; the bundle is built by a run over every task
@@ -89,7 +75,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     # the bundle writer reads them).
     fallbacks: dict[str, FallbackChoice] = {}
     for task, result in results.items():
-        if (spec := {**recipe["defaults"], **recipe["tasks"][task]}.get("fallback")) is not None:
+        if (spec := task_settings(recipe, task).get("fallback")) is not None:
             fallbacks[task] = fit_fallback(
                 checkpoint, data_root, runs / task / result.chosen["run"], spec["label"], spec.get("maxCost", 1.0), spec.get("probe"), spec.get("probeLabel", "oos"), max_length
             )
@@ -118,7 +104,7 @@ def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, 
     token (`cost.head_cost`): the trunk to the deepest branch point, once, plus every chosen head;
     against every task's whole model."""
     trunk = max(r.chosen["branch_layer"] for r in results.values())
-    heads = sum(row_cost(r.chosen, r.kind(), config, mean_tokens) for r in results.values())
+    heads = sum(row_cost(r.chosen, r.output_kind, config, mean_tokens) for r in results.values())
     return trunk + heads, config.num_hidden_layers * len(results)
 
 
@@ -157,7 +143,7 @@ def write_report(
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
         kept.append(ratio)
-        cost = row_cost(c, r.kind(), config, tokens)
+        cost = row_cost(c, r.output_kind, config, tokens)
         lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c.get('width', 1.0):g} | {cost:.3f} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
     chosen_avg = sum(r.chosen["metrics"]["score"] for r in results.values()) / len(results)
@@ -199,7 +185,7 @@ def write_report(
     ]
     for task, r in results.items():
         lines += [f"### {task}", "", markdown_table(r), ""]
-        settings = {**recipe["defaults"], **recipe["tasks"][task]}
+        settings = task_settings(recipe, task)
         lines += [f"Training: {json.dumps({k: v for k, v in settings.items() if k not in ('frozen', 'students')})}", ""]
         if (out / f"frozen-layers-{task}.png").is_file():
             lines += [f"![{task}: dev score against frozen layers](frozen-layers-{task}.png)", ""]

@@ -62,7 +62,7 @@ def load_run(folder: Path) -> tuple[RunInfo, TaskHead]:
     info = read_info(folder)
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu")
     crf = "crf.transitions" in state  # a tagging head trained with a CRF layer
-    head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.kind, info.spec.num_outputs, crf=crf)
+    head = TaskHead(BertConfig.from_dict(info.config), info.head_layers, info.spec.output_kind, info.spec.num_outputs, crf=crf)
     head.load_state_dict(state)
     return info, head.eval()
 

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .checkpoint import BertConfig  # noqa: E402
 from .cost import head_cost  # noqa: E402
+from .kinds import OutputKind, kind_named  # noqa: E402
+from .kinds.classification import KIND as CLASSIFICATION  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
 from .runs import RUN_FILE, load_run, read_info  # noqa: E402
 from .train import DistillWeights, Hyper  # noqa: E402
@@ -27,12 +29,33 @@ FULL_FILE = "full.json"
 MEAN_TOKENS = 16.0
 
 
+@dataclass(frozen=True)
+class StudySettings:
+    """What a task's study tries and how it trains each head (a recipe task's settings, or `mtbert sweep`'s options)."""
+
+    frozen: tuple[int, ...]  # frozen-layer counts F of the teachers (partial fine-tuning)
+    students: tuple[int, ...]  # student depths, distilled from the good teachers
+    hyper: Hyper  # teachers
+    distill_hyper: Hyper  # students
+    weights: DistillWeights
+    full_hyper: Hyper | None = None  # full fine-tuning (None: the teachers' `hyper`)
+    tolerance: float = 1.0  # points below the reference score a chosen head may be
+    with_full: bool = True  # run full fine-tuning (else heads are compared with the best teacher)
+    all_students: bool = False  # distil every good teacher, not only until a student meets the target
+    widths: tuple[float, ...] = ()  # student widths tried besides full width (< 1: thinner layers)
+    mean_tokens: float = MEAN_TOKENS  # tokens per utterance the serving cost is weighed at
+
+    @property
+    def reference_hyper(self) -> Hyper:
+        return self.full_hyper or self.hyper
+
+
 def student_run(teacher: str, layers: int, width: float) -> str:
     """Run folder name of a student: f3-s1 (full width), f3-s1-w25 (a quarter as wide inside)."""
     return f"{teacher}-s{layers}" + ("" if width == 1 else f"-w{round(width * 100)}")
 
 
-def row_cost(row: dict, kind: str, base: BertConfig, mean_tokens: float) -> float:
+def row_cost(row: dict, kind: OutputKind, base: BertConfig, mean_tokens: float) -> float:
     """Serving cost per token of the head a sweep row describes (rows without a width are full width)."""
     return head_cost(kind, row["head_layers"], base.thinned(row.get("width", 1.0)), base, mean_tokens)
 
@@ -46,7 +69,7 @@ def reference_score(full: dict | None, rows: list[dict]) -> float:
     return max(full["score"], best) if full else best
 
 
-def candidates(rows: list[dict], out: Path, kind: str, base: BertConfig, mean_tokens: float) -> list[Candidate]:
+def candidates(rows: list[dict], out: Path, kind: OutputKind, base: BertConfig, mean_tokens: float) -> list[Candidate]:
     return [Candidate(out / r["run"], r["branch_layer"], r["head_layers"], r["metrics"]["score"], r["method"], row_cost(r, kind, base, mean_tokens)) for r in rows]
 
 
@@ -63,13 +86,14 @@ class SweepResult:
     widths: list[float] | None = None  # student widths tried besides full width
     dev_examples: int | None = None  # size of the dev set the scores come from
     stage_seconds: dict[str, float] | None = None  # wall seconds of the frozen-states pass and of full fine-tuning
+    kind: str = CLASSIFICATION.name  # the task's head kind (`kinds`); studies saved without it read it from their runs
 
     def reference(self) -> float:
         return reference_score(self.full, self.rows)
 
-    def kind(self) -> str:
-        """Output kind for the cost model: tagging heads are scored by span F1."""
-        return "tagging" if self.primary == "span_f1" else "classification"
+    @property
+    def output_kind(self) -> OutputKind:
+        return kind_named(self.kind)
 
     def noise(self) -> float:
         """Standard error of the best dev score, for `choose`'s fallback."""
@@ -80,7 +104,13 @@ class SweepResult:
 
     @staticmethod
     def load(folder: Path) -> "SweepResult":
-        return SweepResult(**json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")))
+        raw = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+        if "kind" not in raw:  # saved before studies recorded their kind: every run of the study knows it
+            run = next((folder / r["run"] for r in raw["rows"] if (folder / r["run"] / RUN_FILE).is_file()), None)
+            if run is None:
+                raise FileNotFoundError(f"{folder / SWEEP_FILE}: no kind recorded and none of its runs left to read it from")
+            raw["kind"] = read_info(run).spec.kind
+        return SweepResult(**raw)
 
 
 def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None) -> bool:
@@ -93,41 +123,39 @@ def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None)
     return same and (weights is None or recorded.get("distill") == asdict(weights))
 
 
-def study_is_current(previous: SweepResult, out: Path, hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights, full_hyper: Hyper, widths: list[float] | None = None) -> bool:
+def study_is_current(previous: SweepResult, out: Path, settings: StudySettings) -> bool:
     """Whether every head of a finished study was trained with the current settings, and it tried the same student widths."""
-    if previous.full is not None and previous.full_hyper != asdict(full_hyper):
+    if previous.full is not None and previous.full_hyper != asdict(settings.reference_hyper):
         return False
-    if sorted(previous.widths or []) != sorted(widths or []):
+    if sorted(previous.widths or []) != sorted(settings.widths):
         return False
     return all(
-        trained_with(out / r["run"], hyper) if r["method"] == "partial" else trained_with(out / r["run"], distill_hyper, weights)
+        trained_with(out / r["run"], settings.hyper) if r["method"] == "partial" else trained_with(out / r["run"], settings.distill_hyper, settings.weights)
         for r in previous.rows
     )
 
 
-def run_sweep(
-    session: TaskSession, out: Path, frozen: list[int], students: list[int], hyper: Hyper, distill_hyper: Hyper, weights: DistillWeights,
-    tolerance: float = 1.0, with_full: bool = True, full_hyper: Hyper | None = None, all_students: bool = False, previous: SweepResult | None = None,
-    widths: list[float] | None = None, mean_tokens: float = MEAN_TOKENS,
-) -> SweepResult:
+def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous: SweepResult | None = None) -> SweepResult:
     """Runs the study; with `previous`, resumes it: heads already trained with the same settings
     are reused, and full fine-tuning is recomputed only if its hyper-parameters changed. Students
-    are distilled at full width and at each of `widths` (< 1: thinner layers)."""
+    are distilled at full width and at each of `settings.widths` (< 1: thinner layers)."""
+    frozen, students, hyper, distill_hyper, weights = settings.frozen, settings.students, settings.hyper, settings.distill_hyper, settings.weights
+    tolerance, widths, mean_tokens = settings.tolerance, list(settings.widths), settings.mean_tokens
     out.mkdir(parents=True, exist_ok=True)
     stages = dict(previous.stage_seconds or {}) if previous else {}
     started = time.time()
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     stages["frozen_states"] = round(time.time() - started, 1)
-    kind, base = session.spec.kind, session.checkpoint.config
-    full_settings = asdict(full_hyper or hyper)
+    kind, base = session.spec.output_kind, session.checkpoint.config
+    full_settings = asdict(settings.reference_hyper)
     kept = _kept_full(out, full_settings)
     if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
         full = previous.full
     elif kept is not None:
         full, stages["full_fine_tuning"] = kept
-    elif with_full:
+    elif settings.with_full:
         started = time.time()
-        full = session.full(full_hyper or hyper)
+        full = session.full(settings.reference_hyper)
         stages["full_fine_tuning"] = round(time.time() - started, 1)
         (out / FULL_FILE).write_text(json.dumps({"hyper": full_settings, "metrics": full, "seconds": stages["full_fine_tuning"]}, indent=2), encoding="utf-8")
     else:
@@ -154,7 +182,7 @@ def run_sweep(
         (info, head, name, layers, width)
         for info, head, name in good
         for layers in students
-        for width in sorted({1.0, *(widths or [])}, reverse=True)
+        for width in sorted({1.0, *widths}, reverse=True)
         if layers < info.head_layers or (layers == info.head_layers and width < 1)
     ]
 
@@ -164,7 +192,7 @@ def run_sweep(
     plan.sort(key=lambda p: rank(p[0].branch_layer, p[3], p[4]))
     met = [rank(r["branch_layer"], r["head_layers"], 1.0) for r in rows if r["metrics"]["score"] >= reference - tolerance]
     for info, head, name, layers, width in plan:
-        if met and not all_students and min(met) <= rank(info.branch_layer, layers, width):
+        if met and not settings.all_students and min(met) <= rank(info.branch_layer, layers, width):
             break
         student_dir = student_run(name, layers, width)
         if trained_with(out / student_dir, distill_hyper, weights) and read_info(out / student_dir).hyper.get("width", 1.0) == width:
@@ -176,7 +204,7 @@ def run_sweep(
         rows.append(row)
         if row["metrics"]["score"] >= reference - tolerance:
             met.append(rank(info.branch_layer, layers, width))
-    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths or []), len(session.dev), stages)
+    result = SweepResult(session.spec.name, session.spec.primary_metric, full, rows, rows[0], False, tolerance, full_settings if full else None, sorted(widths), len(session.dev), stages, kind.name)
     chosen, result.target_met = choose(candidates(rows, out, kind, base, mean_tokens), reference, tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.save(out)
@@ -199,7 +227,7 @@ def rechoose(result: SweepResult, out: Path, base: BertConfig, mean_tokens: floa
     rows = [r for r in result.rows if max_branch is None or r["branch_layer"] <= max_branch]
     if not rows:
         raise ValueError(f"{result.task}: no head branches at or below layer {max_branch}")
-    chosen, met = choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())
+    chosen, met = choose(candidates(rows, out, result.output_kind, base, mean_tokens), result.reference(), result.tolerance, result.noise())
     result.chosen = next(r for r in rows if out / r["run"] == chosen.run)
     result.target_met = met
     result.save(out)
@@ -224,7 +252,7 @@ def choose_trunk_depth(studies: dict[str, tuple[SweepResult, Path]], base: BertC
             rows = [r for r in result.rows if r["branch_layer"] <= depth]
             if not rows or (tolerance_met(result, result.rows) and not tolerance_met(result, rows)):
                 break
-            total += choose(candidates(rows, out, result.kind(), base, mean_tokens), result.reference(), result.tolerance, result.noise())[0].cost
+            total += choose(candidates(rows, out, result.output_kind, base, mean_tokens), result.reference(), result.tolerance, result.noise())[0].cost
         else:
             if best is None or round(total, 9) <= round(best[0], 9):
                 best = (total, depth)

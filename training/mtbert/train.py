@@ -10,20 +10,19 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import metrics
 from .checkpoint import Checkpoint
-from .data import Example, TaskSpec
-from .modeling import CRF, SingleTaskModel, TaskHead, Trunk, thin_layer
-from .tagging import IGNORE, decode_words, soft_tagging_loss, tagging_loss
-from .tokenization import Encoding, WordPieceTokenizer
+from .data import TaskSpec
+from .encoded import EncodedSet
+from .modeling import SingleTaskModel, TaskHead, Trunk, thin_layer
+from .tokenization import Encoding
 
 # CRF scores start at zero and must move by whole units within a short run: they get a higher
 # learning rate than the encoder weights.
@@ -44,42 +43,6 @@ class Hyper:
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 0
-
-
-@dataclass
-class EncodedSet:
-    encodings: list[Encoding]
-    # long [n] for classification, float [n] for regression; tagging: long [n, longest encoding]
-    # with each word's tag on its first piece and IGNORE elsewhere.
-    labels: torch.Tensor
-    word_starts: list[list[int]] | None = None  # tagging: first-piece position per word (-1: truncated away)
-    word_tags: list[list[int]] | None = None  # tagging: gold tag per word, truncated words included
-
-    @staticmethod
-    def build(examples: list[Example], tokenizer: WordPieceTokenizer, spec: TaskSpec) -> "EncodedSet":
-        if spec.kind == "tagging":
-            return EncodedSet._build_tagging(examples, tokenizer)
-        encodings = [tokenizer.encode(e.text, e.text_pair) for e in examples]
-        dtype = torch.float32 if spec.kind == "regression" else torch.long
-        return EncodedSet(encodings, torch.tensor([e.label for e in examples], dtype=dtype))
-
-    @staticmethod
-    def _build_tagging(examples: list[Example], tokenizer: WordPieceTokenizer) -> "EncodedSet":
-        encoded = [tokenizer.encode_words(e.words if e.words is not None else e.text.split()) for e in examples]
-        width = max((len(enc.input_ids) for enc, _ in encoded), default=2)
-        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-        for row, ((_, starts), example) in enumerate(zip(encoded, examples)):
-            for position, tag in zip(starts, example.label):  # type: ignore[call-overload]
-                if position >= 0:
-                    labels[row, position] = tag
-        word_tags = [list(e.label) for e in examples]  # type: ignore[call-overload]
-        return EncodedSet([enc for enc, _ in encoded], labels, [starts for _, starts in encoded], word_tags)
-
-    def __len__(self) -> int:
-        return len(self.encodings)
-
-    def lengths(self) -> list[int]:
-        return [len(e.input_ids) for e in self.encodings]
 
 
 def pad_ids(encodings: list[Encoding]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -142,14 +105,6 @@ class FrozenStates:
         return pad_states([self.layers[layer][i] for i in indices])
 
 
-def task_loss(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor, crf: CRF | None = None) -> torch.Tensor:
-    if spec.kind == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels)
-    if spec.kind == "tagging":
-        return tagging_loss(logits, labels, crf)
-    return F.cross_entropy(logits, labels)
-
-
 def make_optimizer(params: list[nn.Parameter], hyper: Hyper, total_steps: int, fast: list[nn.Parameter] | None = None) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW with linear warm-up and decay; `fast` parameters (a CRF's scores) get CRF_LR_SCALE x lr
     and no weight decay."""
@@ -195,28 +150,6 @@ def _groups(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     return [p for n, p in named if not is_crf(n)], [p for n, p in named if is_crf(n)]
 
 
-def predictions(spec: TaskSpec, logits: torch.Tensor) -> np.ndarray:
-    if spec.kind == "regression":
-        return logits.squeeze(-1).numpy()
-    return logits.argmax(-1).numpy()
-
-
-def score(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    return metrics.compute(spec.primary_metric, predictions(spec, logits), labels.numpy())
-
-
-def evaluate(spec: TaskSpec, logits: torch.Tensor, data: EncodedSet, crf: CRF | None = None) -> dict[str, float]:
-    """Dev metrics of any task kind. Tagging is scored per word, words cut by truncation included
-    (they are predicted "O"), with CRF Viterbi decoding when the head has a CRF."""
-    if spec.kind != "tagging":
-        return score(spec, logits, data.labels)
-    assert data.word_starts is not None and data.word_tags is not None
-    outside = spec.labels.index("O")
-    predicted = [[spec.labels[t] for t in decode_words(logits[i], starts, outside, crf)] for i, starts in enumerate(data.word_starts)]
-    gold = [[spec.labels[t] for t in tags] for tags in data.word_tags]
-    return metrics.compute_tagging(predicted, gold)
-
-
 def _row(logits: torch.Tensor, mask: torch.Tensor, row: int, per_token: bool) -> torch.Tensor:
     """One example's output; per-token outputs lose the batch's padding (batches differ in width)."""
     return logits[row, : int(mask[row].sum())] if per_token else logits[row]
@@ -259,6 +192,25 @@ def served_head(head: TaskHead, int8_matmuls: bool) -> TaskHead:
     return served.eval()
 
 
+# ---------------------------------------------------------------------------- the training loop
+BatchLoss = Callable[[list[int]], torch.Tensor]
+
+
+def train_loop(module: nn.Module, train: EncodedSet, hyper: Hyper, batch_loss: BatchLoss, desc: str) -> None:
+    """The one optimisation loop of partial fine-tuning, distillation and full fine-tuning: seeded
+    length-bucketed batches over `hyper.epochs`, AdamW with warm-up and decay (a CRF's scores
+    faster), one step per batch on `batch_loss(batch indices)`. Leaves `module` in eval mode.
+    Build the module after `seed_everything`: its initialisation and the loop draw from the same seed."""
+    rng = random.Random(hyper.seed)
+    batches = _epoch_batches(train, hyper, rng)
+    params, crf_params = _groups(module)
+    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
+    module.train()
+    for batch in tqdm(batches, desc=desc, leave=False):
+        update(module, batch_loss(batch), optimizer, scheduler)
+    module.eval()
+
+
 # ---------------------------------------------------------------------------- heads on cached states
 def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_size: int = 128) -> torch.Tensor:
     head.eval()
@@ -269,7 +221,7 @@ def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_
             hidden, mask = states.batch(layer, batch)
             logits = head(hidden, mask)
             for row, index in enumerate(batch):
-                out[index] = _row(logits, mask, row, head.kind == "tagging")
+                out[index] = _row(logits, mask, row, head.kind.per_token)
     return _pad_rows(out)
 
 
@@ -279,18 +231,14 @@ def train_head(
     """Partial fine-tuning: a head holding pretrained layers F+1..L, trained on cached layer-F states."""
     seed_everything(hyper.seed)
     config = checkpoint.config
-    head = TaskHead(config, config.num_hidden_layers - frozen, spec.kind, spec.num_outputs, crf=crf)
+    head = TaskHead(config, config.num_hidden_layers - frozen, spec.output_kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, frozen)
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(head)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    head.train()
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         hidden, mask = train_states.batch(frozen, batch)
-        loss = task_loss(spec, head(hidden, mask), train.labels[batch], head.crf)
-        update(head, loss, optimizer, scheduler)
-    head.eval()
+        return spec.output_kind.loss(head(hidden, mask), train.labels[batch], head.crf)
+
+    train_loop(head, train, hyper, batch_loss, desc)
     round_to_fp16(head)
     return head
 
@@ -332,7 +280,7 @@ def distill_head(
         raise ValueError(f"a student compresses its {k}-layer teacher: 1..{k - 1} layers, or up to {k} thinner ones (width < 1), not {student_layers} at width {width:g}")
     seed_everything(hyper.seed)
     config = teacher.config.thinned(width)
-    student = TaskHead(config, student_layers, spec.kind, spec.num_outputs, crf=teacher.crf is not None)
+    student = TaskHead(config, student_layers, spec.output_kind, spec.num_outputs, crf=teacher.crf is not None)
     # Initialise from evenly spaced teacher layers (the first one reads the same layer-F input),
     # narrowed to their most important heads and units when the student is thinner.
     for j, layer in enumerate(student.layer):
@@ -343,35 +291,33 @@ def distill_head(
         student.crf.load_state_dict(teacher.crf.state_dict())
     targets = student_layer_map(k, student_layers)
     teacher.eval()
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(student)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    student.train()
-    t = weights.temperature
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         hidden, mask = train_states.batch(frozen, batch)
-        with torch.no_grad():
-            teacher_hidden = teacher.forward_layers(hidden, mask)
-            teacher_logits = teacher.logits_from(teacher_hidden[-1])
-        student_hidden = student.forward_layers(hidden, mask)
-        logits = student.logits_from(student_hidden[-1])
-        labels = train.labels[batch]
-        if spec.kind == "regression":
-            soft = F.mse_loss(logits, teacher_logits)
-        elif spec.kind == "tagging":
-            soft = soft_tagging_loss(logits, teacher_logits, labels, t)
-        else:
-            soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
-        keep = mask.unsqueeze(-1).to(torch.float32)
-        hidden_loss = sum(
-            (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
-        ) / len(targets)
-        loss = weights.soft * soft + weights.hidden * hidden_loss + weights.hard * task_loss(spec, logits, labels, student.crf)
-        update(student, loss, optimizer, scheduler)
-    student.eval()
+        return distillation_loss(spec, teacher, student, hidden, mask, train.labels[batch], weights, targets)
+
+    train_loop(student, train, hyper, batch_loss, desc)
     round_to_fp16(student)
     return student
+
+
+def distillation_loss(
+    spec: TaskSpec, teacher: TaskHead, student: TaskHead, hidden: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, weights: DistillWeights, targets: list[int]
+) -> torch.Tensor:
+    """The student's loss on one batch: soft labels at the weights' temperature, the MSE of each
+    student layer's states to its teacher layer's (`targets`, padding left out), and the hard labels."""
+    with torch.no_grad():
+        teacher_hidden = teacher.forward_layers(hidden, mask)
+        teacher_logits = teacher.logits_from(teacher_hidden[-1])
+    student_hidden = student.forward_layers(hidden, mask)
+    logits = student.logits_from(student_hidden[-1])
+    kind = spec.output_kind
+    soft = kind.soft_loss(logits, teacher_logits, labels, weights.temperature)
+    keep = mask.unsqueeze(-1).to(torch.float32)
+    hidden_loss = sum(
+        (((s - teacher_hidden[m]) ** 2) * keep).sum() / (keep.sum() * s.shape[-1]) for s, m in zip(student_hidden, targets)
+    ) / len(targets)
+    return weights.soft * soft + weights.hidden * hidden_loss + weights.hard * kind.loss(logits, labels, student.crf)
 
 
 # ---------------------------------------------------------------------------- full fine-tuning
@@ -383,7 +329,7 @@ def model_logits(model: SingleTaskModel, data: EncodedSet, batch_size: int = 128
             ids, mask, types = pad_ids([data.encodings[i] for i in batch])
             logits = model(ids, mask, types)
             for row, index in enumerate(batch):
-                out[index] = _row(logits, mask, row, model.head.kind == "tagging")
+                out[index] = _row(logits, mask, row, model.head.kind.per_token)
     return _pad_rows(out)
 
 
@@ -393,17 +339,13 @@ def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyp
     config = checkpoint.config
     trunk = Trunk(config, 0)
     trunk.load_pretrained(checkpoint.weights)
-    head = TaskHead(config, config.num_hidden_layers, spec.kind, spec.num_outputs, crf=crf)
+    head = TaskHead(config, config.num_hidden_layers, spec.output_kind, spec.num_outputs, crf=crf)
     head.init_layers_from(checkpoint.weights, 0)
     model = SingleTaskModel(trunk, 0, head)
-    rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
-    params, crf_params = _groups(model)
-    optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
-    model.train()
-    for batch in tqdm(batches, desc=desc, leave=False):
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
         ids, mask, types = pad_ids([train.encodings[i] for i in batch])
-        loss = task_loss(spec, model(ids, mask, types), train.labels[batch], head.crf)
-        update(model, loss, optimizer, scheduler)
-    model.eval()
+        return spec.output_kind.loss(model(ids, mask, types), train.labels[batch], head.crf)
+
+    train_loop(model, train, hyper, batch_loss, desc)
     return model

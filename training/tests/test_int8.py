@@ -14,6 +14,7 @@ from mtbert.baselines import export_baselines
 from mtbert.bundle import INT8_PARITY_TOLERANCE, BundleError, BundleWriter, read_manifest, verify
 from mtbert.checkpoint import load_checkpoint
 from mtbert.export import export_head, export_trunk, quantize_columns, unsign_weight_codes
+from mtbert.kinds import kind_named
 from mtbert.modeling import RowwiseInt8Linear, TaskHead
 from mtbert.pipeline import TaskSession
 from mtbert.train import Hyper, build_trunk, served_head
@@ -87,7 +88,7 @@ def test_an_int8_trunk_graph_has_integer_matmuls_and_no_float_weights_left(tiny_
 def test_served_heads_run_their_token_layers_in_int8(tiny_checkpoint: Path, tmp_path: Path, kind: str, layers: int, int8_layers: int) -> None:
     config = load_checkpoint(tiny_checkpoint).config
     torch.manual_seed(3)
-    head = TaskHead(config, layers, kind, 3).eval()
+    head = TaskHead(config, layers, kind_named(kind), 3).eval()
     assert served_head(head, False) is head
     served = served_head(head, True)
     # A classification head's [CLS]-only last layer stays float; every layer of a tagging head reads every token.

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from mtbert.checkpoint import load_checkpoint
+from mtbert.kinds import kind_named
 from mtbert.modeling import BertLayer, ExportedHead, TaskHead, Trunk, thin_layer
 
 
@@ -61,7 +62,7 @@ def test_a_thinned_layer_keeps_the_strongest_heads_and_units_and_folds_at_cls(ti
 def test_exported_head_graph_module_matches_training_forward(tiny_checkpoint: Path) -> None:
     config = load_checkpoint(tiny_checkpoint).config
     torch.manual_seed(0)
-    head = TaskHead(config, 2, "classification", 5).eval()
+    head = TaskHead(config, 2, kind_named("classification"), 5).eval()
     hidden = torch.randn(2, 6, config.hidden_size)
     mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
     assert torch.allclose(ExportedHead(head)(hidden, mask), head(hidden, mask), atol=1e-6)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from mtbert.bundle import verify
@@ -45,7 +46,7 @@ def test_recipe_resumes_and_recomputes_only_a_changed_reference(tiny_checkpoint:
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     teacher = (tmp_path / "runs" / "sst2" / "f1" / "head.pt").stat().st_mtime_ns
     first = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
-    recipe["defaults"]["full_lr"] = 5e-4  # only the reference changes
+    recipe["defaults"]["fullLr"] = 5e-4  # only the reference changes
     path.write_text(json.dumps(recipe), encoding="utf-8")
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     second = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
@@ -57,7 +58,7 @@ def test_recipe_resumes_and_recomputes_only_a_changed_reference(tiny_checkpoint:
 def test_recipe_retrains_only_the_students_when_distillation_settings_change(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     recipe = {
         "name": "tiny", "version": "0.1", "pretrained": str(tiny_checkpoint), "data": str(tiny_data), "maxSequenceLength": 32,
-        "defaults": {"frozen": [1], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32, "distill_epochs": 1},
+        "defaults": {"frozen": [1], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32, "distillEpochs": 1},
         "tasks": {"sst2": {}},
     }
     path = tmp_path / "recipe.json"
@@ -67,7 +68,7 @@ def test_recipe_retrains_only_the_students_when_distillation_settings_change(tin
     teacher, student = (runs / "f1" / "head.pt").stat().st_mtime_ns, (runs / "f1-s1" / "head.pt").stat().st_mtime_ns
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)  # unchanged: nothing retrains
     assert (runs / "f1-s1" / "head.pt").stat().st_mtime_ns == student
-    recipe["defaults"]["distill_epochs"] = 2
+    recipe["defaults"]["distillEpochs"] = 2
     path.write_text(json.dumps(recipe), encoding="utf-8")
     build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
     assert (runs / "f1" / "head.pt").stat().st_mtime_ns == teacher  # teacher reused
@@ -110,3 +111,16 @@ def test_a_head_is_held_to_the_best_score_when_full_fine_tuning_is_weaker(tmp_pa
     assert (chosen.chosen["run"], chosen.target_met) == ("f5", True)
     study.rows[1]["metrics"]["score"] = 89.5  # within a point of the best: the cheaper head wins
     assert rechoose(study, tmp_path / "t", base).chosen["run"] == "f5-s1-w50"
+
+
+def test_a_study_saved_before_kinds_were_recorded_reads_its_kind_from_its_runs(tmp_path: Path) -> None:
+    study = _study("slots", 50.0, [("f5", 5, 1, 50.0)])
+    raw = {k: v for k, v in asdict(study).items() if k != "kind"}  # a sweep.json of an older toolkit
+    (tmp_path / "sweep.json").write_text(json.dumps(raw), encoding="utf-8")
+    task = {"name": "slots", "input": "single", "kind": "tagging", "labels": ["B-x", "O"], "label_names": ["B-x", "O"], "value_range": None, "description": ""}
+    run = {"task": task, "method": "partial", "branch_layer": 5, "head_layers": 1, "pretrained_path": "p", "pretrained_name": "p", "fingerprint": "f", "config": {}}
+    (tmp_path / "f5").mkdir()
+    (tmp_path / "f5" / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    loaded = SweepResult.load(tmp_path)
+    assert loaded.kind == "tagging" and loaded.output_kind.per_token
+    assert _study("t", 1.0, [("f5", 5, 1, 1.0)]).kind == "classification"  # studies built in memory without one

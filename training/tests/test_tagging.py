@@ -17,10 +17,11 @@ from mtbert.cli import build_parser
 from mtbert.data import DatasetError, Example, load_task_spec, read_examples
 from mtbert.modeling import CRF
 from mtbert.pipeline import TaskSession
-from mtbert.sweep import SweepResult, run_sweep
-from mtbert.tagging import IGNORE, decode_words, tagging_loss, word_rows
+from mtbert.sweep import StudySettings, SweepResult, run_sweep
+from mtbert.kinds.tagging import IGNORE, decode_words, tagging_loss, word_rows
 from mtbert.tokenization import WordPieceTokenizer
-from mtbert.train import DistillWeights, EncodedSet, Hyper, evaluate
+from mtbert.encoded import EncodedSet
+from mtbert.train import DistillWeights, Hyper
 
 from .conftest import VOCAB
 
@@ -87,7 +88,7 @@ def test_words_cut_by_truncation_count_as_missed_spans(tiny_data: Path) -> None:
     spec = load_task_spec(tiny_data, TASK)
     logits = torch.zeros(1, 4, spec.num_outputs)
     logits[0, :, spec.labels.index("O")] = 1.0
-    values = evaluate(spec, logits, data)
+    values = spec.output_kind.evaluate(spec, logits, data)
     assert values["span_f1"] == 0.0 and values["token_accuracy"] == pytest.approx(200 / 3)
 
 
@@ -246,7 +247,7 @@ def test_crf_is_refused_for_other_task_kinds(tiny_checkpoint: Path, tiny_data: P
 
 def test_sweep_on_a_tagging_task(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     atis = TaskSession.open(tiny_checkpoint, tiny_data, "atis_slots", max_length=32)
-    result = run_sweep(atis, tmp_path / "sw", [1, 2], [1], FAST, FAST, DistillWeights(), tolerance=100.0, widths=[0.5])
+    result = run_sweep(atis, tmp_path / "sw", StudySettings((1, 2), (1,), FAST, FAST, DistillWeights(), tolerance=100.0, widths=(0.5,)))
     assert result.primary == "span_f1" and result.full is not None and "token_accuracy" in result.full
     # Every head meets this tolerance. A full-width 1-layer student of f1 would cost what teacher f2
     # costs (a tagging layer reads every token) at a shallower branch, so it is not trained; the

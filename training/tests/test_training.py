@@ -8,9 +8,12 @@ import torch
 
 from mtbert.checkpoint import BertConfig
 from mtbert.cost import head_cost, layer_cost
+from mtbert.kinds import kind_named
 from mtbert.pipeline import Candidate, TaskSession, choose, score_noise
 from mtbert.runs import load_run
-from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map
+from mtbert.encoded import EncodedSet
+from mtbert.tokenization import Encoding
+from mtbert.train import DistillWeights, Hyper, build_trunk, pad_ids, student_layer_map, train_loop
 from mtbert.data import DatasetError, load_task_spec, read_examples
 
 
@@ -90,7 +93,7 @@ def test_choose_prefers_the_cheapest_head_then_deep_branch_within_tolerance() ->
     base = BertConfig(vocab_size=10, hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
 
     def c(name: str, branch: int, layers: int, score: float, width: float = 1.0) -> Candidate:
-        return Candidate(Path(name), branch, layers, score, "x", head_cost("classification", layers, base.thinned(width), base, 16))
+        return Candidate(Path(name), branch, layers, score, "x", head_cost(kind_named("classification"), layers, base.thinned(width), base, 16))
 
     candidates = [c("f2", 2, 4, 90.0), c("f4", 4, 2, 89.5), c("f4-s1", 4, 1, 89.2), c("f5", 5, 1, 85.0), c("f2-s1", 2, 1, 89.9)]
     assert choose(candidates, 90.0, 1.0) == (candidates[2], True)  # 1 layer, deepest branch among those
@@ -120,11 +123,11 @@ def test_head_cost_counts_full_token_layers_by_width_and_the_cls_layer_per_utter
     half, quarter = base.thinned(0.5), base.thinned(0.25)
     assert (half.num_attention_heads, half.head_size, half.intermediate_size) == (2, 64, 512)
     assert layer_cost(base, base) == 1.0 and layer_cost(half, base) == 0.5 and layer_cost(quarter, base) == 0.25
-    assert head_cost("tagging", 2, quarter, base, 16) == 0.5
+    assert head_cost(kind_named("tagging"), 2, quarter, base, 16) == 0.5
     # The [CLS]-only layer: scoring and pooling 2·heads·h per token, the rest once per utterance.
-    assert head_cost("classification", 1, base, base, 16) == pytest.approx(4 / (6 * 256) + 1 / 16)
-    assert head_cost("classification", 2, half, base, 16) == pytest.approx(0.5 + 2 / (6 * 256) + 0.5 / 16)
-    assert head_cost("regression", 0, base, base, 16) == 0.0
+    assert head_cost(kind_named("classification"), 1, base, base, 16) == pytest.approx(4 / (6 * 256) + 1 / 16)
+    assert head_cost(kind_named("classification"), 2, half, base, 16) == pytest.approx(0.5 + 2 / (6 * 256) + 0.5 / 16)
+    assert head_cost(kind_named("regression"), 0, base, base, 16) == 0.0
 
 
 def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path, tmp_path: Path) -> None:
@@ -138,3 +141,23 @@ def test_unknown_labels_and_missing_pairs_name_the_file_and_line(tiny_data: Path
         read_examples(bad, pair_spec)
     with pytest.raises(DatasetError, match="unknown task 'nope'"):
         load_task_spec(tiny_data, "nope")
+
+
+def test_the_training_loop_steps_once_per_batch_over_seeded_epochs_and_leaves_eval_mode() -> None:
+    data = EncodedSet([Encoding([0] * (2 + i % 5), [0] * (2 + i % 5)) for i in range(40)], torch.arange(40, dtype=torch.float32))
+    weight = torch.nn.Linear(1, 1)
+    seen: list[list[int]] = []
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        seen.append(batch)
+        assert weight.training
+        return ((weight(data.labels[batch].unsqueeze(-1)) - 1) ** 2).mean()
+
+    before = weight.weight.detach().clone()
+    train_loop(weight, data, Hyper(epochs=1.5, batch_size=8, lr=1e-2, seed=5), batch_loss, "test")
+    assert len(seen) == 5 + 2  # one epoch of 5 batches, then half of the next (2 of 5)
+    assert sorted(i for batch in seen[:5] for i in batch) == list(range(40))  # an epoch sees every example once
+    assert not weight.training and not torch.equal(weight.weight, before)
+    again: list[list[int]] = []
+    train_loop(torch.nn.Linear(1, 1), data, Hyper(epochs=1.5, batch_size=8, lr=1e-2, seed=5), lambda b: again.append(b) or torch.zeros((), requires_grad=True), "test")
+    assert again == seen  # the same seed, the same batches
