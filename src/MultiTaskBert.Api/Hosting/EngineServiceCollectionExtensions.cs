@@ -28,7 +28,8 @@ internal static class EngineServiceCollectionExtensions
                 sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
                 sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
                 parallelHeads: batching.ParallelHeads,
-                bucketOverheadTokens: batching.BucketOverheadTokens);
+                bucketOverheadTokens: batching.BucketOverheadTokens,
+                maxPassTokens: batching.MaxPassTokens);
         });
         // One holder of the snapshot in service, shared by the engine (runs it), the batcher (leases
         // it) and the registry (swaps it).

@@ -6,7 +6,7 @@ namespace MultiTaskBert.Core.Batching;
 /// <summary>
 /// Configuration section <c>Batching</c>, every batching setting: how requests are merged into
 /// batches (<see cref="BatchPolicy"/>, <see cref="MicroBatcher"/>) and how the engine runs one
-/// batch (<see cref="BucketOverheadTokens"/>, <see cref="ParallelHeads"/>).
+/// batch (<see cref="BucketOverheadTokens"/>, <see cref="MaxPassTokens"/>, <see cref="ParallelHeads"/>).
 /// </summary>
 public sealed class BatchingOptions
 {
@@ -45,6 +45,15 @@ public sealed class BatchingOptions
     /// </summary>
     [Range(0, 1_000_000)]
     public int BucketOverheadTokens { get; set; } = RunSettings.DefaultBucketOverheadTokens;
+
+    /// <summary>
+    /// Padded tokens (rows × longest row) of one trunk pass at most: a larger batch runs in several
+    /// passes. The memory of a run grows with its padded size and ONNX Runtime's CPU arena keeps its
+    /// high-water mark, so this bounds the service's resident memory (docs/reliability.md); past a
+    /// few hundred tokens a larger pass is no faster. A single longer row still runs.
+    /// </summary>
+    [Range(1, 1_048_576)]
+    public int MaxPassTokens { get; set; } = RunSettings.DefaultMaxPassTokens;
 
     /// <summary>
     /// Whether the heads of one batch run concurrently (thread-pool tasks) or one after another.

@@ -6,14 +6,17 @@ namespace MultiTaskBert.Core.Engine;
 /// worth <c>overheadTokens</c> padded tokens of compute; the split minimises
 /// <c>Σ (overheadTokens + rows × longest row)</c> over buckets. The optimum is made of contiguous
 /// runs of the rows sorted by length, found by dynamic programming (O(n²) for n rows).
+/// No bucket of two or more rows exceeds <c>maxBucketTokens</c> padded tokens: the memory one
+/// run takes grows with its padded size, and ONNX Runtime's arena keeps its high-water mark.
 /// </summary>
 internal static class LengthBuckets
 {
     /// <summary>Row indices per bucket, shortest bucket first; every row appears exactly once.</summary>
-    public static IReadOnlyList<int[]> Split(IReadOnlyList<int> lengths, int overheadTokens)
+    public static IReadOnlyList<int[]> Split(IReadOnlyList<int> lengths, int overheadTokens, int maxBucketTokens = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(lengths);
         ArgumentOutOfRangeException.ThrowIfNegative(overheadTokens);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBucketTokens);
         int n = lengths.Count;
         if (n <= 1)
         {
@@ -28,10 +31,11 @@ internal static class LengthBuckets
         {
             long longest = lengths[order[i - 1]];
             cost[i] = long.MaxValue;
-            for (int j = 0; j < i; j++)
+            // Buckets ending at row i, longest first; a single row is always allowed.
+            for (int j = i - 1; j >= 0 && (j == i - 1 || (i - j) * longest <= maxBucketTokens); j--)
             {
                 long candidate = cost[j] + overheadTokens + ((i - j) * longest);
-                if (candidate < cost[i])
+                if (candidate <= cost[i])
                 {
                     cost[i] = candidate;
                     start[i] = j;

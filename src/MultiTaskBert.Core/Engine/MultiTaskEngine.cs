@@ -233,7 +233,8 @@ public sealed class MultiTaskEngine
             group.Outputs[task] = new RowOutput[group.Rows.Count];
         }
 
-        IReadOnlyList<int[]> buckets = LengthBuckets.Split([.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens);
+        IReadOnlyList<int[]> buckets = LengthBuckets.Split(
+            [.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens, bundle.RunSettings.MaxPassTokens);
         foreach (int[] rows in buckets)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -17,13 +17,15 @@ public sealed partial class OnnxSessionFactory : IDisposable
     /// <param name="logger">Logs the device chosen.</param>
     /// <param name="parallelHeads"><c>Batching:ParallelHeads</c>: whether the heads of a batch run concurrently.</param>
     /// <param name="bucketOverheadTokens"><c>Batching:BucketOverheadTokens</c>: padded tokens one more trunk pass is worth.</param>
+    /// <param name="maxPassTokens"><c>Batching:MaxPassTokens</c>: padded tokens of one trunk pass at most.</param>
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger,
-        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens)
+        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = RunSettings.DefaultMaxPassTokens)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(bucketOverheadTokens);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPassTokens);
         _options = options;
-        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink);
+        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, maxPassTokens);
         Target = ResolveTarget(options, logger);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)

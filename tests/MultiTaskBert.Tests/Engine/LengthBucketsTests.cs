@@ -47,10 +47,38 @@ public sealed class LengthBucketsTests
     }
 
     [Fact]
+    public void No_bucket_of_several_rows_exceeds_the_pass_limit_and_the_split_is_optimal_within_it()
+    {
+        var random = new Random(11);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int[] lengths = [.. Enumerable.Range(0, random.Next(1, 10)).Select(_ => random.Next(3, 129))];
+            int overhead = random.Next(0, 2000);
+            int maxBucketTokens = random.Next(100, 600);
+
+            IReadOnlyList<int[]> buckets = LengthBuckets.Split(lengths, overhead, maxBucketTokens);
+
+            Assert.Equal(Enumerable.Range(0, lengths.Length), buckets.SelectMany(b => b).Order());
+            Assert.All(buckets.Where(b => b.Length > 1), b => Assert.True(b.Length * b.Max(i => lengths[i]) <= maxBucketTokens));
+            long cost = buckets.Sum(b => overhead + ((long)b.Length * b.Max(i => lengths[i])));
+            Assert.Equal(BruteForceCost([.. lengths.Order()], overhead, maxBucketTokens), cost);
+        }
+    }
+
+    [Fact]
+    public void A_row_longer_than_the_pass_limit_still_runs_alone()
+    {
+        IReadOnlyList<int[]> buckets = LengthBuckets.Split([128, 10, 128], overheadTokens: 1_000_000, maxBucketTokens: 100);
+
+        Assert.Equal(3, buckets.Count);
+        Assert.All(buckets, b => Assert.Single(b));
+    }
+
+    [Fact]
     public void No_rows_give_no_buckets() => Assert.Empty(LengthBuckets.Split([], 64));
 
     /// <summary>Least cost over every way to cut the sorted lengths into contiguous buckets.</summary>
-    private static long BruteForceCost(int[] sorted, int overhead)
+    private static long BruteForceCost(int[] sorted, int overhead, int maxBucketTokens = int.MaxValue)
     {
         long best = long.MaxValue;
         int cuts = sorted.Length - 1;
@@ -63,6 +91,11 @@ public sealed class LengthBucketsTests
                 bool last = i == sorted.Length - 1 || (mask & (1 << i)) != 0;
                 if (last)
                 {
+                    if (i > start && (long)(i - start + 1) * sorted[i] > maxBucketTokens)
+                    {
+                        cost = long.MaxValue / 2; // a bucket of several rows over the limit: not allowed
+                    }
+
                     cost += overhead + ((long)(i - start + 1) * sorted[i]);
                     start = i + 1;
                 }

@@ -33,17 +33,19 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
 
     public static TheoryData<int> ParityCases => ParityFile.CaseIndexes;
 
-    /// <summary>Overheads: one bucket per distinct length, the default, one padded batch.</summary>
+    /// <summary>Overheads: one bucket per distinct length, the default, one padded batch; and that batch cut into passes of at most 24 tokens.</summary>
     [Theory]
-    [InlineData(0)]
-    [InlineData(64)]
-    [InlineData(1_000_000)]
-    public async Task Batching_with_padding_and_length_buckets_gives_the_same_logits_as_one_by_one(int bucketOverheadTokens)
+    [InlineData(0, RunSettings.DefaultMaxPassTokens)]
+    [InlineData(64, RunSettings.DefaultMaxPassTokens)]
+    [InlineData(1_000_000, RunSettings.DefaultMaxPassTokens)]
+    [InlineData(1_000_000, 24)]
+    public async Task Batching_with_padding_and_length_buckets_gives_the_same_logits_as_one_by_one(int bucketOverheadTokens, int maxPassTokens)
     {
         ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
         using var sessions = new OnnxSessionFactory(
-            new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance, bucketOverheadTokens: bucketOverheadTokens);
+            new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance,
+            bucketOverheadTokens: bucketOverheadTokens, maxPassTokens: maxPassTokens);
         using var serving = new ServingParts(sessions);
         await serving.Registry.LoadAsync(TestBundle.Directory);
         MultiTaskEngine engine = serving.Engine;
