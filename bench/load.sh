@@ -8,6 +8,7 @@
 #   BUNDLE=models/default DURATION=5s ROUNDS=3 WARMUP=10s bench/load.sh   (THREADS: Inference:IntraOpThreads, 0 = ONNX Runtime default;
 #   SERVICE, DEVICE, PYTHON: the service command, Inference:Device and the Python for the summary, as bench/gpu/run.sh sets them)
 # Other modes for side-by-side comparisons (MODES="on shrink", REFERENCE=on): shrink (Inference:CpuArena=Shrink),
+# pass512 and uncapped (Batching:MaxPassTokens=512 and 1048576, against the default 1024),
 # base (BASE_SERVICE, e.g. "dotnet /work/base/src/MultiTaskBert.Api/bin/Release/net10.0/MultiTaskBert.Api.dll": an
 # earlier build with its defaults, to check a change for a regression). Ratios are against REFERENCE (default off).
 set -euo pipefail
@@ -33,7 +34,8 @@ fi
 
 # mode -> the settings it changes from the service's defaults (MaxWaitMs=2, MaxConcurrentBatches=2)
 declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Batching__MaxWaitMs=0"
-                     [shrink]="Inference__CpuArena=Shrink" [base]="")
+                     [shrink]="Inference__CpuArena=Shrink" [base]=""
+                     [pass512]="Batching__MaxPassTokens=512" [uncapped]="Batching__MaxPassTokens=1048576")
 REFERENCE=${REFERENCE:-off}
 
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
@@ -88,6 +90,15 @@ for c in $CONNECTIONS; do
     done
   done
 done
+# Resident memory of each service after the runs (VmRSS) and at its highest (VmHWM), in MiB.
+memory="$LOG_DIR/load-memory.tsv"
+printf 'mode\trss\thwm\n' > "$memory"
+i=0
+for mode in $MODES; do
+  status=/proc/${pids[$i]}/status
+  printf '%s\t%s\t%s\n' "$mode" "$(awk '/^VmRSS/ { print int($2 / 1024) }' "$status")" "$(awk '/^VmHWM/ { print int($2 / 1024) }' "$status")" >> "$memory"
+  i=$((i + 1))
+done
 stop
 
 echo
@@ -96,13 +107,14 @@ echo "HTTP load, POST /classify, one utterance per request, every single-sentenc
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cpu_vectors=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | tr '\n' ' ')
 echo "machine: ${cpu_model:-unknown processor}, $(nproc) logical CPUs, vector extensions: ${cpu_vectors:-none of avx2/avx512f/avx512_vnni}"
-"$PYTHON" - "$runs" "$REFERENCE" <<'EOF'
+"$PYTHON" - "$runs" "$REFERENCE" "$memory" <<'EOF'
 import csv, statistics, sys
 from collections import defaultdict
 
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 label = {"on": "on (defaults: MaxWaitMs=2, MaxConcurrentBatches=2)", "on1": "on, one batch at a time (MaxConcurrentBatches=1)", "off": "off (MaxWaitMs=0)",
-         "shrink": "on, CpuArena=Shrink", "base": "on, the earlier build (BASE_SERVICE)"}
+         "shrink": "on, CpuArena=Shrink", "base": "on, the earlier build (BASE_SERVICE)",
+         "pass512": "on, MaxPassTokens=512", "uncapped": "on, MaxPassTokens uncapped"}
 reference = sys.argv[2]
 modes = list(dict.fromkeys(r["mode"] for r in runs))
 connections = list(dict.fromkeys(r["connections"] for r in runs))
@@ -129,8 +141,8 @@ if reference in modes:
         cells = [statistics.median(float(r["rps"]) / base[r["round"]] for r in by[m, c]) for m in others]
         print(f"| {c} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
 
-# This build against the earlier one, and the arena setting against the default, when measured.
-for mode, against in (("on", "base"), ("shrink", "on")):
+# This build against the earlier one, and the memory settings against the defaults, when measured.
+for mode, against in (("on", "base"), ("shrink", "on"), ("pass512", "on"), ("uncapped", "on")):
     if mode in modes and against in modes and against != reference:
         print(f"\n{label[mode]} against {label[against]} (median of the per-round ratios):\n")
         print("| connections | requests/s | p99 |")
@@ -140,4 +152,10 @@ for mode, against in (("on", "base"), ("shrink", "on")):
             rps = statistics.median(float(r["rps"]) / float(other[r["round"]]["rps"]) for r in by[mode, c])
             p99 = statistics.median(float(r["p99"]) / float(other[r["round"]]["p99"]) for r in by[mode, c])
             print(f"| {c} | {rps:.2f}x | {p99:.2f}x |")
+
+memory = {r["mode"]: r for r in csv.DictReader(open(sys.argv[3]), delimiter="\t")}
+print("\n| mode | resident MiB after the runs | highest resident MiB |")
+print("| --- | ---: | ---: |")
+for mode in modes:
+    print(f"| {label.get(mode, mode)} | {memory[mode]['rss']} | {memory[mode]['hwm']} |")
 EOF
