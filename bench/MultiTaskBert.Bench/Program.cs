@@ -373,7 +373,7 @@ internal static partial class Report
         sb.AppendLine($"| --- |{string.Concat(sizes.Select(_ => " ---: |"))}");
         foreach (string part in tasks.Select(t => t.Name).Prepend("trunk"))
         {
-            string label = part == "trunk" ? "trunk" : $"{part} ({tasks.Single(t => t.Name == part).OutputKind.ToString().ToLowerInvariant()})";
+            string label = part == "trunk" ? "trunk" : $"{part} ({tasks.Single(t => t.Name == part).Kind.Name})";
             sb.Append($"| {label} |");
             foreach (int size in sizes)
             {

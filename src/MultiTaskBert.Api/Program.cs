@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using MultiTaskBert.Api.Endpoints;
 using MultiTaskBert.Api.Errors;
@@ -10,14 +9,7 @@ using Prometheus;
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddServiceLogging(builder.Configuration);
-builder.Services.ConfigureHttpJsonOptions(o =>
-{
-    o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
-    // Strict bodies: {"text":"a","text":"b"} is a 400 (not last-wins), and "TEXT" is an unknown
-    // member rather than "text" (the web defaults match names case-insensitively).
-    o.SerializerOptions.AllowDuplicateProperties = false;
-    o.SerializerOptions.PropertyNameCaseInsensitive = false;
-});
+builder.Services.ConfigureHttpJsonOptions(o => ServiceJson.Configure(o.SerializerOptions));
 builder.Services.AddProblemResponses();
 builder.Services.AddSwaggerDocs();
 builder.Services.AddMultiTaskEngine();

@@ -1,5 +1,5 @@
 using MultiTaskBert.Core.Bundles;
-using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 
 namespace MultiTaskBert.Api.Contracts;
 
@@ -12,38 +12,14 @@ internal static class ContractMapper
         IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds = null) =>
         predictions.ToDictionary(
             p => p.Key,
-            p => ToResult(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null),
+            p => p.Value.Kind.Answer(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null),
             StringComparer.Ordinal);
-
-    public static TaskResult ToResult(TaskPrediction prediction, double? fallbackThreshold = null) => prediction switch
-    {
-        ClassificationPrediction c => ToResult(c, fallbackThreshold),
-        RegressionPrediction r => new TaskResult { Value = r.Value },
-        TaggingPrediction t => new TaskResult
-        {
-            Tags = [.. t.Words.Select(w => new WordTagResult(w.Word, w.Tag))],
-            Entities = [.. t.Entities.Select(e => new EntityResult(e.Type, e.Text, e.Start, e.End))],
-        },
-        _ => throw new InvalidOperationException($"Unhandled prediction {prediction.GetType().Name}."),
-    };
-
-    private static TaskResult ToResult(ClassificationPrediction c, double? fallbackThreshold)
-    {
-        (string label, bool fired, double threshold) = c.Answer(fallbackThreshold);
-        return new TaskResult
-        {
-            Label = label,
-            Score = c.Score,
-            Scores = c.Scores,
-            Fallback = fired ? new FallbackResult(c.Label, c.Fallback!.Policy.RuleName, c.Fallback.Value, threshold) : null,
-        };
-    }
 
     public static TaskInfo ToTaskInfo(TaskDefinition task) => new(
         task.Name,
         task.Version,
         task.Description,
-        task.OutputKind.ToString().ToLowerInvariant(),
+        task.Kind.Name,
         task.Input.ToString().ToLowerInvariant(),
         task.Labels,
         task.Range is { } r ? [r.Min, r.Max] : null,

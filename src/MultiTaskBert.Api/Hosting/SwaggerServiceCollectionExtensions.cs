@@ -7,7 +7,7 @@ namespace MultiTaskBert.Api.Hosting;
 
 internal static class SwaggerServiceCollectionExtensions
 {
-    /// <summary>The OpenAPI document (request examples, the admin key scheme, XML comments).</summary>
+    /// <summary>The OpenAPI document (request examples, the admin key scheme, the task result union, XML comments).</summary>
     public static IServiceCollection AddSwaggerDocs(this IServiceCollection services)
     {
         services.AddEndpointsApiExplorer();
@@ -21,6 +21,7 @@ internal static class SwaggerServiceCollectionExtensions
             });
             o.OperationFilter<RequestExamplesOperationFilter>();
             o.OperationFilter<AdminApiKeyOperationFilter>();
+            o.SchemaFilter<TaskResultUnionSchemaFilter>();
             o.AddSecurityDefinition(AdminApiKeyOperationFilter.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
             {
                 Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
@@ -28,10 +29,14 @@ internal static class SwaggerServiceCollectionExtensions
                 Name = Endpoints.AdminEndpoints.ApiKeyHeader,
                 Description = "Admin:ApiKey of the service",
             });
-            string xml = Path.Combine(AppContext.BaseDirectory, "MultiTaskBert.Api.xml");
-            if (File.Exists(xml))
+            // The Core's comments too: the answer records (HeadKinds) live there.
+            foreach (string project in (string[])["MultiTaskBert.Api", "MultiTaskBert.Core"])
             {
-                o.IncludeXmlComments(xml);
+                string xml = Path.Combine(AppContext.BaseDirectory, $"{project}.xml");
+                if (File.Exists(xml))
+                {
+                    o.IncludeXmlComments(xml);
+                }
             }
         });
         // The admin operations are documented only when the admin API is on (Admin:ApiKey set).

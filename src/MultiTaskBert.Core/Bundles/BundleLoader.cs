@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-using MultiTaskBert.Core.Tagging;
+using MultiTaskBert.Core.HeadKinds;
 
 namespace MultiTaskBert.Core.Bundles;
 
@@ -187,13 +187,7 @@ public static partial class BundleLoader
             "pair" => TaskInputKind.Pair,
             _ => throw Error($"{at}.input", $"unknown input '{task.Input}' (expected single | pair)"),
         };
-        TaskOutputKind kind = task.Output.Kind switch
-        {
-            "classification" => TaskOutputKind.Classification,
-            "regression" => TaskOutputKind.Regression,
-            "tagging" => TaskOutputKind.Tagging,
-            _ => throw Error($"{at}.output.kind", $"unknown kind '{task.Output.Kind}' (expected classification | regression | tagging)"),
-        };
+        HeadKind kind = HeadKindRegistry.Require(task.Output.Kind, $"{at}.output.kind");
 
         if (!string.Equals(task.PretrainedFingerprint, trunk.Pretrained.Fingerprint, StringComparison.OrdinalIgnoreCase))
         {
@@ -211,49 +205,7 @@ public static partial class BundleLoader
             Fail($"{at}.branchLayer", $"trunk.outputs has no entry for layer {task.BranchLayer}");
         }
 
-        IReadOnlyList<string> labels = [];
-        ValueRange? range = null;
-        CrfParameters? crf = null;
-        FallbackPolicy? fallback = null;
-        if (task.Output.Fallback is not null && kind != TaskOutputKind.Classification)
-        {
-            Fail($"{at}.output.fallback", $"only classification tasks have a fallback, not {task.Output.Kind} tasks");
-        }
-
-        switch (kind)
-        {
-            case TaskOutputKind.Classification:
-                labels = RequireLabels(task.Output.Labels, $"{at}.output.labels", minimum: 2);
-                fallback = task.Output.Fallback is { } f ? ReadFallback(f, $"{at}.output.fallback") : null;
-                break;
-            case TaskOutputKind.Tagging:
-                labels = RequireLabels(task.Output.Tags, $"{at}.output.tags", minimum: 1);
-                if (!labels.Contains("O", StringComparer.Ordinal))
-                {
-                    Fail($"{at}.output.tags", "must hold \"O\" (the tag of words outside any entity)");
-                }
-
-                if (input != TaskInputKind.Single)
-                {
-                    Fail($"{at}.input", "a tagging task labels the words of a single text; input must be single");
-                }
-
-                crf = task.Output.Crf is { } c ? ReadCrf(c, labels.Count, $"{at}.output.crf") : null;
-                break;
-            case TaskOutputKind.Regression:
-                if (task.Output.Range is { } r)
-                {
-                    if (r.Count != 2 || !(r[0] <= r[1]))
-                    {
-                        Fail($"{at}.output.range", "must be [min, max] with min <= max");
-                    }
-
-                    range = new ValueRange(r[0], r[1]);
-                }
-
-                break;
-        }
-
+        OutputSettings output = kind.ReadOutput(task.Output, input, at);
         HeadManifest head = task.Head;
         string headPath = BundleFiles.ResolveExistingFile(directory, head.File, $"{at}.head.file");
         await BundleFiles.VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
@@ -268,79 +220,15 @@ public static partial class BundleLoader
             Version = task.Version,
             Description = task.Description,
             Input = input,
-            OutputKind = kind,
+            Kind = kind,
             BranchLayer = task.BranchLayer,
-            Labels = labels,
-            Range = range,
-            Crf = crf,
-            Fallback = fallback,
+            Labels = output.Labels,
+            Range = output.Range,
+            Crf = output.Crf,
+            Fallback = output.Fallback,
             Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", floatHead),
             Metrics = task.Metrics,
         };
-    }
-
-    /// <summary>A fallback's label, rule (one of <see cref="FallbackPolicy.RuleNames"/>) and a threshold within the rule's range.</summary>
-    private static FallbackPolicy ReadFallback(FallbackManifest fallback, string field)
-    {
-        RequireNonEmpty(fallback.Label, $"{field}.label");
-        FallbackRule rule = FallbackPolicy.ParseRule(fallback.Rule)
-            ?? throw Error($"{field}.rule", $"unknown rule '{fallback.Rule}' (expected {string.Join(" | ", FallbackPolicy.RuleNames)})");
-        (double min, double max) = FallbackPolicy.ThresholdRange(rule);
-        if (!(fallback.Threshold >= min && fallback.Threshold <= max))
-        {
-            Fail($"{field}.threshold", $"must be in [{min}, {max}] for rule {fallback.Rule}, not {fallback.Threshold}");
-        }
-
-        return new FallbackPolicy(fallback.Label, rule, fallback.Threshold) { Selection = fallback.Selection };
-    }
-
-    /// <summary>The CRF's matrices, checked to be tags × tags (transitions) and tags long (start, end).</summary>
-    private static CrfParameters ReadCrf(CrfManifest crf, int tags, string field)
-    {
-        float[] start = RequireVector(crf.Start, tags, $"{field}.start");
-        float[] end = RequireVector(crf.End, tags, $"{field}.end");
-        if (crf.Transitions is null || crf.Transitions.Count != tags)
-        {
-            Fail($"{field}.transitions", $"must be {tags} × {tags} (tags × tags), found {crf.Transitions?.Count ?? 0} rows");
-        }
-
-        var transitions = new float[tags][];
-        for (int i = 0; i < tags; i++)
-        {
-            transitions[i] = RequireVector(crf.Transitions[i], tags, $"{field}.transitions[{i}]");
-        }
-
-        return new CrfParameters(transitions, start, end);
-    }
-
-    private static float[] RequireVector(IReadOnlyList<float>? values, int length, string field)
-    {
-        if (values is null || values.Count != length)
-        {
-            Fail(field, $"must hold {length} values (one per tag), found {values?.Count ?? 0}");
-        }
-
-        if (values.Any(v => !float.IsFinite(v)))
-        {
-            Fail(field, "values must be finite");
-        }
-
-        return [.. values];
-    }
-
-    private static IReadOnlyList<string> RequireLabels(IReadOnlyList<string>? labels, string field, int minimum)
-    {
-        if (labels is null || labels.Count < minimum)
-        {
-            Fail(field, $"needs at least {minimum} entries");
-        }
-
-        if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
-        {
-            Fail(field, "entries must be unique");
-        }
-
-        return labels;
     }
 
     /// <summary>An extra graph (<c>trunk.float16</c>, <c>head.float</c>): inside the bundle, present, SHA-256 as declared.</summary>
@@ -373,7 +261,7 @@ public static partial class BundleLoader
         }
     }
 
-    private static void RequireNonEmpty(string value, string field)
+    internal static void RequireNonEmpty(string value, string field)
     {
         if (string.IsNullOrWhiteSpace(value))
         {

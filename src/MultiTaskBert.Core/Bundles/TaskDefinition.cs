@@ -1,3 +1,4 @@
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Tagging;
 
 namespace MultiTaskBert.Core.Bundles;
@@ -10,13 +11,6 @@ public enum TaskInputKind
 
     /// <summary>A sentence pair: <c>text</c> and <c>textPair</c>.</summary>
     Pair,
-}
-
-public enum TaskOutputKind
-{
-    Classification,
-    Regression,
-    Tagging,
 }
 
 /// <summary>Closed range a regression head's value is clamped to.</summary>
@@ -32,7 +26,9 @@ public sealed record TaskDefinition
     public required int Version { get; init; }
     public required string Description { get; init; }
     public required TaskInputKind Input { get; init; }
-    public required TaskOutputKind OutputKind { get; init; }
+
+    /// <summary>The head's kind (manifest <c>output.kind</c>): everything that differs between kinds is asked of it.</summary>
+    public required HeadKind Kind { get; init; }
 
     /// <summary>Trunk layer whose hidden states the head consumes (1-based).</summary>
     public required int BranchLayer { get; init; }
@@ -50,7 +46,10 @@ public sealed record TaskDefinition
     public ValueRange? Range { get; init; }
 
     /// <summary>Width of the head output's last axis that the manifest promises.</summary>
-    public int OutputWidth => OutputKind == TaskOutputKind.Regression ? 1 : Labels.Count;
+    public int OutputWidth => Kind.OutputWidth(this);
+
+    /// <summary>The manifest field that promises <see cref="OutputWidth"/>, e.g. <c>tasks[2].output.labels</c>.</summary>
+    public string OutputWidthField => $"{Head.ManifestField[..^".head".Length]}.{Kind.WidthField}";
 
     public required HeadGraph Head { get; init; }
     public TaskMetricsManifest? Metrics { get; init; }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Core.Tokenization;
@@ -77,12 +78,12 @@ public sealed class MultiTaskEngine
         BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
-        // Tagging tasks read words of the original text; align them here, once per input, so the
-        // batch thread only decodes.
+        // Per-token kinds (tagging) read words of the original text; align them here, once per
+        // input, so the batch thread only decodes.
         var alignments = new WordAlignment?[inputs.Count];
         for (int input = 0; input < inputs.Count; input++)
         {
-            if (plan.TasksPerInput[input].Any(t => t.OutputKind == TaskOutputKind.Tagging))
+            if (plan.TasksPerInput[input].Any(t => t.Kind.NeedsWordAlignment))
             {
                 EncodedInput single = encoded[plan.RowOf(input, TaskInputKind.Single)];
                 alignments[input] = WordAlignment.Create(inputs[input].Text, single.Length, bundle.Encoder.CountPieces);
@@ -208,7 +209,7 @@ public sealed class MultiTaskEngine
                 {
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
-                    predictions[task.Name] = PredictionMapper.Map(
+                    predictions[task.Name] = task.Kind.Predict(
                         task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
                 }
 

@@ -44,13 +44,7 @@ internal static class GraphContract
         }
 
         NodeMetadata output = RequireOutput(session, file, $"{at}.output", head.Output);
-        string widthField = task.OutputKind switch
-        {
-            TaskOutputKind.Classification => "output.labels",
-            TaskOutputKind.Tagging => "output.tags",
-            _ => "output.kind",
-        };
-        RequireLastAxis(output, file, $"{at[..^".head".Length]}.{widthField}", task.OutputWidth, $"output '{head.Output}'");
+        RequireLastAxis(output, file, task.OutputWidthField, task.OutputWidth, $"output '{head.Output}'");
         HeadMetadata.Verify(session, task, trunk);
     }
 

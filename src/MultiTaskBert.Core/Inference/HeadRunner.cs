@@ -43,17 +43,11 @@ internal sealed class HeadRunner : IDisposable
         OrtValue[] inputs = _inputNames.Length == 2 ? [hiddenStates, attentionMask] : [hiddenStates];
         IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
-        int expectedRank = Task.OutputKind == TaskOutputKind.Tagging ? 3 : 2;
+        int expectedRank = Task.Kind.OutputRank;
         if (shape.Length != expectedRank || shape[^1] != Task.OutputWidth)
         {
             outputs.Dispose();
-            string field = Task.OutputKind switch
-            {
-                TaskOutputKind.Classification => "output.labels",
-                TaskOutputKind.Tagging => "output.tags",
-                _ => "output.kind",
-            };
-            throw new BundleValidationException(Task.Head.RelativePath, $"{Task.Head.ManifestField[..^".head".Length]}.{field}",
+            throw new BundleValidationException(Task.Head.RelativePath, Task.OutputWidthField,
                 $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
         }
 

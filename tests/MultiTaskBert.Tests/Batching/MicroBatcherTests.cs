@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Batching;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;

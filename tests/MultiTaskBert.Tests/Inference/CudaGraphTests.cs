@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Tests.Support;

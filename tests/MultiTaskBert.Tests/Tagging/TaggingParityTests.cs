@@ -1,4 +1,5 @@
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Tagging;
 using MultiTaskBert.Tests.Support;
 
