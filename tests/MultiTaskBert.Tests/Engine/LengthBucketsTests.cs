@@ -29,37 +29,23 @@ public sealed class LengthBucketsTests
         Assert.All(perLength, b => Assert.Single(b.Select(i => lengths[i]).Distinct()));
     }
 
-    [Fact]
-    public void The_split_is_optimal_and_covers_every_row_once()
+    /// <summary>Random batches, without and with a pass limit; with one, no bucket of several rows exceeds it.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_split_is_optimal_within_the_pass_limit_and_covers_every_row_once(bool limited)
     {
         var random = new Random(7);
         for (int trial = 0; trial < 200; trial++)
         {
             int[] lengths = [.. Enumerable.Range(0, random.Next(1, 10)).Select(_ => random.Next(3, 129))];
-            int overhead = random.Next(0, 200);
-
-            IReadOnlyList<int[]> buckets = LengthBuckets.Split(lengths, overhead);
-
-            Assert.Equal(Enumerable.Range(0, lengths.Length), buckets.SelectMany(b => b).Order());
-            long cost = buckets.Sum(b => overhead + ((long)b.Length * b.Max(i => lengths[i])));
-            Assert.Equal(BruteForceCost([.. lengths.Order()], overhead), cost);
-        }
-    }
-
-    [Fact]
-    public void No_bucket_of_several_rows_exceeds_the_pass_limit_and_the_split_is_optimal_within_it()
-    {
-        var random = new Random(11);
-        for (int trial = 0; trial < 200; trial++)
-        {
-            int[] lengths = [.. Enumerable.Range(0, random.Next(1, 10)).Select(_ => random.Next(3, 129))];
-            int overhead = random.Next(0, 2000);
-            int maxBucketTokens = random.Next(100, 600);
+            int overhead = random.Next(0, limited ? 2000 : 200);
+            int maxBucketTokens = limited ? random.Next(100, 600) : int.MaxValue;
 
             IReadOnlyList<int[]> buckets = LengthBuckets.Split(lengths, overhead, maxBucketTokens);
 
             Assert.Equal(Enumerable.Range(0, lengths.Length), buckets.SelectMany(b => b).Order());
-            Assert.All(buckets.Where(b => b.Length > 1), b => Assert.True(b.Length * b.Max(i => lengths[i]) <= maxBucketTokens));
+            Assert.All(buckets.Where(b => b.Length > 1), b => Assert.True((long)b.Length * b.Max(i => lengths[i]) <= maxBucketTokens));
             long cost = buckets.Sum(b => overhead + ((long)b.Length * b.Max(i => lengths[i])));
             Assert.Equal(BruteForceCost([.. lengths.Order()], overhead, maxBucketTokens), cost);
         }
