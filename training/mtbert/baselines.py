@@ -18,11 +18,11 @@ from onnx import TensorProto, external_data_helper, numpy_helper
 import torch
 from tqdm import tqdm
 
-from .bundle import int8_matmuls, read_manifest
 from .checkpoint import load_checkpoint
 from .export import ID_AXES, _example_ids, _export, export_single_task, logits_axes
 from .float16 import FLOAT16_OPSET, dequantize_modules, to_float16_compute
 from .kinds import kind_named
+from .manifest_file import int8_matmuls, read_manifest
 from .modeling import SingleTaskModel, TaskHead
 from .train import build_trunk
 

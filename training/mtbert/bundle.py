@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import onnx
@@ -22,14 +20,13 @@ from .export import export_head, export_trunk
 from .fallback import FallbackChoice
 from .kinds import kind_named
 from .float16 import has_int8_matmuls, write_float_head
+from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
 from .data import TaskSpec
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
 from .train import build_trunk, served_head
 
-FORMAT_VERSION = 1
-MANIFEST, VOCAB, TRUNK, PARITY = "manifest.json", "vocab.txt.gz", "trunk.onnx", "parity.json"
 # How far the service's outputs may be from PyTorch's. Float graphs differ only in summation order.
 # With int8 matmuls they differ by rounding flips: a float32 difference of 1e-6 upstream (summation
 # order) can move one activation to the neighbouring int8 step, and each flip perturbs the next
@@ -76,38 +73,6 @@ PARITY_PAIRS = [
     ("Ünïcödé text with accents", "plain text"),
     (" ".join(["a very long premise about the weather in spring"] * 12), "short hypothesis here " * 9),
 ]
-
-
-class BundleError(ValueError):
-    """A bundle operation that was refused, naming the file and the field."""
-
-
-def _write_json_atomic(path: Path, value: object) -> None:
-    """Write then rename, so a crash never leaves a half-written manifest."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(value, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
-
-
-def int8_matmuls(manifest: dict) -> bool:
-    """Whether the bundle's trunk runs its weight matmuls in int8 (absent in older bundles: float)."""
-    return bool(manifest["trunk"].get("int8Matmuls", False))
-
-
-def read_manifest(bundle: Path) -> dict:
-    path = bundle / MANIFEST
-    if not path.is_file():
-        raise BundleError(f"{path}: not found")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BundleError(f"{path}: not valid JSON ({error})") from error
-    if manifest.get("formatVersion") != FORMAT_VERSION:
-        raise BundleError(f"{path}: formatVersion is {manifest.get('formatVersion')!r}, expected {FORMAT_VERSION}")
-    return manifest
 
 
 def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, version: int, extra_metrics: dict | None, run: Path) -> dict:
@@ -212,12 +177,12 @@ class BundleWriter:
                 case["outputs"][task] = [round(float(v), 7) for v in logits.flatten()]
                 for key, value in spec.output_kind.parity_extras(tokenizer, case["text"], logits[0], spec, head).items():
                     case.setdefault(key, {})[task] = value
-        _write_json_atomic(path, parity)
+        write_json_atomic(path, parity)
 
     def _save(self, manifest: dict) -> None:
         for task in manifest["tasks"]:
             task["head"]["sha256"] = sha256_file(self.folder / task["head"]["file"])
-        _write_json_atomic(self.folder / MANIFEST, manifest)
+        write_json_atomic(self.folder / MANIFEST, manifest)
 
     def _load_run(self, run: Path, pretrained: str | None) -> tuple[RunInfo, TaskHead, Checkpoint]:
         info, head = load_run(run)
@@ -304,7 +269,7 @@ class BundleWriter:
             value = json.loads(parity.read_text(encoding="utf-8"))
             for case in value["cases"]:
                 _drop_task(case, task)
-            _write_json_atomic(parity, value)
+            write_json_atomic(parity, value)
         return manifest
 
     def head_for_upload(self, run: Path, out: Path) -> dict:
@@ -327,7 +292,7 @@ class BundleWriter:
         export_head(head, out / "head.onnx", info.head_metadata)
         entry = _task_entry(info, head, out / "head.onnx", f"heads/{info.spec.name}.onnx", old["version"] + 1 if old else 1, None, run)
         entry["head"]["sha256"] = sha256_file(out / "head.onnx")
-        _write_json_atomic(out / "entry.json", entry)
+        write_json_atomic(out / "entry.json", entry)
         return entry
 
 

@@ -28,6 +28,7 @@ from .data import load_task_spec, read_examples
 from .export import ID_AXES, _example_ids, _export, replace_nodes, store_weights_fp16
 from .encoded import EncodedSet
 from .kinds import kind_named
+from .manifest_file import MANIFEST, read_manifest, write_json_atomic
 from .modeling import ExportedTrunk, RowwiseInt8Linear
 from .onnx_eval import Graph
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -214,8 +215,6 @@ def add_cuda_graphs(bundle: Path, data_root: Path, pretrained: str | Path | None
     """Writes trunk.float16.onnx and a float head for every head with int8 matmuls, scores every
     head on both trunks over its dev split, and records files, hashes and scores in the manifest.
     Running it again replaces what an earlier run wrote."""
-    from .bundle import MANIFEST, _write_json_atomic, read_manifest
-
     manifest = read_manifest(bundle)
     trunk = manifest["trunk"]
     pretrained = pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / trunk["pretrained"]["name"]
@@ -245,5 +244,5 @@ def add_cuda_graphs(bundle: Path, data_root: Path, pretrained: str | Path | None
         log(f"{task['name']:>14} {primary:>12}  trunk {before:7.2f}  float16 {after:7.2f}  difference {after - before:+6.2f}  ({len(data)} dev examples)")
     trunk["float16"]["scoredWith"] = {"trunk": SCORED_WITH_TRUNK, "float16": SCORED_WITH_FLOAT16}
     trunk["float16"]["maxParityLogitDifference"] = round(parity_difference(bundle, manifest, default, cuda), 6)
-    _write_json_atomic(bundle / MANIFEST, manifest)
+    write_json_atomic(bundle / MANIFEST, manifest)
     return {"tasks": report, "maxParityLogitDifference": trunk["float16"]["maxParityLogitDifference"]}
