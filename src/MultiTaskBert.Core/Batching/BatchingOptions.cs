@@ -49,11 +49,12 @@ public sealed class BatchingOptions
     /// <summary>
     /// Padded tokens (rows × longest row) of one trunk pass at most: a larger batch runs in several
     /// passes. The memory of a run grows with its padded size and ONNX Runtime's CPU arena keeps its
-    /// high-water mark, so this bounds the service's resident memory (docs/reliability.md); past a
-    /// few hundred tokens a larger pass is no faster. A single longer row still runs.
+    /// high-water mark, so this bounds the service's resident memory (docs/reliability.md); on a CPU,
+    /// past a few hundred tokens a larger pass is no faster. A single longer row still runs.
+    /// 0 (default): the device's default, 512 on a CPU, uncapped on CUDA.
     /// </summary>
-    [Range(1, 1_048_576)]
-    public int MaxPassTokens { get; set; } = RunSettings.DefaultMaxPassTokens;
+    [Range(0, 1_048_576)]
+    public int MaxPassTokens { get; set; }
 
     /// <summary>
     /// Whether the heads of one batch run concurrently (thread-pool tasks) or one after another.

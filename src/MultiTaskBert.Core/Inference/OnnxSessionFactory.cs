@@ -17,16 +17,16 @@ public sealed partial class OnnxSessionFactory : IDisposable
     /// <param name="logger">Logs the device chosen.</param>
     /// <param name="parallelHeads"><c>Batching:ParallelHeads</c>: whether the heads of a batch run concurrently.</param>
     /// <param name="bucketOverheadTokens"><c>Batching:BucketOverheadTokens</c>: padded tokens one more trunk pass is worth.</param>
-    /// <param name="maxPassTokens"><c>Batching:MaxPassTokens</c>: padded tokens of one trunk pass at most.</param>
+    /// <param name="maxPassTokens"><c>Batching:MaxPassTokens</c>: padded tokens of one trunk pass at most; 0: the device's default.</param>
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger,
-        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = RunSettings.DefaultMaxPassTokens)
+        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = 0)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(bucketOverheadTokens);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPassTokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxPassTokens);
         _options = options;
-        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, maxPassTokens);
         Target = ResolveTarget(options, logger);
+        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, RunSettings.PassLimit(maxPassTokens, Target));
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
             : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);

@@ -108,4 +108,12 @@ public sealed class BatchingApiTests
         Assert.True(settings.ParallelHeads);
         Assert.Equal(7, settings.BucketOverheadTokens);
     }
+
+    [Fact]
+    public async Task The_configured_pass_limit_reaches_the_engine()
+    {
+        await using var factory = new ConfiguredApiFactory(new Dictionary<string, string?> { ["Batching:MaxPassTokens"] = "300" });
+
+        Assert.Equal(300, factory.Services.GetRequiredService<OnnxSessionFactory>().RunSettings.MaxPassTokens);
+    }
 }
