@@ -20,4 +20,29 @@ internal static class Numerics
 
         return best;
     }
+
+    /// <summary>Probabilities from logits, computed in double after subtracting the largest logit (no overflow).</summary>
+    public static double[] Softmax(ReadOnlySpan<float> logits)
+    {
+        double max = double.NegativeInfinity;
+        foreach (float l in logits)
+        {
+            max = Math.Max(max, l);
+        }
+
+        var result = new double[logits.Length];
+        double sum = 0;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            result[i] = Math.Exp(logits[i] - max);
+            sum += result[i];
+        }
+
+        for (int i = 0; i < result.Length; i++)
+        {
+            result[i] /= sum;
+        }
+
+        return result;
+    }
 }

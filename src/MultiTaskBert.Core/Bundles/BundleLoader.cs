@@ -219,6 +219,7 @@ public static partial class BundleLoader
             Name = task.Name,
             Version = task.Version,
             Description = task.Description,
+            ManifestField = at,
             Input = input,
             Kind = kind,
             BranchLayer = task.BranchLayer,

@@ -27,6 +27,9 @@ public sealed record TaskDefinition
     public required string Description { get; init; }
     public required TaskInputKind Input { get; init; }
 
+    /// <summary>Where the task stands in the manifest, <c>tasks[i]</c>: the prefix of the fields its errors name.</summary>
+    public required string ManifestField { get; init; }
+
     /// <summary>The head's kind (manifest <c>output.kind</c>): everything that differs between kinds is asked of it.</summary>
     public required HeadKind Kind { get; init; }
 
@@ -49,7 +52,7 @@ public sealed record TaskDefinition
     public int OutputWidth => Kind.OutputWidth(this);
 
     /// <summary>The manifest field that promises <see cref="OutputWidth"/>, e.g. <c>tasks[2].output.labels</c>.</summary>
-    public string OutputWidthField => $"{Head.ManifestField[..^".head".Length]}.{Kind.WidthField}";
+    public string OutputWidthField => $"{ManifestField}.{Kind.WidthField}";
 
     public required HeadGraph Head { get; init; }
     public TaskMetricsManifest? Metrics { get; init; }

@@ -31,7 +31,7 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
     public override ClassificationPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment)
     {
         ArgumentNullException.ThrowIfNull(task);
-        double[] probabilities = Softmax(row);
+        double[] probabilities = Numerics.Softmax(row);
         int best = Numerics.ArgMax<double>(probabilities);
         var scores = new Dictionary<string, double>(task.Labels.Count, StringComparer.Ordinal);
         for (int i = 0; i < probabilities.Length; i++)
@@ -43,35 +43,22 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
         return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray(), fallback);
     }
 
+    /// <summary>
+    /// The top label, or the fallback label when the task's rule fires at <paramref name="fallbackThreshold"/>
+    /// (null: the manifest's threshold); the answer then says so and keeps the model's own top label.
+    /// </summary>
     protected override ClassificationResult Answer(ClassificationPrediction prediction, double? fallbackThreshold)
     {
-        (string label, bool fired, double threshold) = prediction.Answer(fallbackThreshold);
-        FallbackResult? fallback = fired ? new FallbackResult(prediction.Label, prediction.Fallback!.Policy.RuleName, prediction.Fallback.Value, threshold) : null;
-        return new ClassificationResult(label, prediction.Score, prediction.Scores, fallback);
-    }
-
-    internal static double[] Softmax(ReadOnlySpan<float> logits)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float l in logits)
+        if (prediction.Fallback is not { } measure)
         {
-            max = Math.Max(max, l);
+            return new ClassificationResult(prediction.Label, prediction.Score, prediction.Scores);
         }
 
-        var result = new double[logits.Length];
-        double sum = 0;
-        for (int i = 0; i < logits.Length; i++)
-        {
-            result[i] = Math.Exp(logits[i] - max);
-            sum += result[i];
-        }
-
-        for (int i = 0; i < result.Length; i++)
-        {
-            result[i] /= sum;
-        }
-
-        return result;
+        double threshold = fallbackThreshold ?? measure.Policy.Threshold;
+        return measure.Fires(threshold)
+            ? new ClassificationResult(measure.Policy.Label, prediction.Score, prediction.Scores,
+                new FallbackResult(prediction.Label, measure.Policy.RuleName, measure.Value, threshold))
+            : new ClassificationResult(prediction.Label, prediction.Score, prediction.Scores);
     }
 
     /// <summary>A fallback's label, rule (one of <see cref="FallbackPolicy.RuleNames"/>) and a threshold within the rule's range.</summary>
@@ -92,28 +79,13 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
 
 /// <summary>
 /// A classification prediction: the model's top <see cref="Label"/> and its probabilities. For a task
-/// with a fallback, <see cref="Fallback"/> holds the rule's measure; <see cref="Answer"/> applies it.
+/// with a fallback, <see cref="Fallback"/> holds the rule's measure; the kind's answer applies it.
 /// </summary>
 public sealed record ClassificationPrediction(
     string Label, double Score, IReadOnlyDictionary<string, double> Scores, IReadOnlyList<float> Logits, FallbackMeasure? Fallback = null)
     : TaskPrediction(Logits)
 {
     public override HeadKind Kind => ClassificationKind.Instance;
-
-    /// <summary>
-    /// The label to answer at <paramref name="threshold"/> (null: the manifest's): the fallback label
-    /// when the task's rule fires, else the top label; <c>Fired</c> says which.
-    /// </summary>
-    public (string Label, bool Fired, double Threshold) Answer(double? threshold = null)
-    {
-        if (Fallback is null)
-        {
-            return (Label, false, double.NaN);
-        }
-
-        double at = threshold ?? Fallback.Policy.Threshold;
-        return Fallback.Fires(at) ? (Fallback.Policy.Label, true, at) : (Label, false, at);
-    }
 }
 
 /// <summary>

@@ -19,7 +19,7 @@ internal static class HeadMetadata
     {
         Dictionary<string, string> metadata = session.ModelMetadata.CustomMetadataMap;
         string file = task.Head.RelativePath;
-        string at = task.Head.ManifestField[..^".head".Length];
+        string at = task.ManifestField;
         string input = task.Input == TaskInputKind.Pair ? "pair" : "single";
         Check(metadata, BranchLayerKey, task.BranchLayer.ToString(System.Globalization.CultureInfo.InvariantCulture), file, $"{at}.branchLayer",
             "the head was trained on the hidden states of another trunk layer");

@@ -16,6 +16,7 @@ internal static class KindTasks
             Name = "t",
             Version = 1,
             Description = "",
+            ManifestField = At,
             Input = input,
             Kind = kind,
             BranchLayer = 1,
