@@ -21,8 +21,11 @@ internal static class Numerics
         return best;
     }
 
-    /// <summary>Probabilities from logits, computed in double after subtracting the largest logit (no overflow).</summary>
-    public static double[] Softmax(ReadOnlySpan<float> logits)
+    /// <summary>
+    /// Probabilities from logits divided by <paramref name="temperature"/>, computed in double after
+    /// subtracting the largest logit (no overflow).
+    /// </summary>
+    public static double[] Softmax(ReadOnlySpan<float> logits, double temperature = 1)
     {
         double max = double.NegativeInfinity;
         foreach (float l in logits)
@@ -34,7 +37,7 @@ internal static class Numerics
         double sum = 0;
         for (int i = 0; i < logits.Length; i++)
         {
-            result[i] = Math.Exp(logits[i] - max);
+            result[i] = Math.Exp((logits[i] - max) / temperature);
             sum += result[i];
         }
 

@@ -15,13 +15,16 @@ from pathlib import Path
 import onnx
 import torch
 
-from .checkpoint import Checkpoint, sha256_file
+from .calibrate import BundleTaskData, TaskCalibration, apply_to_entry, calibrate_task
+from .checkpoint import Checkpoint, load_checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
 from .kinds import kind_named
 from .float16 import has_int8_matmuls, write_float_head
 from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
+from .onnx_eval import Graph
+from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output
 from .data import TaskSpec
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -272,6 +275,56 @@ class BundleWriter:
             write_json_atomic(parity, value)
         return manifest
 
+    def calibrate(
+        self, data_root: Path, pretrained: str | Path | None = None, tasks: list[str] | None = None, rejection: float = DEFAULT_REJECTION,
+        label: str | None = None, version: str | None = None, log=print,  # noqa: ANN001 - a print-like callable
+    ) -> tuple[dict, list[TaskCalibration]]:
+        """Gives classification tasks (`tasks`, default every one) the out-of-domain fallback, a
+        softmax temperature and the served-by-default decision, fitted on `data_root`'s splits
+        (`calibrate`); rewrites their heads with the distance output and bumps the version once."""
+        manifest = read_manifest(self.folder)
+        checkpoint = load_checkpoint(pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / manifest["trunk"]["pretrained"]["name"])
+        if checkpoint.fingerprint != manifest["trunk"]["pretrained"]["fingerprint"]:
+            raise BundleError(f"{checkpoint.path}: not the checkpoint of the bundle's trunk (trunk.pretrained.fingerprint)")
+        chosen = _classification_tasks(manifest, tasks)
+        results = []
+        for entry in chosen:
+            data = BundleTaskData(self.folder, manifest, entry, data_root, checkpoint, self._tokenizer(manifest))
+            result, head = calibrate_task(data, rejection, label)
+            write_onnx_atomic(head, self.folder / entry["head"]["file"])
+            apply_to_entry(entry, result, self.folder / entry["head"]["file"])
+            if "float" in entry["head"]:  # the CUDA variant carries the same statistics
+                float_path = self.folder / entry["head"]["float"]["file"]
+                inputs = entry["head"]["inputs"]
+                write_onnx_atomic(add_distance_output(onnx.load(str(float_path)), result.stats, inputs["hiddenStates"], inputs["attentionMask"]), float_path)
+                entry["head"]["float"]["sha256"] = sha256_file(float_path)
+            self._update_parity_distances(manifest, checkpoint, entry)
+            results.append(result)
+            log(f"{entry['name']}: {describe(result)}")
+        manifest["version"] = version or bump_version(manifest["version"])
+        self._save(manifest)
+        return manifest, results
+
+    def _update_parity_distances(self, manifest: dict, checkpoint: Checkpoint, entry: dict) -> None:
+        """parity.json's out-of-domain distance of each case for this task, from the head graph as
+        written (evaluated node by node), which the service must reproduce."""
+        path = self.folder / PARITY
+        if not path.is_file():
+            return
+        parity = json.loads(path.read_text(encoding="utf-8"))
+        graph = Graph(self.folder / entry["head"]["file"])
+        trunk = build_trunk(checkpoint, entry["branchLayer"], int8_matmuls(manifest))
+        layer = entry["branchLayer"]
+        with torch.no_grad():
+            for case in parity["cases"]:
+                if (case["textPair"] is None) != (entry["input"] == "single"):
+                    continue
+                ids, types = torch.tensor([case["inputIds"]]), torch.tensor([case["tokenTypeIds"]])
+                mask = torch.ones_like(ids)
+                outputs = graph.run({entry["head"]["inputs"]["hiddenStates"]: trunk(ids, mask, types)[layer], entry["head"]["inputs"]["attentionMask"]: mask})
+                case.setdefault("distances", {})[entry["name"]] = round(float(outputs[DISTANCE_OUTPUT][0]), 4)
+        write_json_atomic(path, parity)
+
     def head_for_upload(self, run: Path, out: Path) -> dict:
         """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
         bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
@@ -294,6 +347,37 @@ class BundleWriter:
         entry["head"]["sha256"] = sha256_file(out / "head.onnx")
         write_json_atomic(out / "entry.json", entry)
         return entry
+
+
+def _classification_tasks(manifest: dict, names: list[str] | None) -> list[dict]:
+    """The manifest entries to calibrate: `names` (each must be a classification task), or every one."""
+    entries = {t["name"]: t for t in manifest["tasks"]}
+    if names is None:
+        return [t for t in manifest["tasks"] if kind_named(t["output"]["kind"]).supports_fallback]
+    for name in names:
+        if name not in entries:
+            raise BundleError(f"manifest.json: no task {name!r}; tasks: {', '.join(entries)}")
+        if not kind_named(entries[name]["output"]["kind"]).supports_fallback:
+            raise BundleError(f"manifest.json: task {name!r} is a {entries[name]['output']['kind']} task; only classification tasks get an out-of-domain fallback")
+    return [entries[n] for n in names]
+
+
+def write_onnx_atomic(model: onnx.ModelProto, path: Path) -> None:
+    """Write then rename: a service reading the bundle never sees half a graph."""
+    temp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(temp))
+    temp.replace(path)
+
+
+def describe(result: TaskCalibration) -> str:
+    f = result.figures
+    return (
+        f"fallback '{result.label}' below p={result.rejection:g} (cross-fit in-scope rejection {100 * f['calRejection']:.2f}%, "
+        f"95% bound {100 * f['calRejectionUpper95']:.2f}%; dev {f['devInScopeRejection']:.2f}%, in-scope accuracy "
+        f"{f['inScopeAccuracyWithout']:.2f} -> {f['inScopeAccuracy']:.2f}); temperature {result.temperature:.3f} "
+        f"(ECE {f['eceBefore']:.2f} -> {f['eceAfter']:.2f}); {'served' if result.served_by_default else 'NOT served'} by default "
+        f"(dev accuracy {f['devAccuracyAll']:.1f} vs majority {f['majorityAccuracy']:.1f})"
+    )
 
 
 def _drop_task(case: dict, task: str) -> None:

@@ -120,6 +120,9 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         manifest = writer.replace(args.run, args.pretrained, version=args.version)
     elif args.action == "remove":
         manifest = writer.remove(args.task, args.version)
+    elif args.action == "calibrate":
+        tasks = args.task.split(",") if args.task else None
+        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version)
     elif args.action == "add-cuda-trunk":
         from .float16 import add_cuda_graphs
 
@@ -232,16 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data)")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
-    p.add_argument("--task", help="task to remove")
+    p.add_argument("--task", help="task to remove; calibrate: comma-separated classification tasks (None: every one)")
+    p.add_argument("--rejection", type=float, default=0.01, help="calibrate: share of in-scope inputs the out-of-domain fallback may turn away (its threshold)")
+    p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
     p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training (add-cuda-trunk: default shared/pretrained/<trunk.pretrained.name>)")
-    p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks; calibrate: datasets with each task's train and dev splits")
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
     p.set_defaults(func=cmd_bundle)
 

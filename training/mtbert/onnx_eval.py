@@ -152,6 +152,10 @@ def _run_node(node: onnx.NodeProto, args: list) -> list[torch.Tensor]:  # noqa: 
         return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.amax(d, keepdim=k))]
     if op == "ReduceMin":
         return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.amin(d, keepdim=k))]
+    if op == "ReduceSum":
+        return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.sum(d, keepdim=k))]
+    if op == "ReduceMin":
+        return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.amin(d, keepdim=k))]
     if op == "Shape":
         return [torch.tensor(list(a.shape), dtype=torch.int64)]
     if op == "ConstantOfShape":

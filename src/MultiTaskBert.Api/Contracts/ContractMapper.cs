@@ -24,11 +24,19 @@ internal static class ContractMapper
         task.Labels,
         task.Range is { } r ? [r.Min, r.Max] : null,
         task.Metrics is { } m ? new TaskMetricsInfo(m.Split, m.Primary, m.Values, m.Teacher, m.FullFineTuning) : null,
-        task.Fallback is { } f ? ToFallbackInfo(f) : null);
+        task.Fallback is { } f ? ToFallbackInfo(f) : null)
+    {
+        ServedByDefault = task.ServedByDefault,
+        Temperature = task.Kind.HasFallback ? task.Temperature : null,
+    };
 
     private static FallbackInfo ToFallbackInfo(FallbackPolicy fallback)
     {
         (double min, double max) = FallbackPolicy.ThresholdRange(fallback.Rule);
-        return new FallbackInfo(fallback.Label, fallback.RuleName, fallback.Threshold, [min, max], fallback.Selection);
+        return new FallbackInfo(fallback.Label, fallback.RuleName, fallback.Threshold, [min, max], fallback.Selection)
+        {
+            Expected = fallback.Expected,
+            Calibration = fallback.Calibration is { } c ? new CalibrationInfo(c.Examples, c.Method) : null,
+        };
     }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MultiTaskBert.Api.Contracts;
 
 /// <summary>A task of the loaded bundle, as <c>GET /tasks</c> lists it.</summary>
@@ -10,10 +12,33 @@ public sealed record TaskInfo(
     IReadOnlyList<string> Labels,
     double[]? Range,
     TaskMetricsInfo? Metrics,
-    FallbackInfo? Fallback = null);
+    FallbackInfo? Fallback = null)
+{
+    /// <summary>Whether a request that names no tasks gets this one (false: a head no better than its majority class, served only by name).</summary>
+    public bool ServedByDefault { get; init; } = true;
 
-/// <summary>A task's fallback: its label, rule, the bundle's threshold and the range a request may override it within.</summary>
-public sealed record FallbackInfo(string Label, string Rule, double Threshold, double[] ThresholdRange, IReadOnlyDictionary<string, double>? Selection);
+    /// <summary>Classification: the softmax temperature its scores are computed at (fitted on data the head never trained on).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Temperature { get; init; }
+}
+
+/// <summary>
+/// A task's fallback: its label, rule, the bundle's threshold and the range a request may override it
+/// within. For the <c>mahalanobis</c> rule the threshold is the share of in-scope inputs it is meant to
+/// turn away; <c>expected</c> gives that share as measured on held-out in-scope examples (with a 95%
+/// upper bound) and <c>calibration</c> what it was measured on.
+/// </summary>
+public sealed record FallbackInfo(string Label, string Rule, double Threshold, double[] ThresholdRange, IReadOnlyDictionary<string, double>? Selection)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, double>? Expected { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CalibrationInfo? Calibration { get; init; }
+}
+
+/// <summary>What a distance rule's threshold was calibrated on: how many in-scope examples, scored how.</summary>
+public sealed record CalibrationInfo(int Examples, string? Method);
 
 public sealed record TaskMetricsInfo(
     string? Split,

@@ -207,6 +207,16 @@ public static partial class BundleLoader
 
         OutputSettings output = kind.ReadOutput(task.Output, input, at);
         HeadManifest head = task.Head;
+        if (head.OutOfDomain is { } distanceOutput)
+        {
+            RequireNonEmpty(distanceOutput, $"{at}.head.outOfDomain");
+        }
+
+        if (output.Fallback is { ReadsDistance: true } && head.OutOfDomain is null)
+        {
+            Fail($"{at}.head.outOfDomain", $"output.fallback.rule '{output.Fallback.RuleName}' reads the head's out-of-domain distance output, which head.outOfDomain must name");
+        }
+
         string headPath = BundleFiles.ResolveExistingFile(directory, head.File, $"{at}.head.file");
         await BundleFiles.VerifySha256Async(headPath, head.File, head.Sha256, $"{at}.head.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(headPath, head.File, $"{at}.head.file");
@@ -227,7 +237,9 @@ public static partial class BundleLoader
             Range = output.Range,
             Crf = output.Crf,
             Fallback = output.Fallback,
-            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", floatHead),
+            Temperature = output.Temperature,
+            ServedByDefault = task.ServedByDefault,
+            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", head.OutOfDomain, floatHead),
             Metrics = task.Metrics,
         };
     }

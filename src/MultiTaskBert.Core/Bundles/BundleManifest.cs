@@ -88,6 +88,13 @@ public sealed record TaskManifest
     public required HeadManifest Head { get; init; }
     public required string PretrainedFingerprint { get; init; }
     public TaskMetricsManifest? Metrics { get; init; }
+
+    /// <summary>
+    /// Whether a request that names no tasks gets this one (default true). The toolkit sets it false
+    /// for a head whose dev score does not beat its majority class by a significant margin: it is
+    /// served when asked by name, never by default.
+    /// </summary>
+    public bool ServedByDefault { get; init; } = true;
 }
 
 public sealed record TaskOutputManifest
@@ -102,6 +109,12 @@ public sealed record TaskOutputManifest
 
     /// <summary>Classification only: the out-of-scope answer and the rule that triggers it, or null for none.</summary>
     public FallbackManifest? Fallback { get; init; }
+
+    /// <summary>
+    /// Classification only: the probabilities are softmax(logits / temperature), fitted by the
+    /// toolkit on examples the head never trained on so that a score means what it says (default 1).
+    /// </summary>
+    public double? Temperature { get; init; }
 }
 
 /// <summary>
@@ -114,6 +127,31 @@ public sealed record FallbackManifest
     public required string Rule { get; init; }
     public required double Threshold { get; init; }
     public IReadOnlyDictionary<string, double>? Selection { get; init; }
+
+    /// <summary>
+    /// Rule <c>mahalanobis</c>: how the head's out-of-domain distance (<c>head.outOfDomain</c>) maps
+    /// to the share of in-scope calibration examples at least as far (a p-value), and what that
+    /// share is expected to be on held-out in-scope data at the threshold.
+    /// </summary>
+    public DistanceCalibrationManifest? Calibration { get; init; }
+
+    /// <summary>Informative: the in-scope rejection rate expected at the threshold and its 95% upper bound.</summary>
+    public IReadOnlyDictionary<string, double>? Expected { get; init; }
+}
+
+/// <summary>
+/// Distances (ascending) and the share of in-scope calibration examples whose distance is at least
+/// each one (descending, in (0, 1]); in between the service interpolates log p linearly, beyond the
+/// last point it extends the last segment's slope.
+/// </summary>
+public sealed record DistanceCalibrationManifest
+{
+    public IReadOnlyList<double>? Distances { get; init; }
+    public IReadOnlyList<double>? PValues { get; init; }
+
+    /// <summary>Informative: how many in-scope examples were scored, and how (e.g. "5-fold cross-fit on train").</summary>
+    public int Examples { get; init; }
+    public string? Method { get; init; }
 }
 
 /// <summary>A linear-chain CRF: transitions[from][to], start[tag], end[tag] (float32 values).</summary>
@@ -131,6 +169,13 @@ public sealed record HeadManifest
     public int NumLayers { get; init; }
     public required HeadInputNames Inputs { get; init; }
     public required string Output { get; init; }
+
+    /// <summary>
+    /// Optional: the graph output ([batch] or [batch, 1]) with each row's squared Mahalanobis distance
+    /// of its pooled hidden states to the nearest class of the task's training data (the
+    /// <c>mahalanobis</c> fallback rule reads it).
+    /// </summary>
+    public string? OutOfDomain { get; init; }
 
     /// <summary>
     /// Optional: the head with its int8 matmuls as float matmuls (same inputs and output), served

@@ -11,6 +11,13 @@ public enum FallbackRule
 
     /// <summary>log Σ exp(logits), the negative free energy (Liu et al., 2020): low for inputs unlike the training data; thresholds in [-100, 100].</summary>
     Energy,
+
+    /// <summary>
+    /// The share of in-scope calibration examples at least as far from the task's training data as
+    /// this input (a p-value of the head's out-of-domain distance, <see cref="DistanceCalibration"/>):
+    /// low for inputs unlike the training data; the threshold is the in-scope rejection rate aimed at, in [0, 1].
+    /// </summary>
+    Mahalanobis,
 }
 
 /// <summary>
@@ -21,10 +28,19 @@ public enum FallbackRule
 public sealed record FallbackPolicy(string Label, FallbackRule Rule, double Threshold)
 {
     /// <summary>Manifest spellings of the rules, in <see cref="FallbackRule"/> order.</summary>
-    public static readonly IReadOnlyList<string> RuleNames = ["maxProbability", "margin", "energy"];
+    public static readonly IReadOnlyList<string> RuleNames = ["maxProbability", "margin", "energy", "mahalanobis"];
 
     /// <summary>How the toolkit chose the threshold on dev (informative, from the manifest).</summary>
     public IReadOnlyDictionary<string, double>? Selection { get; init; }
+
+    /// <summary>Rule <see cref="FallbackRule.Mahalanobis"/>: distance → p-value.</summary>
+    public DistanceCalibration? Calibration { get; init; }
+
+    /// <summary>Informative: the in-scope rejection rate expected at the threshold (and its bound), from the manifest.</summary>
+    public IReadOnlyDictionary<string, double>? Expected { get; init; }
+
+    /// <summary>Whether the rule reads the head's out-of-domain distance output rather than its logits.</summary>
+    public bool ReadsDistance => Rule == FallbackRule.Mahalanobis;
 
     /// <summary>The thresholds that make sense for <paramref name="rule"/> (a manifest or a request outside it is refused).</summary>
     public static (double Min, double Max) ThresholdRange(FallbackRule rule) => rule == FallbackRule.Energy ? (-100, 100) : (0, 1);
@@ -37,11 +53,16 @@ public sealed record FallbackPolicy(string Label, FallbackRule Rule, double Thre
 
     public string RuleName => RuleNames[(int)Rule];
 
-    /// <summary>The rule's measure of one output: <paramref name="logits"/> and their softmax <paramref name="probabilities"/>.</summary>
-    public double Measure(ReadOnlySpan<float> logits, IReadOnlyList<double> probabilities)
+    /// <summary>
+    /// The rule's measure of one output: <paramref name="logits"/>, their softmax
+    /// <paramref name="probabilities"/> and, for a distance rule, the head's out-of-domain <paramref name="distance"/>.
+    /// </summary>
+    public double Measure(ReadOnlySpan<float> logits, IReadOnlyList<double> probabilities, double? distance = null)
     {
         switch (Rule)
         {
+            case FallbackRule.Mahalanobis:
+                return Calibration!.PValue(distance ?? throw new InvalidOperationException("the mahalanobis rule needs the head's out-of-domain output"));
             case FallbackRule.MaxProbability:
                 return probabilities.Max();
             case FallbackRule.Margin:

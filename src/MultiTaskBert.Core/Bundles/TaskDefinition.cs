@@ -45,6 +45,12 @@ public sealed record TaskDefinition
     /// <summary>Set for classification tasks that answer a fallback label when the head is unsure.</summary>
     public FallbackPolicy? Fallback { get; init; }
 
+    /// <summary>Classification: the probabilities are softmax(logits / <see cref="Temperature"/>).</summary>
+    public double Temperature { get; init; } = 1;
+
+    /// <summary>Whether a request that names no tasks gets this one (manifest <c>servedByDefault</c>).</summary>
+    public bool ServedByDefault { get; init; } = true;
+
     /// <summary>Set for regression tasks.</summary>
     public ValueRange? Range { get; init; }
 
@@ -69,6 +75,7 @@ public sealed record HeadGraph(
     string? AttentionMaskInput,
     string Output,
     string ManifestField,
+    string? OutOfDomainOutput,
     GraphFile? FloatVariant = null)
 {
     /// <summary>This head's graph to serve: the float variant beside a float16 trunk when the bundle has one.</summary>

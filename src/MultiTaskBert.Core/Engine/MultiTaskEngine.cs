@@ -209,8 +209,9 @@ public sealed class MultiTaskEngine
                 {
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
+                    RowOutput output = group.Outputs[task][groupRow];
                     predictions[task.Name] = task.Kind.Predict(
-                        task, group.Outputs[task][groupRow].Values, request.Encoded[row], request.Alignments[input]);
+                        task, output.Values, output.Distance, request.Encoded[row], request.Alignments[input]);
                 }
 
                 perInput[input] = predictions;
@@ -321,5 +322,7 @@ public sealed class MultiTaskEngine
     private readonly record struct RowOutput(HeadOutput Bucket, int Row)
     {
         public ReadOnlySpan<float> Values => Bucket.Row(Row);
+
+        public double? Distance => Bucket.Distance(Row);
     }
 }

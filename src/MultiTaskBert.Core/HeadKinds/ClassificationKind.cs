@@ -26,12 +26,19 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
         new(RequireLabels(output.Labels, $"{at}.output.labels", minimum: 2))
         {
             Fallback = output.Fallback is { } f ? ReadFallback(f, $"{at}.output.fallback") : null,
+            Temperature = ReadTemperature(output.Temperature, $"{at}.output.temperature"),
         };
 
-    public override ClassificationPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment)
+    public override ClassificationPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment) =>
+        Predict(task, row, outOfDomainDistance: null);
+
+    public override TaskPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, double? outOfDomainDistance, EncodedInput encoded, WordAlignment? alignment) =>
+        Predict(task, row, outOfDomainDistance);
+
+    private static ClassificationPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, double? outOfDomainDistance)
     {
         ArgumentNullException.ThrowIfNull(task);
-        double[] probabilities = Numerics.Softmax(row);
+        double[] probabilities = Numerics.Softmax(row, task.Temperature);
         int best = Numerics.ArgMax<double>(probabilities);
         var scores = new Dictionary<string, double>(task.Labels.Count, StringComparer.Ordinal);
         for (int i = 0; i < probabilities.Length; i++)
@@ -39,7 +46,7 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
             scores[task.Labels[i]] = probabilities[i];
         }
 
-        FallbackMeasure? fallback = task.Fallback is { } policy ? new FallbackMeasure(policy, policy.Measure(row, probabilities)) : null;
+        FallbackMeasure? fallback = task.Fallback is { } policy ? new FallbackMeasure(policy, policy.Measure(row, probabilities, outOfDomainDistance)) : null;
         return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray(), fallback);
     }
 
@@ -73,7 +80,23 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
             throw Invalid($"{field}.threshold", $"must be in [{min}, {max}] for rule {fallback.Rule}, not {fallback.Threshold}");
         }
 
-        return new FallbackPolicy(fallback.Label, rule, fallback.Threshold) { Selection = fallback.Selection };
+        return new FallbackPolicy(fallback.Label, rule, fallback.Threshold)
+        {
+            Selection = fallback.Selection,
+            Expected = fallback.Expected,
+            Calibration = rule == FallbackRule.Mahalanobis ? DistanceCalibration.Read(fallback.Calibration, $"{field}.calibration") : null,
+        };
+    }
+
+    /// <summary>softmax(logits / T): T in (0, 100], 1 when absent.</summary>
+    private static double ReadTemperature(double? temperature, string field)
+    {
+        if (temperature is not { } t)
+        {
+            return 1;
+        }
+
+        return double.IsFinite(t) && t > 0 && t <= 100 ? t : throw Invalid(field, $"must be in (0, 100], not {t}");
     }
 }
 

@@ -25,7 +25,7 @@ public abstract class HeadKind
     /// <summary>Rank of the head graph's output: [batch, width] by default.</summary>
     public virtual int OutputRank => 2;
 
-    /// <summary>Whether <see cref="Predict"/> reads the words of the input's text (aligned once per input before the batch runs).</summary>
+    /// <summary>Whether <see cref="Predict(TaskDefinition, ReadOnlySpan{float}, EncodedInput, WordAlignment?)"/> reads the words of the input's text (aligned once per input before the batch runs).</summary>
     public virtual bool NeedsWordAlignment => false;
 
     /// <summary>Whether the manifest may give this kind an <c>output.fallback</c>.</summary>
@@ -63,6 +63,14 @@ public abstract class HeadKind
     /// sequence for per-token heads); <paramref name="alignment"/> is set when <see cref="NeedsWordAlignment"/>.
     /// </summary>
     public abstract TaskPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment);
+
+    /// <summary>
+    /// <see cref="Predict(TaskDefinition, ReadOnlySpan{float}, EncodedInput, WordAlignment?)"/> with the
+    /// head's out-of-domain distance for the row (<c>head.outOfDomain</c>; null when the head has none),
+    /// which only kinds with a distance-based fallback read.
+    /// </summary>
+    public virtual TaskPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, double? outOfDomainDistance, EncodedInput encoded, WordAlignment? alignment) =>
+        Predict(task, row, encoded, alignment);
 
     /// <summary>
     /// The wire answer for a prediction of this kind; <paramref name="fallbackThreshold"/> is the

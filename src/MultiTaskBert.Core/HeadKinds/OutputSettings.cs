@@ -12,4 +12,7 @@ public sealed record OutputSettings(IReadOnlyList<string> Labels)
     public ValueRange? Range { get; init; }
     public CrfParameters? Crf { get; init; }
     public FallbackPolicy? Fallback { get; init; }
+
+    /// <summary>Classification: softmax temperature (1 = the logits as they are).</summary>
+    public double Temperature { get; init; } = 1;
 }

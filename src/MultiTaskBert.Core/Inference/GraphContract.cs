@@ -45,6 +45,16 @@ internal static class GraphContract
 
         NodeMetadata output = RequireOutput(session, file, $"{at}.output", head.Output);
         RequireLastAxis(output, file, task.OutputWidthField, task.OutputWidth, $"output '{head.Output}'");
+        if (head.OutOfDomainOutput is { } distanceName)
+        {
+            // One distance per row: [batch] or [batch, 1].
+            NodeMetadata distance = RequireOutput(session, file, $"{at}.outOfDomain", distanceName);
+            if (distance.Dimensions.Length is < 1 or > 2 || (distance.Dimensions.Length == 2 && distance.Dimensions[1] > 1))
+            {
+                throw new BundleValidationException(file, $"{at}.outOfDomain",
+                    $"output '{distanceName}' has shape [{string.Join(", ", distance.Dimensions)}], expected [batch] or [batch, 1]");
+            }
+        }
         HeadMetadata.Verify(session, task, trunk);
     }
 

@@ -16,6 +16,9 @@ internal sealed class HeadOutput(IDisposableReadOnlyCollection<OrtValue> outputs
     /// <summary>One row, valid until <see cref="Dispose"/>.</summary>
     public ReadOnlySpan<float> Row(int row) => outputs[0].GetTensorDataAsSpan<float>().Slice(row * RowSize, RowSize);
 
+    /// <summary>The row's out-of-domain distance (the head's second output), or null when the head has none.</summary>
+    public double? Distance(int row) => outputs.Count > 1 ? outputs[1].GetTensorDataAsSpan<float>()[row] : null;
+
     public void Dispose() => outputs.Dispose();
 }
 
@@ -31,7 +34,7 @@ internal sealed class HeadRunner : IDisposable
         _session = session;
         Task = task;
         _inputNames = task.Head.AttentionMaskInput is { } mask ? [task.Head.HiddenStatesInput, mask] : [task.Head.HiddenStatesInput];
-        _outputNames = [task.Head.Output];
+        _outputNames = task.Head.OutOfDomainOutput is { } distance ? [task.Head.Output, distance] : [task.Head.Output];
     }
 
     public TaskDefinition Task { get; }
@@ -49,6 +52,17 @@ internal sealed class HeadRunner : IDisposable
             outputs.Dispose();
             throw new BundleValidationException(Task.Head.RelativePath, Task.OutputWidthField,
                 $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
+        }
+
+        if (outputs.Count > 1)
+        {
+            long[] distanceShape = outputs[1].GetTensorTypeAndShape().Shape;
+            if (distanceShape.Length is < 1 or > 2 || distanceShape[0] != shape[0] || (distanceShape.Length == 2 && distanceShape[1] != 1))
+            {
+                outputs.Dispose();
+                throw new BundleValidationException(Task.Head.RelativePath, $"{Task.Head.ManifestField}.outOfDomain",
+                    $"head output '{Task.Head.OutOfDomainOutput}' has shape [{string.Join(", ", distanceShape)}], expected [{shape[0]}] or [{shape[0]}, 1]");
+            }
         }
 
         return new HeadOutput(outputs, shape);

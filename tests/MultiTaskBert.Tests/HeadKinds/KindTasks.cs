@@ -24,7 +24,7 @@ internal static class KindTasks
             Range = settings.Range,
             Crf = settings.Crf,
             Fallback = settings.Fallback,
-            Head = new HeadGraph("heads/t.onnx", "/bundle/heads/t.onnx", "hidden_states", null, "logits", $"{At}.head"),
+            Head = new HeadGraph("heads/t.onnx", "/bundle/heads/t.onnx", "hidden_states", null, "logits", $"{At}.head", null),
         };
     }
 

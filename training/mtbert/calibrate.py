@@ -1,0 +1,203 @@
+"""Calibrating a bundle's classification task from its data, without out-of-scope examples:
+the out-of-domain measure and its threshold (`ood`), a softmax temperature, and whether the head
+beats its majority class by enough to be served by default.
+
+What is fitted on what, so that every figure is measured on examples the fitted thing never saw:
+- the distance statistics on the training split, its threshold on cross-fitted training distances
+  (each fold scored by statistics fitted on the other folds);
+- the temperature on the dev split (the head never trained on it); its expected calibration error
+  after scaling is reported cross-fitted over two halves of dev;
+- the dev figures (in-scope rejection and accuracy with the fallback) come after all of that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from .checkpoint import Checkpoint, sha256_file
+from .data import TaskSpec, load_task_spec, read_examples, split_file
+from .encoded import EncodedSet
+from .manifest_file import BundleError, int8_matmuls
+from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
+from .onnx_eval import Graph
+from .tokenization import WordPieceTokenizer
+from .train import build_trunk, length_batches, pad_ids
+
+DEFAULT_FALLBACK_LABEL = "out_of_scope"
+ECE_BINS = 15
+# A head is served by default when its dev accuracy beats the majority class's by at least this many
+# points and by more than the 95% one-sided margin of a binomial proportion on the dev set.
+MIN_GAIN_OVER_MAJORITY = 2.0
+
+
+@dataclass
+class TaskCalibration:
+    """Everything `calibrate_task` decided for one task, and the figures behind it (REPORT.md)."""
+
+    task: str
+    label: str
+    rejection: float
+    calibration: DistanceCalibration
+    temperature: float
+    served_by_default: bool
+    stats: GaussianStats
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def fallback_entry(self) -> dict:
+        f = self.figures
+        return {
+            "label": self.label, "rule": RULE, "threshold": self.rejection, "calibration": self.calibration.manifest(),
+            "expected": {"inScopeRejection": f["calRejection"], "upperBound95": f["calRejectionUpper95"]},
+            "selection": {k: f[k] for k in ("devInScopeRejection", "inScopeAccuracy", "inScopeAccuracyWithout", "inScopeExamples")},
+        }
+
+
+def softmax_nll(logits: np.ndarray, gold: np.ndarray, temperature: float) -> float:
+    z = torch.tensor(logits, dtype=torch.float64) / temperature
+    return float(torch.nn.functional.cross_entropy(z, torch.tensor(gold)))
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """The T minimising the negative log-likelihood of softmax(logits / T) (golden section on log T)."""
+    low, high = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(60):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if softmax_nll(logits, gold, math.exp(a)) < softmax_nll(logits, gold, math.exp(b)):
+            high = b
+        else:
+            low = a
+    return round(math.exp((low + high) / 2), 6)
+
+
+def expected_calibration_error(logits: np.ndarray, gold: np.ndarray, temperature: float = 1.0, bins: int = ECE_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their size (points)."""
+    probabilities = torch.softmax(torch.tensor(logits, dtype=torch.float64) / temperature, -1).numpy()
+    confidence, predicted = probabilities.max(1), probabilities.argmax(1)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        rows = which == b
+        if rows.any():
+            total += rows.sum() * abs((predicted[rows] == gold[rows]).mean() - confidence[rows].mean())
+    return 100 * total / len(gold)
+
+
+def cross_fitted_ece(logits: np.ndarray, gold: np.ndarray, seed: int = 0) -> float:
+    """ECE after temperature scaling, each half of the rows scaled by the T fitted on the other half."""
+    order = np.random.default_rng(seed).permutation(len(gold))
+    halves = [order[: len(order) // 2], order[len(order) // 2 :]]
+    errors = []
+    for fit, score in (halves, halves[::-1]):
+        t = fit_temperature(logits[fit], gold[fit])
+        errors.append(expected_calibration_error(logits[score], gold[score], t) * len(score))
+    return sum(errors) / len(gold)
+
+
+def beats_majority(accuracy: float, majority: float, n: int) -> bool:
+    """Whether a dev `accuracy` (points) beats the majority class's by MIN_GAIN_OVER_MAJORITY points
+    and by more than a one-sided 95% binomial margin on `n` examples."""
+    p = min(max(accuracy / 100, 1e-9), 1 - 1e-9)
+    margin = 100 * 1.645 * math.sqrt(p * (1 - p) / max(n, 1))
+    return accuracy - majority >= max(MIN_GAIN_OVER_MAJORITY, margin)
+
+
+class BundleTaskData:
+    """A bundle task's train and dev splits, tokenized as the bundle serves, with pooled features
+    at the task's branch layer and the head's dev logits (through its ONNX graph)."""
+
+    def __init__(self, bundle: Path, manifest: dict, entry: dict, data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer) -> None:
+        self.entry = entry
+        self.spec: TaskSpec = load_task_spec(data_root, entry["name"])
+        served = entry["output"]["labels"]
+        if len(self.spec.labels) != len(served):
+            raise BundleError(f"{data_root / entry['name']}: {len(self.spec.labels)} labels, the bundle's task has {len(served)} (output.labels)")
+        read = lambda split: read_examples(split_file(data_root, entry["name"], split), self.spec)  # noqa: E731
+        self.train = EncodedSet.build(read("train"), tokenizer, self.spec)
+        self.dev = EncodedSet.build(read("dev"), tokenizer, self.spec)
+        layer = entry["branchLayer"]
+        trunk = build_trunk(checkpoint, layer, int8_matmuls(manifest))
+        self.train_features = pooled_features(trunk, self.train, layer, desc=f"{entry['name']}: train features")
+        self.dev_features = pooled_features(trunk, self.dev, layer, desc=f"{entry['name']}: dev features")
+        self.head_path = bundle / entry["head"]["file"]
+        self.dev_logits = head_outputs(Graph(self.head_path), entry, trunk, self.dev)["logits"]
+
+
+def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: EncodedSet, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The head graph's outputs (logits, and the distance when it has one) over `data`, in order."""
+    layer, inputs = entry["branchLayer"], entry["head"]["inputs"]
+    collected: dict[str, list[tuple[list[int], np.ndarray]]] = {n: [] for n in graph.output_names}
+    with torch.no_grad():
+        for batch in length_batches(data.lengths(), batch_size, None):
+            ids, mask, types = pad_ids([data.encodings[i] for i in batch])
+            feeds = {inputs["hiddenStates"]: trunk(ids, mask, types)[layer]}
+            if "attention_mask" in graph.input_names or inputs.get("attentionMask"):
+                feeds[inputs.get("attentionMask") or "attention_mask"] = mask
+            for name, value in graph.run(feeds).items():
+                collected[name].append((batch, value.numpy()))
+    out = {}
+    for name, parts in collected.items():
+        first = parts[0][1]
+        values = np.zeros((len(data),) + first.shape[1:], np.float32)
+        for batch, value in parts:
+            values[batch] = value
+        out["logits" if name == entry["head"]["output"] else name] = values
+    return out
+
+
+def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
+    """Fits the distance statistics, threshold curve, temperature and default-serving decision of one
+    classification task; returns them and the head graph with its distance output."""
+    entry, spec = data.entry, data.spec
+    label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
+    served = entry["output"]["labels"]
+    fallback_class = served.index(label) if label in served else None
+    train_gold, dev_gold = data.train.labels.numpy(), data.dev.labels.numpy()
+    inside = train_gold != fallback_class if fallback_class is not None else np.ones(len(train_gold), bool)
+    stats = fit_gaussian(data.train_features[inside], train_gold[inside])
+    scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
+    calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
+    head = add_distance_output(onnx.load(str(data.head_path)), stats, entry["head"]["inputs"]["hiddenStates"], entry["head"]["inputs"].get("attentionMask") or "attention_mask")
+    figures = _figures(data, stats, calibration, rejection, fallback_class, scores)
+    temperature = fit_temperature(data.dev_logits, dev_gold)
+    figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
+    majority = 100 * (dev_gold == np.bincount(train_gold).argmax()).mean()
+    figures["majorityAccuracy"] = majority
+    served_by_default = beats_majority(figures["devAccuracyAll"], majority, len(dev_gold))
+    return TaskCalibration(spec.name, label, rejection, calibration, temperature, served_by_default, stats, figures), head
+
+
+def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:
+    """Cross-fitted (calibration) and dev rejection rates and dev accuracy with and without the fallback."""
+    dev_gold = data.dev.labels.numpy()
+    predicted = data.dev_logits.argmax(1)
+    in_scope = dev_gold != fallback_class if fallback_class is not None else np.ones(len(dev_gold), bool)
+    fires = calibration.p_value(stats.distances(data.dev_features)) < rejection
+    cal_rate = float((calibration.p_value(scores) < rejection).mean())
+    correct = predicted == dev_gold
+    return {
+        "calRejection": round(cal_rate, 5), "calRejectionUpper95": round(upper_bound(cal_rate, len(scores)), 5), "calExamples": float(len(scores)),
+        "devInScopeRejection": round(100 * float(fires[in_scope].mean()), 2),
+        "inScopeAccuracyWithout": round(100 * float(correct[in_scope].mean()), 2),
+        "inScopeAccuracy": round(100 * float((correct & ~fires)[in_scope].mean()), 2),
+        "inScopeExamples": float(in_scope.sum()),
+        "devOosRecall": round(100 * float((fires | (predicted == fallback_class))[~in_scope].mean()), 2) if (~in_scope).any() else float("nan"),
+        "devAccuracyAll": 100 * float(correct.mean()),
+    }
+
+
+def apply_to_entry(entry: dict, result: TaskCalibration, head_file: Path) -> None:
+    """The manifest entry of a calibrated task (the head file already written)."""
+    entry["output"]["fallback"] = result.fallback_entry()
+    entry["output"]["temperature"] = result.temperature
+    entry["head"]["outOfDomain"] = DISTANCE_OUTPUT
+    if not entry["head"]["inputs"].get("attentionMask"):
+        entry["head"]["inputs"]["attentionMask"] = "attention_mask"
+    entry["head"]["sha256"] = sha256_file(head_file)
+    entry["servedByDefault"] = result.served_by_default

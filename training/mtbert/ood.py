@@ -1,0 +1,204 @@
+"""Out-of-domain measure of a classification task, needing no out-of-scope examples.
+
+An input's hidden states at the head's branch layer, mean-pooled over its tokens, are compared with
+the task's training data: the squared Mahalanobis distance to the nearest class mean under one
+shared within-class covariance (Lee et al., 2018; Podolskiy et al., 2021), shrunk towards a scaled
+identity (Ledoit and Wolf, 2004) so that a few dozen examples suffice. The distance is computed in
+the head's own ONNX graph (a second output, `ood_distance`), so a head file carries its statistics,
+uploads and runs on any device like any head.
+
+The threshold is calibrated on examples the statistics were not fitted on: the training split is
+cut into folds, each fold's distances are measured with statistics fitted on the others (cross-fit),
+and the manifest stores the curve distance -> share of those in-scope examples at least as far (a
+conformal p-value). The service answers the fallback label when that share is below the threshold,
+which is therefore the in-scope rejection rate aimed at (default 1%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from tqdm import tqdm
+
+from .encoded import EncodedSet
+from .modeling import Trunk
+from .train import length_batches, pad_ids
+
+DISTANCE_OUTPUT = "ood_distance"
+RULE = "mahalanobis"
+DEFAULT_REJECTION = 0.01
+FOLDS = 5
+CURVE_POINTS = 64
+_PREFIX = "ood_"  # names of the nodes and initialisers this module adds to a head graph
+
+
+def pooled_features(trunk: Trunk, data: EncodedSet, layer: int, batch_size: int = 128, desc: str = "pooled features") -> np.ndarray:
+    """Each example's hidden states at `layer`, averaged over its tokens ([CLS] and [SEP] included,
+    padding not), as the head graph pools them: float32 [n, hidden]."""
+    out = np.zeros((len(data), trunk.config.hidden_size), np.float32)
+    with torch.no_grad():
+        for batch in tqdm(length_batches(data.lengths(), batch_size, None), desc=desc, leave=False):
+            ids, mask, types = pad_ids([data.encodings[i] for i in batch])
+            hidden = trunk(ids, mask, types)[layer]
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            out[batch] = ((hidden * weights).sum(1) / weights.sum(1)).numpy()
+    return out
+
+
+@dataclass
+class GaussianStats:
+    """What the head graph stores: the whitening matrix W (z = W x) and the whitened class means,
+    both rounded to float16 (their storage), so that scores computed here equal the graph's."""
+
+    whitening: np.ndarray  # [hidden, hidden]
+    means: np.ndarray  # [classes, hidden], whitened
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Squared distance of each row to the nearest class mean, float32 as the graph computes it."""
+        w = self.whitening.astype(np.float32)
+        m = self.means.astype(np.float32)
+        z = features.astype(np.float32) @ w.T
+        squared = (z * z).sum(1, keepdims=True) - 2 * (z @ m.T) + (m * m).sum(1)[None, :]
+        return squared.min(1)
+
+
+def fit_gaussian(features: np.ndarray, labels: np.ndarray) -> GaussianStats:
+    """Class means and one within-class covariance with Ledoit-Wolf shrinkage to a scaled identity,
+    from rows of `features` and their class `labels` (classes without rows are left out)."""
+    x = features.astype(np.float64)
+    classes = np.unique(labels)
+    means = np.stack([x[labels == c].mean(0) for c in classes])
+    centred = x - means[np.searchsorted(classes, labels)]
+    n, d = centred.shape
+    sample = centred.T @ centred / n
+    scale = np.trace(sample) / d
+    target_gap = ((sample - scale * np.eye(d)) ** 2).sum()
+    # Ledoit-Wolf: how far the sample covariance is from its expectation, against its distance to the target.
+    spread = ((centred**2).sum(1) ** 2).sum() / n**2 - (sample**2).sum() / n
+    shrink = 1.0 if target_gap <= 0 else float(np.clip(spread / target_gap, 0.0, 1.0))
+    covariance = shrink * scale * np.eye(d) + (1 - shrink) * sample
+    values, vectors = np.linalg.eigh(covariance)
+    whitening = (vectors * (1 / np.sqrt(np.maximum(values, 1e-12 * values.max())))) @ vectors.T
+    whitening16 = whitening.astype(np.float16)
+    return GaussianStats(whitening16, (means @ whitening16.astype(np.float64).T).astype(np.float16))
+
+
+def cross_fit_distances(features: np.ndarray, labels: np.ndarray, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """Each example's distance under statistics fitted without its fold (folds stratified by class,
+    so a class keeps examples on both sides where it has two or more)."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.zeros(len(labels), dtype=int)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        fold_of[rng.permutation(rows)] = np.arange(len(rows)) % folds
+    scores = np.zeros(len(labels), np.float32)
+    for fold in range(folds):
+        held = fold_of == fold
+        if held.any() and (~held).any():
+            scores[held] = fit_gaussian(features[~held], labels[~held]).distances(features[held])
+    return scores
+
+
+@dataclass
+class DistanceCalibration:
+    """Distance (ascending) -> share of in-scope calibration examples at least as far (descending),
+    the service's reading of the distance (DistanceCalibration.cs, the same interpolation)."""
+
+    distances: list[float]
+    p_values: list[float]
+    examples: int
+    method: str
+
+    @staticmethod
+    def from_scores(scores: np.ndarray, method: str, points: int = CURVE_POINTS) -> "DistanceCalibration":
+        """Points of the conformal p-value curve of out-of-sample in-scope `scores`: at the j-th
+        largest score, j / (n + 1) of them (and the new input) are at least as far."""
+        ordered = np.sort(scores.astype(np.float64))[::-1]
+        n = len(ordered)
+        ranks = np.unique(np.round(np.geomspace(1, max(1, n // 2), points)).astype(int))
+        pairs: dict[float, float] = {}
+        for j in ranks[::-1]:  # ascending distance
+            pairs.setdefault(round(float(ordered[j - 1]), 6), j / (n + 1))
+        distances = sorted(pairs)
+        return DistanceCalibration(distances, [round(pairs[d], 9) for d in distances], n, method)
+
+    def p_value(self, distance: np.ndarray) -> np.ndarray:
+        d = np.asarray(distance, dtype=np.float64)
+        xs, logp = np.array(self.distances), np.log(self.p_values)
+        first = np.where(xs[0] > 0, 1 - (1 - self.p_values[0]) * np.clip(d, 0, None) / max(xs[0], 1e-12), self.p_values[0])
+        upper = np.clip(np.searchsorted(xs, d), 1, len(xs) - 1)
+        lower = upper - 1
+        slope = (logp[upper] - logp[lower]) / (xs[upper] - xs[lower])
+        inside = np.exp(logp[lower] + slope * (d - xs[lower]))
+        return np.where(d <= xs[0], first, inside)
+
+    def manifest(self) -> dict:
+        return {"distances": self.distances, "pValues": self.p_values, "examples": self.examples, "method": self.method}
+
+
+def upper_bound(rate: float, n: int, z: float = 1.645) -> float:
+    """One-sided 95% Wilson upper bound of a proportion observed as `rate` in `n` trials."""
+    if n == 0:
+        return 1.0
+    centre = rate + z * z / (2 * n)
+    spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z * z / n))
+
+
+def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str) -> onnx.ModelProto:
+    """The head graph with a second output `ood_distance` [batch]: its hidden-states input mean-pooled
+    over the mask, whitened, squared distance to the nearest whitened class mean. Statistics are
+    float16 initialisers (half the bytes) cast to float32. A graph that has the output already gets new statistics."""
+    model = strip_distance_output(model)
+    graph = model.graph
+    if mask_input not in {i.name for i in graph.input}:
+        graph.input.append(helper.make_tensor_value_info(mask_input, TensorProto.INT64, ["batch", "sequence"]))
+    p = _PREFIX
+    graph.initializer.extend([
+        numpy_helper.from_array(stats.whitening.T.copy(), p + "whitening_t"),
+        numpy_helper.from_array(stats.means.T.copy(), p + "means_t"),
+        numpy_helper.from_array((stats.means.astype(np.float32) ** 2).sum(1), p + "means_sq"),
+        numpy_helper.from_array(np.array([1], np.int64), p + "axis1"),
+        numpy_helper.from_array(np.array([2], np.int64), p + "axis2"),
+        numpy_helper.from_array(np.array(2.0, np.float32), p + "two"),
+    ])
+    node = helper.make_node
+    graph.node.extend([
+        node("Cast", [mask_input], [p + "mask_f"], to=TensorProto.FLOAT),
+        node("Unsqueeze", [p + "mask_f", p + "axis2"], [p + "mask_e"]),
+        node("Mul", [hidden_input, p + "mask_e"], [p + "masked"]),
+        node("ReduceSum", [p + "masked", p + "axis1"], [p + "summed"], keepdims=0),
+        node("ReduceSum", [p + "mask_f", p + "axis1"], [p + "count"], keepdims=1),
+        node("Div", [p + "summed", p + "count"], [p + "pooled"]),
+        node("Cast", [p + "whitening_t"], [p + "w32"], to=TensorProto.FLOAT),
+        node("Cast", [p + "means_t"], [p + "m32"], to=TensorProto.FLOAT),
+        node("MatMul", [p + "pooled", p + "w32"], [p + "z"]),
+        node("Mul", [p + "z", p + "z"], [p + "z2"]),
+        node("ReduceSum", [p + "z2", p + "axis1"], [p + "zz"], keepdims=1),
+        node("MatMul", [p + "z", p + "m32"], [p + "zm"]),
+        node("Mul", [p + "zm", p + "two"], [p + "zm2"]),
+        node("Sub", [p + "zz", p + "zm2"], [p + "partial"]),
+        node("Add", [p + "partial", p + "means_sq"], [p + "squared"]),
+        node("ReduceMin", [p + "squared"], [DISTANCE_OUTPUT], axes=[1], keepdims=0),
+    ])
+    graph.output.append(helper.make_tensor_value_info(DISTANCE_OUTPUT, TensorProto.FLOAT, ["batch"]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def strip_distance_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the graph without what `add_distance_output` added (idempotent re-calibration)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    keep_nodes = [n for n in graph.node if not any(o.startswith(_PREFIX) or o == DISTANCE_OUTPUT for o in n.output)]
+    keep_inits = [i for i in graph.initializer if not i.name.startswith(_PREFIX)]
+    keep_outputs = [o for o in graph.output if o.name != DISTANCE_OUTPUT]
+    for field, kept in ((graph.node, keep_nodes), (graph.initializer, keep_inits), (graph.output, keep_outputs)):
+        del field[:]
+        field.extend(kept)
+    return model

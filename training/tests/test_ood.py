@@ -1,0 +1,132 @@
+"""The out-of-domain measure (mtbert.ood) and the calibration of a task (mtbert.calibrate) on
+synthetic features: what the numbers must be, independent of any dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from mtbert.calibrate import beats_majority, cross_fitted_ece, expected_calibration_error, fit_temperature
+from mtbert.ood import DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, upper_bound
+from mtbert.onnx_eval import Graph
+
+
+def clusters(n_per_class: int = 200, classes: int = 4, dims: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, (classes, dims))
+    scales = np.linspace(0.2, 2.0, dims)  # anisotropic: Mahalanobis must weigh the axes
+    labels = np.repeat(np.arange(classes), n_per_class)
+    return (centres[labels] + rng.normal(0, 1, (len(labels), dims)) * scales).astype(np.float32), labels
+
+
+def test_distance_is_mahalanobis_to_the_nearest_class() -> None:
+    x, y = clusters(n_per_class=2000)
+    stats = fit_gaussian(x, y)
+    means = np.stack([x[y == c].mean(0) for c in range(4)])
+    covariance = np.cov((x - means[y]).T, bias=True)
+    point = means[2] + np.array([0.5] * 8)
+    expected = min(float((point - m) @ np.linalg.solve(covariance, point - m)) for m in means)
+    # float16 storage, and Ledoit-Wolf shrinkage (0.2% towards the identity with 8000 rows), which
+    # widens the narrowest axis (scale 0.2) by a few percent: within 5%.
+    assert stats.distances(point[None, :].astype(np.float32))[0] == pytest.approx(expected, rel=0.05)
+
+
+def test_far_points_score_higher_than_held_out_in_scope_points() -> None:
+    x, y = clusters()
+    stats = fit_gaussian(x[::2], y[::2])
+    inside = stats.distances(x[1::2])
+    outside = stats.distances(np.random.default_rng(1).normal(0, 12, (200, 8)).astype(np.float32))
+    assert np.median(outside) > 10 * np.median(inside)
+
+
+def test_shrinkage_makes_few_examples_usable() -> None:
+    x, y = clusters(n_per_class=3, dims=32)  # 12 rows in 32 dimensions: the sample covariance is singular
+    distances = fit_gaussian(x, y).distances(x)
+    assert np.isfinite(distances).all()
+
+
+def test_cross_fit_scores_every_row_with_statistics_that_did_not_see_it() -> None:
+    x, y = clusters(n_per_class=50)
+    out_of_fold = cross_fit_distances(x, y, folds=5, seed=0)
+    in_sample = fit_gaussian(x, y).distances(x)
+    assert (out_of_fold > 0).all()
+    assert out_of_fold.mean() > in_sample.mean()  # held-out rows are farther: what the threshold must expect
+    assert np.array_equal(out_of_fold, cross_fit_distances(x, y, folds=5, seed=0))
+
+
+def test_calibration_curve_is_a_conformal_p_value() -> None:
+    scores = np.arange(1, 1001, dtype=np.float64)  # the j-th largest is 1001 - j
+    curve = DistanceCalibration.from_scores(scores, "test")
+    assert curve.distances == sorted(curve.distances)
+    assert curve.p_values == sorted(curve.p_values, reverse=True)
+    assert curve.p_value(np.array([1000.0]))[0] == pytest.approx(1 / 1001)
+    assert curve.p_value(np.array([991.0]))[0] == pytest.approx(10 / 1001)
+    assert curve.p_value(np.array([5000.0]))[0] < 1 / 1001  # beyond the last point it keeps falling
+    assert curve.p_value(np.array([0.0]))[0] == pytest.approx(1.0)
+    # On fresh draws of the same distribution about 1% fall below 0.01.
+    fresh = np.random.default_rng(0).uniform(0.5, 1000.5, 200_000)
+    assert (curve.p_value(fresh) < 0.01).mean() == pytest.approx(0.01, abs=0.002)
+
+
+def test_upper_bound_is_above_the_rate_and_tightens_with_n() -> None:
+    assert upper_bound(0.01, 100) > upper_bound(0.01, 10_000) > 0.01
+    assert upper_bound(0.0, 60) > 0
+
+
+def head_graph(hidden: int, classes: int) -> onnx.ModelProto:
+    """A stand-in head: logits = [CLS] @ W (what matters here is the graph the distance joins)."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [hidden, classes], np.ones(hidden * classes, np.float32))
+    nodes = [
+        helper.make_node("Gather", ["hidden_states", "zero"], ["cls"], axis=1),
+        helper.make_node("MatMul", ["cls", "w"], ["logits"]),
+    ]
+    zero = helper.make_tensor("zero", TensorProto.INT64, [], [0])
+    graph = helper.make_graph(
+        nodes, "head",
+        [helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", "sequence", hidden]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [weight, zero],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+
+def test_head_graph_distance_equals_the_python_measure(tmp_path) -> None:  # noqa: ANN001
+    x, y = clusters(dims=16)
+    stats = fit_gaussian(x, y)
+    model = add_distance_output(head_graph(16, 4), stats, "hidden_states", "attention_mask")
+    path = tmp_path / "head.onnx"
+    onnx.save(model, str(path))
+    rng = np.random.default_rng(3)
+    hidden = torch.tensor(rng.normal(0, 3, (3, 5, 16)), dtype=torch.float32)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    outputs = Graph(path).run({"hidden_states": hidden, "attention_mask": mask})
+    pooled = np.stack([hidden[i, : int(mask[i].sum())].mean(0).numpy() for i in range(3)])
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(pooled), rtol=1e-4)
+    assert list(outputs) == ["logits", DISTANCE_OUTPUT]
+    # Calibrating again replaces the statistics instead of adding a second output.
+    again = add_distance_output(model, fit_gaussian(x[:400], y[:400]), "hidden_states", "attention_mask")
+    assert [o.name for o in again.graph.output] == ["logits", DISTANCE_OUTPUT]
+    assert len(strip_distance_output(again).graph.node) == 2
+
+
+def test_temperature_recovers_the_scale_of_overconfident_logits() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 5))
+    gold = np.array([rng.choice(5, p=np.exp(row) / np.exp(row).sum()) for row in true_logits])
+    overconfident = true_logits * 3  # calibrated at T = 3
+    assert fit_temperature(overconfident, gold) == pytest.approx(3.0, rel=0.1)
+    before = expected_calibration_error(overconfident, gold)
+    assert before > 15
+    # Scored on halves of 2000 rows, where even the true probabilities show an ECE of about 3 (bin noise).
+    assert cross_fitted_ece(overconfident, gold) < before / 4
+
+
+def test_a_head_must_beat_its_majority_class_by_a_significant_margin() -> None:
+    assert not beats_majority(51.6, 52.7, 277)  # RTE-like: below the majority
+    assert not beats_majority(70.0, 69.1, 1043)  # CoLA-like: within noise
+    assert beats_majority(85.9, 50.9, 872)
+    assert not beats_majority(60.0, 50.0, 20)  # ten points on twenty examples is noise
