@@ -102,7 +102,7 @@ internal static class GpuCheck
         using (var runOptions = new RunOptions())
         using (OrtValue mask = OrtValue.CreateTensorValueFromMemory(probeBatch.AttentionMask, probeBatch.Shape))
         {
-            int[] layers = [.. bundle.Tasks.Select(t => t.BranchLayer).Distinct().Order()];
+            int[] layers = [.. bundle.Tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
             using TrunkOutputs hidden = bundle.Trunk.Run(probeBatch, mask, layers, runOptions);
             foreach (int layer in layers)
             {
@@ -116,7 +116,7 @@ internal static class GpuCheck
 
             foreach (TaskDefinition task in bundle.Tasks)
             {
-                bundle.Heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose();
+                bundle.Heads[task.Name].Run(hidden, mask, runOptions).Dispose();
             }
 
             Say($"- every head ran on those values ({bundle.Tasks.Count} heads; each head's logits alone come back to the host)");
@@ -260,9 +260,9 @@ internal static class GpuCheck
         TokenBatch batch = TokenBatch.Pad([new EncodedInput(ids, types, [])], bundle.Encoder.PaddingTokenId);
         using var runOptions = new RunOptions();
         using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
-        int layer = bundle.Tasks.First(t => t.Name == task).BranchLayer;
-        using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, [layer], runOptions);
-        using HeadOutput output = bundle.Heads[task].Run(hidden[layer], mask, runOptions);
+        TaskDefinition definition = bundle.Tasks.First(t => t.Name == task);
+        using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, [.. definition.TrunkLayers.Order()], runOptions);
+        using HeadOutput output = bundle.Heads[task].Run(hidden, mask, runOptions);
         return output.Row(0).ToArray();
     }
 

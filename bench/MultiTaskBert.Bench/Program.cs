@@ -248,7 +248,7 @@ static double TimeSync(Action action)
 static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
 {
     using var runOptions = new RunOptions();
-    int[] layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
+    int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     long start = Stopwatch.GetTimestamp();
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
@@ -258,7 +258,7 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
         foreach (TaskDefinition task in tasks)
         {
             start = Stopwatch.GetTimestamp();
-            bundle.Heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose();
+            bundle.Heads[task.Name].Run(hidden, mask, runOptions).Dispose();
             Record(task.Name, start);
         }
     }
@@ -275,10 +275,10 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
 static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, IReadOnlyDictionary<string, HeadRunner> heads)
 {
     using var runOptions = new RunOptions();
-    int[] layers = [.. tasks.Select(t => t.BranchLayer).Distinct().Order()];
+    int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden[task.BranchLayer], mask, runOptions).Dispose());
+    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, runOptions).Dispose());
 }
 
 internal sealed record Row(string Config, int BatchSize, List<double> LatenciesMs)

@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .calibrate import BundleTaskData, TaskCalibration, apply_to_entry, calibrate_task
+from .calibrate import MAX_TRAIN, PROBE_SOURCES, BundleTaskData, distance_input, ood_rates, TaskCalibration, apply_to_entry, calibrate_task
 from .checkpoint import Checkpoint, load_checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
@@ -25,7 +25,7 @@ from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, Bundl
 from .modeling import TaskHead
 from .onnx_eval import Graph
 from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output
-from .data import TaskSpec
+from .data import TaskSpec, split_file
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
 from .train import build_trunk, served_head
@@ -212,7 +212,10 @@ class BundleWriter:
             )
 
     # -- commands --------------------------------------------------------------------------
-    def add(self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None) -> dict:
+    def add(
+        self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None,
+        data_root: Path | None = None, ood: bool = True,
+    ) -> dict:
         info, head, checkpoint = self._load_run(run, pretrained)
         if (self.folder / MANIFEST).is_file():
             manifest = read_manifest(self.folder)
@@ -225,9 +228,25 @@ class BundleWriter:
             raise BundleError(f"{run / 'run.json'}: task name {task!r} must match {TASK_NAME.pattern}")
         if any(t["name"] == task for t in manifest["tasks"]):
             raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")
-        return self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
+        manifest = self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
+        return self._calibrate_added(manifest, info, checkpoint, data_root) if ood else manifest
 
-    def replace(self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None) -> dict:
+    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None) -> dict:
+        """A classification task just added or replaced gets its out-of-domain fallback, temperature
+        and served-by-default decision from its data (`data_root`, else where the run was trained),
+        at the version the change gave the bundle. Skipped, with a line saying so, when no data is found."""
+        if not info.spec.output_kind.supports_fallback:
+            return manifest
+        root = data_root or (Path(info.data_root) if info.data_root else None)
+        if root is None or not split_file(root, info.spec.name, "train").is_file():
+            print(f"{self.folder}: {info.spec.name} has no out-of-domain fallback: its training data was not found (give --data)", file=sys.stderr)
+            return manifest
+        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], version=manifest["version"])
+        return manifest
+
+    def replace(
+        self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None, data_root: Path | None = None, ood: bool = True,
+    ) -> dict:
         manifest = read_manifest(self.folder)
         manifest["version"] = version or bump_version(manifest["version"])
         info, head, checkpoint = self._load_run(run, pretrained)
@@ -236,7 +255,8 @@ class BundleWriter:
         if old is None:
             raise BundleError(f"{self.folder / MANIFEST}: no task {info.spec.name!r} to replace; use `bundle add`")
         manifest["tasks"].remove(old)
-        return self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
+        manifest = self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
+        return self._calibrate_added(manifest, info, checkpoint, data_root) if ood else manifest
 
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
@@ -277,7 +297,7 @@ class BundleWriter:
 
     def calibrate(
         self, data_root: Path, pretrained: str | Path | None = None, tasks: list[str] | None = None, rejection: float = DEFAULT_REJECTION,
-        label: str | None = None, version: str | None = None, log=print,  # noqa: ANN001 - a print-like callable
+        label: str | None = None, version: str | None = None, max_train: int | None = MAX_TRAIN, log=print,  # noqa: ANN001 - a print-like callable
     ) -> tuple[dict, list[TaskCalibration]]:
         """Gives classification tasks (`tasks`, default every one) the out-of-domain fallback, a
         softmax temperature and the served-by-default decision, fitted on `data_root`'s splits
@@ -289,14 +309,14 @@ class BundleWriter:
         chosen = _classification_tasks(manifest, tasks)
         results = []
         for entry in chosen:
-            data = BundleTaskData(self.folder, manifest, entry, data_root, checkpoint, self._tokenizer(manifest))
+            data = BundleTaskData(self.folder, manifest, entry, data_root, checkpoint, self._tokenizer(manifest), max_train)
             result, head = calibrate_task(data, rejection, label)
             write_onnx_atomic(head, self.folder / entry["head"]["file"])
             apply_to_entry(entry, result, self.folder / entry["head"]["file"])
             if "float" in entry["head"]:  # the CUDA variant carries the same statistics
                 float_path = self.folder / entry["head"]["float"]["file"]
-                inputs = entry["head"]["inputs"]
-                write_onnx_atomic(add_distance_output(onnx.load(str(float_path)), result.stats, inputs["hiddenStates"], inputs["attentionMask"]), float_path)
+                float_head = add_distance_output(onnx.load(str(float_path)), result.stats, distance_input(entry, result.layer), entry["head"]["inputs"]["attentionMask"])
+                write_onnx_atomic(float_head, float_path)
                 entry["head"]["float"]["sha256"] = sha256_file(float_path)
             self._update_parity_distances(manifest, checkpoint, entry)
             results.append(result)
@@ -304,6 +324,26 @@ class BundleWriter:
         manifest["version"] = version or bump_version(manifest["version"])
         self._save(manifest)
         return manifest, results
+
+    def ood_report(self, data_root: Path, pretrained: str | Path | None = None, only: list[str] | None = None, log=print) -> list[str]:  # noqa: ANN001
+        """A markdown table: how often each calibrated task answers its fallback on its in-scope dev
+        examples and on every other domain's probe texts (`calibrate.ood_rates`), as served."""
+        manifest = read_manifest(self.folder)
+        checkpoint = load_checkpoint(pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / manifest["trunk"]["pretrained"]["name"])
+        tasks = [t for t in manifest["tasks"] if (t["output"].get("fallback") or {}).get("rule") == "mahalanobis" and (only is None or t["name"] in only)]
+        groups: dict[tuple[int, str], list[dict]] = {}
+        for task in tasks:  # tasks that read the same trunk states share each probe's trunk pass
+            groups.setdefault((task["branchLayer"], task["input"]), []).append(task)
+        rows: dict[str, dict[str, float]] = {}
+        for group in groups.values():
+            rows.update(ood_rates(self.folder, manifest, group, data_root, checkpoint, self._tokenizer(manifest)))
+        sources = ["in-scope dev"] + [s for s in PROBE_SOURCES if any(s in r for r in rows.values())]
+        lines = ["| task | " + " | ".join(PROBE_SOURCES.get(s, s) for s in sources) + " |", "| --- |" + " --- |" * len(sources)]
+        for task, rates in rows.items():
+            lines.append(f"| {task} | " + " | ".join(f"{rates[s]:.1f}" if s in rates else "—" for s in sources) + " |")
+        for line in lines:
+            log(line)
+        return lines
 
     def _update_parity_distances(self, manifest: dict, checkpoint: Checkpoint, entry: dict) -> None:
         """parity.json's out-of-domain distance of each case for this task, from the head graph as
@@ -313,19 +353,24 @@ class BundleWriter:
             return
         parity = json.loads(path.read_text(encoding="utf-8"))
         graph = Graph(self.folder / entry["head"]["file"])
-        trunk = build_trunk(checkpoint, entry["branchLayer"], int8_matmuls(manifest))
+        distance = entry["head"]["outOfDomain"]
         layer = entry["branchLayer"]
+        trunk = build_trunk(checkpoint, max(layer, distance["layer"]), int8_matmuls(manifest))
         with torch.no_grad():
             for case in parity["cases"]:
                 if (case["textPair"] is None) != (entry["input"] == "single"):
                     continue
                 ids, types = torch.tensor([case["inputIds"]]), torch.tensor([case["tokenTypeIds"]])
                 mask = torch.ones_like(ids)
-                outputs = graph.run({entry["head"]["inputs"]["hiddenStates"]: trunk(ids, mask, types)[layer], entry["head"]["inputs"]["attentionMask"]: mask})
+                states = trunk(ids, mask, types)
+                feeds = {entry["head"]["inputs"]["hiddenStates"]: states[layer], entry["head"]["inputs"]["attentionMask"]: mask}
+                if "hiddenStates" in distance:
+                    feeds[distance["hiddenStates"]] = states[distance["layer"]]
+                outputs = graph.run(feeds)
                 case.setdefault("distances", {})[entry["name"]] = round(float(outputs[DISTANCE_OUTPUT][0]), 4)
         write_json_atomic(path, parity)
 
-    def head_for_upload(self, run: Path, out: Path) -> dict:
+    def head_for_upload(self, run: Path, out: Path, ood: bool = True) -> dict:
         """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
         bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
         and `out/entry.json` (its manifest entry; version = the bundle's + 1, or 1 for a new task).
@@ -345,8 +390,20 @@ class BundleWriter:
         export_head(head, out / "head.onnx", info.head_metadata)
         entry = _task_entry(info, head, out / "head.onnx", f"heads/{info.spec.name}.onnx", old["version"] + 1 if old else 1, None, run)
         entry["head"]["sha256"] = sha256_file(out / "head.onnx")
+        if ood and info.spec.output_kind.supports_fallback and info.data_root:
+            self._calibrate_upload(manifest, entry, info, out, Path(info.data_root))
         write_json_atomic(out / "entry.json", entry)
         return entry
+
+    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path) -> None:
+        """The uploaded head gets the out-of-domain fallback as `bundle add` would give it."""
+        checkpoint = run_checkpoint(info)
+        local = {**entry, "head": {**entry["head"], "file": "head.onnx"}}  # the graph lies in `out`
+        data = BundleTaskData(out, manifest, local, data_root, checkpoint, self._tokenizer(manifest))
+        result, head = calibrate_task(data)
+        write_onnx_atomic(head, out / "head.onnx")
+        apply_to_entry(entry, result, out / "head.onnx")
+        print(f"{entry['name']}: {describe(result)}")
 
 
 def _classification_tasks(manifest: dict, names: list[str] | None) -> list[dict]:

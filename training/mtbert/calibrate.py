@@ -12,20 +12,24 @@ What is fitted on what, so that every figure is measured on examples the fitted 
 
 from __future__ import annotations
 
+import json
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+from tqdm import tqdm
 
 from .checkpoint import Checkpoint, sha256_file
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
-from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
+from .ood import DEFAULT_REJECTION, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
 from .onnx_eval import Graph
+from .records import Example
 from .tokenization import WordPieceTokenizer
 from .train import build_trunk, length_batches, pad_ids
 
@@ -34,6 +38,9 @@ ECE_BINS = 15
 # A head is served by default when its dev accuracy beats the majority class's by at least this many
 # points and by more than the 95% one-sided margin of a binomial proportion on the dev set.
 MIN_GAIN_OVER_MAJORITY = 2.0
+# Training examples the statistics are fitted on (a seeded sample beyond): 384-dimensional features
+# need thousands, not SST-2's 67,000.
+MAX_TRAIN = 20_000
 
 
 @dataclass
@@ -47,6 +54,7 @@ class TaskCalibration:
     temperature: float
     served_by_default: bool
     stats: GaussianStats
+    layer: int  # the trunk layer the distance pools
     figures: dict[str, float] = field(default_factory=dict)
 
     def fallback_entry(self) -> dict:
@@ -105,26 +113,41 @@ def beats_majority(accuracy: float, majority: float, n: int) -> bool:
     and by more than a one-sided 95% binomial margin on `n` examples."""
     p = min(max(accuracy / 100, 1e-9), 1 - 1e-9)
     margin = 100 * 1.645 * math.sqrt(p * (1 - p) / max(n, 1))
-    return accuracy - majority >= max(MIN_GAIN_OVER_MAJORITY, margin)
+    return bool(accuracy - majority >= max(MIN_GAIN_OVER_MAJORITY, margin))
+
+
+def distance_layer(manifest: dict, entry: dict, layer: int | None = None) -> int:
+    """The trunk layer the distance pools: `layer`, or by default the one below the branch layer when
+    the trunk outputs it (on the default bundle's intent tasks layer 4 caught 79-100% of other-domain
+    text where the branch layer 5 caught 7-97%, at the same in-scope cost: REPORT.md), else the branch layer."""
+    outputs = {o["layer"] for o in manifest["trunk"]["outputs"]}
+    if layer is not None:
+        if layer not in outputs:
+            raise BundleError(f"manifest.json: trunk.outputs has no layer {layer} to measure the out-of-domain distance at (outputs: {sorted(outputs)})")
+        return layer
+    below = entry["branchLayer"] - 1
+    return below if below in outputs else entry["branchLayer"]
 
 
 class BundleTaskData:
     """A bundle task's train and dev splits, tokenized as the bundle serves, with pooled features
     at the task's branch layer and the head's dev logits (through its ONNX graph)."""
 
-    def __init__(self, bundle: Path, manifest: dict, entry: dict, data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer) -> None:
+    def __init__(
+        self, bundle: Path, manifest: dict, entry: dict, data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer, max_train: int | None = MAX_TRAIN,
+        layer: int | None = None,
+    ) -> None:
         self.entry = entry
         self.spec: TaskSpec = load_task_spec(data_root, entry["name"])
         served = entry["output"]["labels"]
         if len(self.spec.labels) != len(served):
             raise BundleError(f"{data_root / entry['name']}: {len(self.spec.labels)} labels, the bundle's task has {len(served)} (output.labels)")
-        read = lambda split: read_examples(split_file(data_root, entry["name"], split), self.spec)  # noqa: E731
-        self.train = EncodedSet.build(read("train"), tokenizer, self.spec)
-        self.dev = EncodedSet.build(read("dev"), tokenizer, self.spec)
-        layer = entry["branchLayer"]
-        trunk = build_trunk(checkpoint, layer, int8_matmuls(manifest))
-        self.train_features = pooled_features(trunk, self.train, layer, desc=f"{entry['name']}: train features")
-        self.dev_features = pooled_features(trunk, self.dev, layer, desc=f"{entry['name']}: dev features")
+        self.train = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "train"), self.spec, max_train), tokenizer, self.spec)
+        self.dev = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "dev"), self.spec), tokenizer, self.spec)
+        self.layer = distance_layer(manifest, entry, layer)
+        trunk = build_trunk(checkpoint, max(self.layer, entry["branchLayer"]), int8_matmuls(manifest))
+        self.train_features = pooled_features(trunk, self.train, self.layer, desc=f"{entry['name']}: train features")
+        self.dev_features = pooled_features(trunk, self.dev, self.layer, desc=f"{entry['name']}: dev features")
         self.head_path = bundle / entry["head"]["file"]
         self.dev_logits = head_outputs(Graph(self.head_path), entry, trunk, self.dev)["logits"]
 
@@ -132,13 +155,17 @@ class BundleTaskData:
 def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: EncodedSet, batch_size: int = 256) -> dict[str, np.ndarray]:
     """The head graph's outputs (logits, and the distance when it has one) over `data`, in order."""
     layer, inputs = entry["branchLayer"], entry["head"]["inputs"]
+    distance = entry["head"].get("outOfDomain") or {}
     collected: dict[str, list[tuple[list[int], np.ndarray]]] = {n: [] for n in graph.output_names}
     with torch.no_grad():
         for batch in length_batches(data.lengths(), batch_size, None):
             ids, mask, types = pad_ids([data.encodings[i] for i in batch])
-            feeds = {inputs["hiddenStates"]: trunk(ids, mask, types)[layer]}
+            states = trunk(ids, mask, types)
+            feeds = {inputs["hiddenStates"]: states[layer]}
             if "attention_mask" in graph.input_names or inputs.get("attentionMask"):
                 feeds[inputs.get("attentionMask") or "attention_mask"] = mask
+            if distance.get("hiddenStates") and distance["hiddenStates"] in graph.input_names:
+                feeds[distance["hiddenStates"]] = states[distance["layer"]]
             for name, value in graph.run(feeds).items():
                 collected[name].append((batch, value.numpy()))
     out = {}
@@ -163,14 +190,14 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
     scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
     calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
-    head = add_distance_output(onnx.load(str(data.head_path)), stats, entry["head"]["inputs"]["hiddenStates"], entry["head"]["inputs"].get("attentionMask") or "attention_mask")
+    head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
     figures = _figures(data, stats, calibration, rejection, fallback_class, scores)
     temperature = fit_temperature(data.dev_logits, dev_gold)
     figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
     majority = 100 * (dev_gold == np.bincount(train_gold).argmax()).mean()
     figures["majorityAccuracy"] = majority
-    served_by_default = beats_majority(figures["devAccuracyAll"], majority, len(dev_gold))
-    return TaskCalibration(spec.name, label, rejection, calibration, temperature, served_by_default, stats, figures), head
+    served_by_default = bool(beats_majority(figures["devAccuracyAll"], majority, len(dev_gold)))
+    return TaskCalibration(spec.name, label, rejection, calibration, temperature, served_by_default, stats, data.layer, figures), head
 
 
 def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:
@@ -192,12 +219,74 @@ def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCa
     }
 
 
+def distance_input(entry: dict, layer: int) -> str:
+    """The graph input the distance pools: the head's own at its branch layer, else DISTANCE_INPUT."""
+    return entry["head"]["inputs"]["hiddenStates"] if layer == entry["branchLayer"] else DISTANCE_INPUT
+
+
 def apply_to_entry(entry: dict, result: TaskCalibration, head_file: Path) -> None:
     """The manifest entry of a calibrated task (the head file already written)."""
     entry["output"]["fallback"] = result.fallback_entry()
     entry["output"]["temperature"] = result.temperature
-    entry["head"]["outOfDomain"] = DISTANCE_OUTPUT
+    distance = {"output": DISTANCE_OUTPUT, "layer": result.layer}
+    if result.layer != entry["branchLayer"]:
+        distance["hiddenStates"] = DISTANCE_INPUT
+    entry["head"]["outOfDomain"] = distance
     if not entry["head"]["inputs"].get("attentionMask"):
         entry["head"]["inputs"]["attentionMask"] = "attention_mask"
     entry["head"]["sha256"] = sha256_file(head_file)
     entry["servedByDefault"] = result.served_by_default
+
+
+# Other-domain probes for `ood_rates`: each source is one dataset's dev texts (`text`, and for pair
+# tasks `text_pair` too), scored apart. CLINC150's are its own `oos` queries.
+PROBE_SOURCES = {
+    "banking77": "banking questions", "atis": "flight queries", "snips": "assistant requests", "clinc150": "CLINC150 out-of-scope queries",
+    "mrpc": "news sentences", "stsb": "captions, news, forums", "sst2": "movie reviews", "cola": "linguistics examples",
+    "qnli": "Wikipedia questions", "mnli": "fiction, letters, speech",
+}
+PROBE_LIMIT = 500
+
+
+def probe_examples(data_root: Path, source: str, pair: bool, limit: int = PROBE_LIMIT) -> list[Example]:
+    """Up to `limit` (seeded sample) dev lines of `source` as unlabelled examples of a single or pair task."""
+    rows = [json.loads(line) for line in split_file(data_root, source, "dev").read_text(encoding="utf-8").splitlines() if line.strip()]
+    if source == "clinc150":
+        rows = [r for r in rows if r.get("label") == "oos"]
+    rows = [r for r in rows if isinstance(r.get("text"), str) and (not pair or isinstance(r.get("text_pair"), str))]
+    if len(rows) > limit:
+        rows = [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), limit))]
+    return [Example(r["text"], r.get("text_pair") if pair else None, 0) for r in rows]
+
+
+def ood_rates(bundle: Path, manifest: dict, entries: list[dict], data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer) -> dict[str, dict[str, float]]:
+    """How often each calibrated task of `entries` (one branch layer and input kind) answers its
+    fallback, as served (head graph with its distance output, the manifest's curve and threshold): on
+    its in-scope dev examples, and on each other domain's probe texts apart (%). Each probe source's
+    trunk states are computed once for all the tasks."""
+    pair = entries[0]["input"] == "pair"
+    trunk = build_trunk(checkpoint, max(max(e["branchLayer"], (e["head"].get("outOfDomain") or {}).get("layer", 0)) for e in entries), int8_matmuls(manifest))
+    specs = {e["name"]: load_task_spec(data_root, e["name"]) for e in entries}
+    graphs = {e["name"]: Graph(bundle / e["head"]["file"]) for e in entries}
+
+    def fires(entry: dict, data: EncodedSet) -> np.ndarray:
+        fallback = entry["output"]["fallback"]
+        curve = DistanceCalibration(fallback["calibration"]["distances"], fallback["calibration"]["pValues"], 0, "")
+        return curve.p_value(head_outputs(graphs[entry["name"]], entry, trunk, data)[DISTANCE_OUTPUT]) < fallback["threshold"]
+
+    rates: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        spec, labels = specs[entry["name"]], entry["output"]["labels"]
+        dev = read_examples(split_file(data_root, entry["name"], "dev"), spec)
+        fallback_class = labels.index(entry["output"]["fallback"]["label"]) if entry["output"]["fallback"]["label"] in labels else None
+        in_scope = [e for e in dev if e.label != fallback_class]
+        rates[entry["name"]] = {"in-scope dev": 100 * float(fires(entry, EncodedSet.build(in_scope, tokenizer, spec)).mean())}
+    for source in tqdm(PROBE_SOURCES, desc="other-domain probes", leave=False):
+        examples = probe_examples(data_root, source, pair) if (data_root / source / "dev.jsonl").is_file() else []
+        if not examples:
+            continue
+        data = EncodedSet.build(examples, tokenizer, next(iter(specs.values())))
+        for entry in entries:
+            if source != entry["name"]:
+                rates[entry["name"]][source] = 100 * float(fires(entry, data).mean())
+    return rates

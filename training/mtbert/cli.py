@@ -115,14 +115,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_bundle(args: argparse.Namespace) -> None:
     writer = BundleWriter(args.bundle)
     if args.action == "add":
-        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length)
+        data = args.data if args.data != SHARED / "data" else None  # None: where the run was trained
+        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length, data_root=data, ood=not args.no_ood)
     elif args.action == "replace":
-        manifest = writer.replace(args.run, args.pretrained, version=args.version)
+        data = args.data if args.data != SHARED / "data" else None
+        manifest = writer.replace(args.run, args.pretrained, version=args.version, data_root=data, ood=not args.no_ood)
     elif args.action == "remove":
         manifest = writer.remove(args.task, args.version)
     elif args.action == "calibrate":
         tasks = args.task.split(",") if args.task else None
-        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version)
+        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train)
+    elif args.action == "ood-report":
+        writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None)
+        return
     elif args.action == "add-cuda-trunk":
         from .float16 import add_cuda_graphs
 
@@ -235,11 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data)")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); ood-report (fallback rates on in-scope dev and other domains)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "ood-report"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
-    p.add_argument("--task", help="task to remove; calibrate: comma-separated classification tasks (None: every one)")
+    p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one)")
     p.add_argument("--rejection", type=float, default=0.01, help="calibrate: share of in-scope inputs the out-of-domain fallback may turn away (its threshold)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
@@ -248,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training (add-cuda-trunk: default shared/pretrained/<trunk.pretrained.name>)")
     p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks; calibrate: datasets with each task's train and dev splits")
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
+    p.add_argument("--max-train", type=int, default=20_000, help="calibrate: fit on a seeded sample of at most this many training examples per task")
+    p.add_argument("--no-ood", action="store_true", help="add, replace: leave a classification task without the out-of-domain fallback (by default it is calibrated from the run's data, or --data)")
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("fallback", formatter_class=HelpFormatter, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")

@@ -13,6 +13,7 @@ import torch
 from .bundle import BundleWriter
 from .checkpoint import BertConfig, write_safetensors
 from .float16 import add_cuda_graphs
+from .manifest_file import MANIFEST, read_manifest, write_json_atomic
 from .kinds.classification import KIND as CLASSIFICATION
 from .modeling import TaskHead, Trunk
 from .pipeline import TaskSession
@@ -87,6 +88,15 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
             if task in THIN_STUDENTS:
                 run = runs / f"{task}-thin"
                 session.distill(teacher, info, info.head_layers, hyper, DistillWeights(), run, teacher_dir=task, width=THIN_STUDENTS[task])
-            writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32)
+            writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32, ood=False)  # calibrated once, below
         # The CUDA graphs too (float16 trunk), so the service's tests cover loading and choosing them.
         add_cuda_graphs(out, data_root, checkpoint, max_dev=DEV_EXAMPLES)
+        # Every classification head gets the out-of-domain distance, a temperature and the
+        # served-by-default decision, as the toolkit gives every bundle; the version stays.
+        writer.calibrate(data_root, checkpoint, version="1.0.0", max_train=500)
+        # The fixture's random heads are at chance by construction; the service's tests need them in
+        # the default selection (the served-by-default rule is tested on an edited copy).
+        manifest = read_manifest(out)
+        for task in manifest["tasks"]:
+            task.pop("servedByDefault", None)
+        write_json_atomic(out / MANIFEST, manifest)

@@ -30,6 +30,7 @@ from .modeling import Trunk
 from .train import length_batches, pad_ids
 
 DISTANCE_OUTPUT = "ood_distance"
+DISTANCE_INPUT = "ood_hidden_states"  # the graph input of the pooled layer, when it is not the branch layer
 RULE = "mahalanobis"
 DEFAULT_REJECTION = 0.01
 FOLDS = 5
@@ -151,13 +152,18 @@ def upper_bound(rate: float, n: int, z: float = 1.645) -> float:
 
 
 def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str) -> onnx.ModelProto:
-    """The head graph with a second output `ood_distance` [batch]: its hidden-states input mean-pooled
+    """The head graph with a second output `ood_distance` [batch]: the hidden states of `hidden_input`
+    (the head's own input, or DISTANCE_INPUT, which is added, for another trunk layer) mean-pooled
     over the mask, whitened, squared distance to the nearest whitened class mean. Statistics are
     float16 initialisers (half the bytes) cast to float32. A graph that has the output already gets new statistics."""
     model = strip_distance_output(model)
     graph = model.graph
-    if mask_input not in {i.name for i in graph.input}:
+    names = {i.name for i in graph.input}
+    if mask_input not in names:
         graph.input.append(helper.make_tensor_value_info(mask_input, TensorProto.INT64, ["batch", "sequence"]))
+    if hidden_input not in names:
+        width = stats.whitening.shape[0]
+        graph.input.append(helper.make_tensor_value_info(hidden_input, TensorProto.FLOAT, ["batch", "sequence", width]))
     p = _PREFIX
     graph.initializer.extend([
         numpy_helper.from_array(stats.whitening.T.copy(), p + "whitening_t"),
@@ -198,7 +204,8 @@ def strip_distance_output(model: onnx.ModelProto) -> onnx.ModelProto:
     keep_nodes = [n for n in graph.node if not any(o.startswith(_PREFIX) or o == DISTANCE_OUTPUT for o in n.output)]
     keep_inits = [i for i in graph.initializer if not i.name.startswith(_PREFIX)]
     keep_outputs = [o for o in graph.output if o.name != DISTANCE_OUTPUT]
-    for field, kept in ((graph.node, keep_nodes), (graph.initializer, keep_inits), (graph.output, keep_outputs)):
+    keep_inputs = [i for i in graph.input if i.name != DISTANCE_INPUT]
+    for field, kept in ((graph.node, keep_nodes), (graph.initializer, keep_inits), (graph.output, keep_outputs), (graph.input, keep_inputs)):
         del field[:]
         field.extend(kept)
     return model

@@ -32,6 +32,7 @@ class TaskSession:
     max_length: int
     crf: bool = False  # tagging: new heads (teachers, full fine-tuning) get a CRF layer
     int8_matmuls: bool = False  # heads train on (and are scored on) a trunk with int8 weight matmuls
+    data_root: Path | None = None  # recorded in runs: `bundle add` calibrates the out-of-domain fallback from it
     _states: dict[str, FrozenStates] = field(default_factory=dict)
 
     @staticmethod
@@ -48,7 +49,7 @@ class TaskSession:
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
         train = EncodedSet.build(read_examples(split_file(data_root, task, "train"), spec, max_train, seed), tokenizer, spec)
         dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
-        return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls)
+        return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls, data_root=Path(data_root).resolve())
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
         """Cached trunk states at `layers` for train and dev (computed once, reused by every head)."""
@@ -66,7 +67,7 @@ class TaskSession:
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
             config=(config or self.checkpoint.config).to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
-            int8_matmuls=self.int8_matmuls,
+            int8_matmuls=self.int8_matmuls, data_root=str(self.data_root) if self.data_root else None,
         )
 
     def _evaluate(self, head: TaskHead, frozen: int) -> dict[str, float]:

@@ -30,6 +30,7 @@ class RunInfo:
     teacher: str | None = None  # run folder of the teacher, for a distilled head
     hyper: dict = field(default_factory=dict)
     int8_matmuls: bool = False  # trained on a trunk whose weight matmuls run in int8 (`build_trunk`)
+    data_root: str | None = None  # where its splits were read (bundle add calibrates the out-of-domain fallback from them)
 
     @property
     def head_metadata(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ import torch
 from onnx import TensorProto, helper
 
 from mtbert.calibrate import beats_majority, cross_fitted_ece, expected_calibration_error, fit_temperature
-from mtbert.ood import DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, upper_bound
+from mtbert.ood import DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, upper_bound
 from mtbert.onnx_eval import Graph
 
 
@@ -130,3 +130,19 @@ def test_a_head_must_beat_its_majority_class_by_a_significant_margin() -> None:
     assert not beats_majority(70.0, 69.1, 1043)  # CoLA-like: within noise
     assert beats_majority(85.9, 50.9, 872)
     assert not beats_majority(60.0, 50.0, 20)  # ten points on twenty examples is noise
+
+
+def test_a_distance_at_another_layer_reads_its_own_input(tmp_path) -> None:  # noqa: ANN001
+    x, y = clusters(dims=16)
+    stats = fit_gaussian(x, y)
+    model = add_distance_output(head_graph(16, 4), stats, DISTANCE_INPUT, "attention_mask")
+    path = tmp_path / "head.onnx"
+    onnx.save(model, str(path))
+    graph = Graph(path)
+    assert graph.input_names == ["hidden_states", "attention_mask", DISTANCE_INPUT]
+    rng = np.random.default_rng(4)
+    branch, other = (torch.tensor(rng.normal(0, 3, (2, 4, 16)), dtype=torch.float32) for _ in range(2))
+    mask = torch.ones(2, 4, dtype=torch.long)
+    outputs = graph.run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(other.mean(1).numpy()), rtol=1e-4)
+    assert [i.name for i in strip_distance_output(model).graph.input] == ["hidden_states", "attention_mask"]

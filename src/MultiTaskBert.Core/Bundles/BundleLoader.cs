@@ -207,10 +207,7 @@ public static partial class BundleLoader
 
         OutputSettings output = kind.ReadOutput(task.Output, input, at);
         HeadManifest head = task.Head;
-        if (head.OutOfDomain is { } distanceOutput)
-        {
-            RequireNonEmpty(distanceOutput, $"{at}.head.outOfDomain");
-        }
+        OutOfDomainGraph? outOfDomain = head.OutOfDomain is { } distance ? ReadOutOfDomain(distance, task, outputsByLayer, $"{at}.head.outOfDomain") : null;
 
         if (output.Fallback is { ReadsDistance: true } && head.OutOfDomain is null)
         {
@@ -238,10 +235,27 @@ public static partial class BundleLoader
             Crf = output.Crf,
             Fallback = output.Fallback,
             Temperature = output.Temperature,
-            ServedByDefault = task.ServedByDefault,
-            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", head.OutOfDomain, floatHead),
+            ServedByDefault = task.ServedByDefault ?? true,
+            Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", outOfDomain, floatHead),
             Metrics = task.Metrics,
         };
+    }
+
+    /// <summary>A head's out-of-domain distance: a non-empty output name, a layer the trunk outputs, and its own input unless it reads the branch layer.</summary>
+    private static OutOfDomainGraph ReadOutOfDomain(OutOfDomainManifest distance, TaskManifest task, Dictionary<int, string> outputsByLayer, string field)
+    {
+        RequireNonEmpty(distance.Output, $"{field}.output");
+        if (!outputsByLayer.ContainsKey(distance.Layer))
+        {
+            Fail($"{field}.layer", $"trunk.outputs has no entry for layer {distance.Layer}");
+        }
+
+        if (distance.Layer != task.BranchLayer && string.IsNullOrEmpty(distance.HiddenStates))
+        {
+            Fail($"{field}.hiddenStates", $"layer {distance.Layer} is not the branch layer ({task.BranchLayer}): name the graph input that takes its hidden states");
+        }
+
+        return new OutOfDomainGraph(distance.Output, distance.Layer, distance.Layer == task.BranchLayer ? null : distance.HiddenStates);
     }
 
     /// <summary>An extra graph (<c>trunk.float16</c>, <c>head.float</c>): inside the bundle, present, SHA-256 as declared.</summary>

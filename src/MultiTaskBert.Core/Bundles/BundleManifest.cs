@@ -90,11 +90,12 @@ public sealed record TaskManifest
     public TaskMetricsManifest? Metrics { get; init; }
 
     /// <summary>
-    /// Whether a request that names no tasks gets this one (default true). The toolkit sets it false
+    /// Whether a request that names no tasks gets this one (absent: true). The toolkit sets it false
     /// for a head whose dev score does not beat its majority class by a significant margin: it is
-    /// served when asked by name, never by default.
+    /// served when asked by name, never by default. Nullable: the source-generated reader sets every
+    /// init property, so an initializer would not survive a manifest without the member.
     /// </summary>
-    public bool ServedByDefault { get; init; } = true;
+    public bool? ServedByDefault { get; init; }
 }
 
 public sealed record TaskOutputManifest
@@ -140,6 +141,19 @@ public sealed record FallbackManifest
 }
 
 /// <summary>
+/// A head graph's out-of-domain distance: <c>output</c> ([batch] or [batch, 1]) is each row's squared
+/// Mahalanobis distance of its hidden states at trunk layer <c>layer</c>, mean-pooled, to the nearest
+/// class of the task's training data. When <c>layer</c> is not the task's branch layer the graph reads
+/// those hidden states through its input <c>hiddenStates</c>.
+/// </summary>
+public sealed record OutOfDomainManifest
+{
+    public required string Output { get; init; }
+    public required int Layer { get; init; }
+    public string? HiddenStates { get; init; }
+}
+
+/// <summary>
 /// Distances (ascending) and the share of in-scope calibration examples whose distance is at least
 /// each one (descending, in (0, 1]); in between the service interpolates log p linearly, beyond the
 /// last point it extends the last segment's slope.
@@ -171,11 +185,9 @@ public sealed record HeadManifest
     public required string Output { get; init; }
 
     /// <summary>
-    /// Optional: the graph output ([batch] or [batch, 1]) with each row's squared Mahalanobis distance
-    /// of its pooled hidden states to the nearest class of the task's training data (the
-    /// <c>mahalanobis</c> fallback rule reads it).
+    /// Optional: the graph's out-of-domain distance, which the <c>mahalanobis</c> fallback rule reads.
     /// </summary>
-    public string? OutOfDomain { get; init; }
+    public OutOfDomainManifest? OutOfDomain { get; init; }
 
     /// <summary>
     /// Optional: the head with its int8 matmuls as float matmuls (same inputs and output), served

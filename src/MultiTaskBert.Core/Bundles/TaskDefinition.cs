@@ -62,6 +62,9 @@ public sealed record TaskDefinition
 
     public required HeadGraph Head { get; init; }
     public TaskMetricsManifest? Metrics { get; init; }
+
+    /// <summary>The trunk layers the head reads: its branch layer, and the one its out-of-domain distance pools when that differs.</summary>
+    public IEnumerable<int> TrunkLayers => Head.OutOfDomain is { } d && d.Layer != BranchLayer ? [BranchLayer, d.Layer] : [BranchLayer];
 }
 
 /// <summary>
@@ -75,13 +78,19 @@ public sealed record HeadGraph(
     string? AttentionMaskInput,
     string Output,
     string ManifestField,
-    string? OutOfDomainOutput,
+    OutOfDomainGraph? OutOfDomain,
     GraphFile? FloatVariant = null)
 {
     /// <summary>This head's graph to serve: the float variant beside a float16 trunk when the bundle has one.</summary>
     public GraphFile For(bool float16Graphs) =>
         float16Graphs && FloatVariant is { } variant ? variant : new GraphFile(RelativePath, FullPath);
 }
+
+/// <summary>
+/// A head's out-of-domain distance output and the trunk layer it reads (<paramref name="HiddenStatesInput"/>:
+/// the graph input that takes that layer, null when it is the branch layer and the head's own input serves).
+/// </summary>
+public sealed record OutOfDomainGraph(string Output, int Layer, string? HiddenStatesInput);
 
 /// <summary>A graph file: its path as the manifest names it and on disk.</summary>
 public sealed record GraphFile(string RelativePath, string FullPath);

@@ -229,7 +229,8 @@ public sealed class MultiTaskEngine
     /// </summary>
     private async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
-        int[] layers = [.. group.Tasks.Select(t => t.BranchLayer).Distinct().Order()];
+        // The branch layers, and the layers out-of-domain distances read beside them.
+        int[] layers = [.. group.Tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
         foreach (TaskDefinition task in group.Tasks)
         {
             group.Outputs[task] = new RowOutput[group.Rows.Count];
@@ -301,7 +302,7 @@ public sealed class MultiTaskEngine
     private HeadOutput RunHead(LoadedBundle bundle, TaskDefinition task, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions)
     {
         long start = Stopwatch.GetTimestamp();
-        HeadOutput output = bundle.Heads[task.Name].Run(hidden[task.BranchLayer], attentionMask, runOptions);
+        HeadOutput output = bundle.Heads[task.Name].Run(hidden, attentionMask, runOptions);
         _metrics.RecordHead(start, task);
         return output;
     }

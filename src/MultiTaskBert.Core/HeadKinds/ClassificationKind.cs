@@ -47,7 +47,7 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
         }
 
         FallbackMeasure? fallback = task.Fallback is { } policy ? new FallbackMeasure(policy, policy.Measure(row, probabilities, outOfDomainDistance)) : null;
-        return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray(), fallback);
+        return new ClassificationPrediction(task.Labels[best], probabilities[best], scores, row.ToArray(), fallback) { OutOfDomainDistance = outOfDomainDistance };
     }
 
     /// <summary>
@@ -109,6 +109,9 @@ public sealed record ClassificationPrediction(
     : TaskPrediction(Logits)
 {
     public override HeadKind Kind => ClassificationKind.Instance;
+
+    /// <summary>The head's out-of-domain distance for this input (<c>head.outOfDomain</c>), or null when it has none.</summary>
+    public double? OutOfDomainDistance { get; init; }
 }
 
 /// <summary>

@@ -36,8 +36,15 @@ internal static class GraphContract
             RequireInput(session, file, $"{at}.inputs.attentionMask", maskInput, TensorElementType.Int64);
         }
 
+        string? distanceInput = head.OutOfDomain?.HiddenStatesInput;
+        if (distanceInput is not null)
+        {
+            NodeMetadata states = RequireInput(session, file, $"{at}.outOfDomain.hiddenStates", distanceInput, TensorElementType.Float);
+            RequireLastAxis(states, file, "trunk.hiddenSize", hiddenSize, $"input '{distanceInput}'");
+        }
+
         // Every graph input must be fed: an undeclared one would fail at the first request.
-        string? undeclared = session.InputMetadata.Keys.FirstOrDefault(k => k != head.HiddenStatesInput && k != head.AttentionMaskInput);
+        string? undeclared = session.InputMetadata.Keys.FirstOrDefault(k => k != head.HiddenStatesInput && k != head.AttentionMaskInput && k != distanceInput);
         if (undeclared is not null)
         {
             throw new BundleValidationException(file, $"{at}.inputs", $"graph input '{undeclared}' is not declared in the manifest");
@@ -45,13 +52,13 @@ internal static class GraphContract
 
         NodeMetadata output = RequireOutput(session, file, $"{at}.output", head.Output);
         RequireLastAxis(output, file, task.OutputWidthField, task.OutputWidth, $"output '{head.Output}'");
-        if (head.OutOfDomainOutput is { } distanceName)
+        if (head.OutOfDomain?.Output is { } distanceName)
         {
             // One distance per row: [batch] or [batch, 1].
-            NodeMetadata distance = RequireOutput(session, file, $"{at}.outOfDomain", distanceName);
+            NodeMetadata distance = RequireOutput(session, file, $"{at}.outOfDomain.output", distanceName);
             if (distance.Dimensions.Length is < 1 or > 2 || (distance.Dimensions.Length == 2 && distance.Dimensions[1] > 1))
             {
-                throw new BundleValidationException(file, $"{at}.outOfDomain",
+                throw new BundleValidationException(file, $"{at}.outOfDomain.output",
                     $"output '{distanceName}' has shape [{string.Join(", ", distance.Dimensions)}], expected [batch] or [batch, 1]");
             }
         }

@@ -34,16 +34,31 @@ internal sealed class HeadRunner : IDisposable
         _session = session;
         Task = task;
         _inputNames = task.Head.AttentionMaskInput is { } mask ? [task.Head.HiddenStatesInput, mask] : [task.Head.HiddenStatesInput];
-        _outputNames = task.Head.OutOfDomainOutput is { } distance ? [task.Head.Output, distance] : [task.Head.Output];
+        if (task.Head.OutOfDomain?.HiddenStatesInput is { } distanceStates)
+        {
+            _inputNames = [.. _inputNames, distanceStates];
+        }
+
+        _outputNames = task.Head.OutOfDomain is { } distance ? [task.Head.Output, distance.Output] : [task.Head.Output];
     }
 
     public TaskDefinition Task { get; }
 
-    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, RunOptions runOptions)
+    /// <summary>Runs the head on a trunk pass that produced every layer in <see cref="TaskDefinition.TrunkLayers"/>.</summary>
+    public HeadOutput Run(TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions) =>
+        Run(hidden[Task.BranchLayer], attentionMask, runOptions, Task.Head.OutOfDomain?.HiddenStatesInput is null ? null : hidden[Task.Head.OutOfDomain.Layer]);
+
+    /// <param name="distanceHiddenStates">The trunk layer the out-of-domain distance reads, when the graph takes it as an input of its own.</param>
+    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, RunOptions runOptions, OrtValue? distanceHiddenStates = null)
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
         // head's device) and returns the logits tensor in CPU memory; the caller disposes it.
-        OrtValue[] inputs = _inputNames.Length == 2 ? [hiddenStates, attentionMask] : [hiddenStates];
+        OrtValue[] inputs = Task.Head.AttentionMaskInput is null ? [hiddenStates] : [hiddenStates, attentionMask];
+        if (Task.Head.OutOfDomain?.HiddenStatesInput is not null)
+        {
+            inputs = [.. inputs, distanceHiddenStates ?? throw new ArgumentNullException(nameof(distanceHiddenStates))];
+        }
+
         IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
         int expectedRank = Task.Kind.OutputRank;
@@ -60,8 +75,8 @@ internal sealed class HeadRunner : IDisposable
             if (distanceShape.Length is < 1 or > 2 || distanceShape[0] != shape[0] || (distanceShape.Length == 2 && distanceShape[1] != 1))
             {
                 outputs.Dispose();
-                throw new BundleValidationException(Task.Head.RelativePath, $"{Task.Head.ManifestField}.outOfDomain",
-                    $"head output '{Task.Head.OutOfDomainOutput}' has shape [{string.Join(", ", distanceShape)}], expected [{shape[0]}] or [{shape[0]}, 1]");
+                throw new BundleValidationException(Task.Head.RelativePath, $"{Task.Head.ManifestField}.outOfDomain.output",
+                    $"head output '{Task.Head.OutOfDomain!.Output}' has shape [{string.Join(", ", distanceShape)}], expected [{shape[0]}] or [{shape[0]}, 1]");
             }
         }
 

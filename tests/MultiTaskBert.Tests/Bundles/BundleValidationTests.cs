@@ -373,6 +373,8 @@ public sealed class BundleValidationTests : IDisposable
             JsonObject output = Task(m, index)["output"]!.AsObject();
             output["kind"] = "tagging";
             output.Remove("labels");
+            output.Remove("fallback"); // a classification task's own members (the fixture's are calibrated)
+            output.Remove("temperature");
             output["tags"] = new JsonArray([.. Enumerable.Range(0, width + 1).Select(i => (JsonNode)$"T{i}")]);
         });
 

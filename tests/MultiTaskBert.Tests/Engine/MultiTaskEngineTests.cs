@@ -34,6 +34,31 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
 
     public static TheoryData<int> ParityCases => ParityFile.CaseIndexes;
 
+    /// <summary>
+    /// The out-of-domain distance (second head output) as PyTorch evaluated the exported graph, within a
+    /// relative tolerance: 1e-4 for float trunks (float32 sums of a few hundred squares, stored to 4
+    /// decimals), 5% for int8 trunks, whose rounding flips move hidden states (see bundle.py).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ParityCases))]
+    public async Task Every_out_of_domain_distance_matches_pytorch_within_tolerance(int index)
+    {
+        ParityCase reference = ParityFile.Fixture.Cases[index];
+        if (reference.Distances is not { Count: > 0 } distances)
+        {
+            return; // no calibrated task reads this kind of input
+        }
+
+        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text, reference.TextPair)], [.. distances.Keys]);
+
+        foreach ((string task, double expected) in distances)
+        {
+            double actual = ((ClassificationPrediction)result.Results[0][task]).OutOfDomainDistance!.Value;
+            double tolerance = (ParityFile.Fixture.Tolerance < 0.01 ? 1e-4 : 0.05) * Math.Max(1, expected);
+            Assert.True(Math.Abs(expected - actual) <= tolerance, $"case {index}, task {task}: PyTorch {expected}, ONNX Runtime {actual} (tolerance {tolerance})");
+        }
+    }
+
     /// <summary>Overheads: one bucket per distinct length, the default, one padded batch (default pass limit); and that batch cut into passes of at most 24 tokens.</summary>
     [Theory]
     [InlineData(0, 0)]

@@ -142,7 +142,8 @@ public sealed class FallbackApiTests : IDisposable
     [Fact]
     public async Task An_override_for_a_task_without_a_fallback_or_an_unknown_task_is_a_400()
     {
-        // The fixture as it is: no task has a fallback (the old format loads unchanged).
+        // The task without its fallback (as bundles made before the out-of-domain measure: they load unchanged).
+        _bundle.EditManifest(m => m["tasks"]!.AsArray().First(t => (string?)t!["name"] == _task)!["output"]!.AsObject().Remove("fallback"));
         using ConfiguredApiFactory host = Host();
         HttpClient client = host.CreateClient();
         (HttpStatusCode status, JsonElement body) = await Post(client, "/classify/batch", new
@@ -162,7 +163,7 @@ public sealed class FallbackApiTests : IDisposable
     }
 
     [Theory]
-    [InlineData("rule", "\"median\"", "unknown rule 'median' (expected maxProbability | margin | energy)")]
+    [InlineData("rule", "\"median\"", "unknown rule 'median' (expected maxProbability | margin | energy | mahalanobis)")]
     [InlineData("threshold", "2", "must be in [0, 1] for rule maxProbability, not 2")]
     [InlineData("label", "\"\"", "must not be empty")]
     public async Task A_bad_fallback_in_the_manifest_stops_loading_naming_the_field(string field, string json, string message)
@@ -174,6 +175,88 @@ public sealed class FallbackApiTests : IDisposable
         BundleValidationException error = await _bundle.LoadFailsAsync();
         Assert.Equal($"tasks[{index}].output.fallback.{field}", error.Field);
         Assert.EndsWith(message, error.Message);
+    }
+
+    [Fact]
+    public async Task The_calibrated_fixture_task_answers_by_its_distance_and_lists_the_calibration()
+    {
+        // The fixture as the toolkit calibrates it: mahalanobis rule at a 1% in-scope rejection rate.
+        using ConfiguredApiFactory host = Host();
+        HttpClient client = host.CreateClient();
+        JsonElement tasks = await client.GetFromJsonAsync<JsonElement>("/tasks");
+        JsonElement info = tasks.GetProperty("tasks").EnumerateArray().First(t => t.GetProperty("name").GetString() == _task);
+        JsonElement fallback = info.GetProperty("fallback");
+        Assert.Equal(("mahalanobis", 0.01), (fallback.GetProperty("rule").GetString(), fallback.GetProperty("threshold").GetDouble()));
+        Assert.True(fallback.GetProperty("calibration").GetProperty("examples").GetInt32() > 0);
+        Assert.InRange(fallback.GetProperty("expected").GetProperty("inScopeRejection").GetDouble(), 0.0, 0.05);
+        Assert.True(info.GetProperty("temperature").GetDouble() > 0);
+        Assert.True(info.GetProperty("servedByDefault").GetBoolean());
+
+        // A request may aim at another rejection rate: at 1 every input is further than p = 1 and falls back;
+        // the value is the p-value of its distance.
+        (HttpStatusCode status, JsonElement body) = await Post(client, "/classify", new
+        {
+            text = Text,
+            tasks = new[] { _task },
+            fallbackThresholds = new Dictionary<string, double> { [_task] = 1.0 },
+        });
+        Assert.Equal(HttpStatusCode.OK, status);
+        JsonElement fired = body.GetProperty("results").GetProperty(_task);
+        Assert.Equal("out_of_scope", fired.GetProperty("label").GetString());
+        double pValue = fired.GetProperty("fallback").GetProperty("value").GetDouble();
+        Assert.InRange(pValue, double.Epsilon, 1.0 - 1e-12);
+
+        // Just below its own p-value the input is kept.
+        (_, body) = await Post(client, "/classify", new { text = Text, tasks = new[] { _task }, fallbackThresholds = new Dictionary<string, double> { [_task] = pValue * 0.999 } });
+        Assert.False(body.GetProperty("results").GetProperty(_task).TryGetProperty("fallback", out _));
+    }
+
+    [Fact]
+    public async Task A_task_not_served_by_default_answers_only_when_named()
+    {
+        _bundle.EditManifest(m => m["tasks"]!.AsArray().First(t => (string?)t!["name"] == _task)!["servedByDefault"] = false);
+        using ConfiguredApiFactory host = Host();
+        HttpClient client = host.CreateClient();
+
+        (HttpStatusCode status, JsonElement body) = await Post(client, "/classify", new { text = Text });
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.False(body.GetProperty("results").TryGetProperty(_task, out _));
+        Assert.NotEmpty(body.GetProperty("results").EnumerateObject()); // the other single-sentence tasks answer
+
+        (status, body) = await Post(client, "/classify", new { text = Text, tasks = new[] { _task } });
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(body.GetProperty("results").TryGetProperty(_task, out _));
+
+        JsonElement tasks = await client.GetFromJsonAsync<JsonElement>("/tasks");
+        Assert.False(tasks.GetProperty("tasks").EnumerateArray().First(t => t.GetProperty("name").GetString() == _task).GetProperty("servedByDefault").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData("remove", "tasks[{0}].head.outOfDomain")] // the rule reads a distance no output provides
+    [InlineData("missing", "tasks[{0}].head.outOfDomain")] // an output the graph does not have
+    [InlineData("curve", "tasks[{0}].output.fallback.calibration.pValues")] // a curve of the wrong length
+    public async Task A_bad_distance_rule_stops_loading_naming_the_field(string damage, string field)
+    {
+        int index = _bundle.ReadManifest()["tasks"]!.AsArray().Select(t => (string?)t!["name"]).ToList().IndexOf(_task);
+        _bundle.EditManifest(m =>
+        {
+            JsonNode task = m["tasks"]![index]!;
+            switch (damage)
+            {
+                case "remove":
+                    task["head"]!.AsObject().Remove("outOfDomain");
+                    break;
+                case "missing":
+                    task["head"]!["outOfDomain"] = "no_such_output";
+                    break;
+                default:
+                    task["output"]!["fallback"]!["calibration"]!["pValues"]!.AsArray().RemoveAt(0);
+                    break;
+            }
+        });
+
+        BundleValidationException error = await _bundle.LoadFailsAsync();
+        Assert.Equal(string.Format(System.Globalization.CultureInfo.InvariantCulture, field, index), error.Field);
     }
 
     [Fact]

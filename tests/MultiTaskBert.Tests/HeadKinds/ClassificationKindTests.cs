@@ -40,7 +40,7 @@ public sealed class ClassificationKindTests
 
     [Theory]
     [InlineData("", "maxProbability", 0.5, "tasks[2].output.fallback.label", "must not be empty")]
-    [InlineData("oos", "entropy", 0.5, "tasks[2].output.fallback.rule", "unknown rule 'entropy' (expected maxProbability | margin | energy)")]
+    [InlineData("oos", "entropy", 0.5, "tasks[2].output.fallback.rule", "unknown rule 'entropy' (expected maxProbability | margin | energy | mahalanobis)")]
     [InlineData("oos", "maxProbability", 1.5, "tasks[2].output.fallback.threshold", "must be in [0, 1] for rule maxProbability, not 1.5")]
     [InlineData("oos", "energy", -101, "tasks[2].output.fallback.threshold", "must be in [-100, 100] for rule energy, not -101")]
     public void A_bad_fallback_names_its_field(string label, string rule, double threshold, string field, string problem)
@@ -49,6 +49,63 @@ public sealed class ClassificationKindTests
 
         Assert.Equal(("manifest.json", field), (error.File, error.Field));
         Assert.Contains(problem, error.Message);
+    }
+
+    private static FallbackManifest DistanceFallback(double threshold = 0.01) => new()
+    {
+        Label = "out_of_scope",
+        Rule = "mahalanobis",
+        Threshold = threshold,
+        Calibration = new DistanceCalibrationManifest { Distances = [100, 200, 300], PValues = [0.1, 0.01, 0.001], Examples = 999, Method = "test" },
+    };
+
+    [Theory]
+    [InlineData(150, false)] // p = 0.0316: as close as 3% of in-scope calibration examples
+    [InlineData(250, true)] // p = 0.0032 < 0.01
+    public void The_mahalanobis_rule_reads_the_distance_through_the_calibration_curve(double distance, bool fires)
+    {
+        TaskDefinition task = Task(DistanceFallback());
+        var prediction = (ClassificationPrediction)Kind.Predict(task, [0f, 2f, 0f], distance, null!, null);
+        var result = (ClassificationResult)Kind.Answer(prediction);
+
+        Assert.Equal(fires ? "out_of_scope" : "pos", result.Label);
+        Assert.Equal(fires, result.Fallback is not null);
+        if (result.Fallback is { } fallback)
+        {
+            Assert.Equal(("pos", "mahalanobis", 0.01), (fallback.TopLabel, fallback.Rule, fallback.Threshold));
+            Assert.Equal(Math.Exp(Math.Log(0.01) + (0.5 * Math.Log(0.1))), fallback.Value, 12);
+        }
+
+        // A request's own threshold is a rejection rate too: at 5% the closer input is turned away as well.
+        Assert.Equal("out_of_scope", ((ClassificationResult)Kind.Answer(prediction, 0.05)).Label);
+    }
+
+    [Fact]
+    public void The_mahalanobis_rule_without_its_curve_is_refused_naming_the_calibration()
+    {
+        BundleValidationException error = KindTasks.Refused(Kind, Output(["a", "b"], DistanceFallback() with { Calibration = null }));
+        Assert.Equal("tasks[2].output.fallback.calibration", error.Field);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-1.0)]
+    [InlineData(101.0)]
+    [InlineData(double.NaN)]
+    public void A_temperature_outside_0_to_100_is_refused(double temperature)
+    {
+        BundleValidationException error = KindTasks.Refused(Kind, Output(["a", "b"]) with { Temperature = temperature });
+        Assert.Equal("tasks[2].output.temperature", error.Field);
+    }
+
+    [Fact]
+    public void The_temperature_divides_the_logits_before_the_softmax()
+    {
+        TaskDefinition task = KindTasks.Define(Kind, Output(["a", "b"]) with { Temperature = 2.0 });
+        ClassificationPrediction prediction = Kind.Predict(task, [0f, 2f * MathF.Log(3f)], null!, null);
+
+        Assert.Equal(0.75, prediction.Scores["b"], 6); // exp(ln 3) : exp(0) = 3 : 1
+        Assert.Equal("b", prediction.Label);
     }
 
     [Fact]

@@ -24,6 +24,7 @@ internal static class KindTasks
             Range = settings.Range,
             Crf = settings.Crf,
             Fallback = settings.Fallback,
+            Temperature = settings.Temperature,
             Head = new HeadGraph("heads/t.onnx", "/bundle/heads/t.onnx", "hidden_states", null, "logits", $"{At}.head", null),
         };
     }

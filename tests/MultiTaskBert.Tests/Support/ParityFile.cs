@@ -34,4 +34,5 @@ public sealed record ParityCase(
     IReadOnlyList<int> InputIds,
     IReadOnlyList<int> TokenTypeIds,
     IReadOnlyDictionary<string, float[]> Outputs,
-    IReadOnlyDictionary<string, string[]>? Tags = null);
+    IReadOnlyDictionary<string, string[]>? Tags = null,
+    IReadOnlyDictionary<string, double>? Distances = null);
