@@ -43,7 +43,7 @@ app.MapTaskEndpoints();
 app.MapAdminEndpoints();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })
     .ServedOn(Listeners.Both);
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) })
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag), ResponseWriter = ModelReadyHealthCheck.WriteAsync })
     .ServedOn(Listeners.Both);
 app.MapMetrics("/metrics", app.Services.GetRequiredService<PrometheusExport>().Registry).DisableRequestTimeout()
     .ServedOn(Listeners.Management);

@@ -25,6 +25,19 @@ public abstract class HeadKind
     /// <summary>Rank of the head graph's output: [batch, width] by default.</summary>
     public virtual int OutputRank => 2;
 
+    /// <summary>
+    /// The shape the head must output for <paramref name="rows"/> rows padded to <paramref name="sequence"/>
+    /// tokens: [rows, width], or [rows, sequence, width] for per-token kinds (rank 3). Checked on every run.
+    /// </summary>
+    public long[] OutputShape(TaskDefinition task, int rows, int sequence) =>
+        OutputRank == 3 ? [rows, sequence, OutputWidth(task)] : [rows, OutputWidth(task)];
+
+    /// <summary>
+    /// How many values of an output row <see cref="Predict"/> reads for an input of <paramref name="tokens"/>
+    /// tokens (per-token kinds read the input's own tokens, not the padding): each must be finite.
+    /// </summary>
+    public int ValuesRead(TaskDefinition task, int tokens) => OutputRank == 3 ? tokens * OutputWidth(task) : OutputWidth(task);
+
     /// <summary>Whether <see cref="Predict"/> reads the words of the input's text (aligned once per input before the batch runs).</summary>
     public virtual bool NeedsWordAlignment => false;
 
@@ -101,10 +114,12 @@ public abstract class HeadKind<TPrediction, TResult> : HeadKind
 
     public abstract override TPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment);
 
-    public sealed override TaskResult Answer(TaskPrediction prediction, double? fallbackThreshold = null) =>
-        prediction is TPrediction own
-            ? Answer(own, fallbackThreshold)
-            : throw new ArgumentException($"A {Name} task cannot answer a {prediction?.GetType().Name ?? "null"}.", nameof(prediction));
+    public sealed override TaskResult Answer(TaskPrediction prediction, double? fallbackThreshold = null) => prediction switch
+    {
+        TPrediction own => Answer(own, fallbackThreshold),
+        TaskFailure failure => failure.Answer(),
+        _ => throw new ArgumentException($"A {Name} task cannot answer a {prediction?.GetType().Name ?? "null"}.", nameof(prediction)),
+    };
 
     /// <inheritdoc cref="HeadKind.Answer(TaskPrediction, double?)"/>
     protected abstract TResult Answer(TPrediction prediction, double? fallbackThreshold);
