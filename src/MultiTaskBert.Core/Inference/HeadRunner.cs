@@ -40,6 +40,7 @@ internal sealed class HeadRunner : IDisposable
     private readonly InferenceSession _session;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    private string[] _filesToDelete = [];
 
     public HeadRunner(InferenceSession session, TaskDefinition task, RunSettings settings)
     {
@@ -120,7 +121,17 @@ internal sealed class HeadRunner : IDisposable
         return line.Length <= MaxMessageChars ? line : string.Concat(line.AsSpan(0, MaxMessageChars - 1), "…");
     }
 
-    public void Dispose() => _session.Dispose();
+    /// <summary>Files to delete once the session is closed: the head's graphs, when no snapshot after this one reads them.</summary>
+    public void DeleteFilesOnDispose(IEnumerable<string> fullPaths) => Volatile.Write(ref _filesToDelete, [.. fullPaths]);
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        foreach (string file in Volatile.Read(ref _filesToDelete))
+        {
+            Registry.HeadFileStore.TryDelete(file);
+        }
+    }
 }
 
 /// <summary>
