@@ -88,7 +88,14 @@ public abstract class HeadKind
     /// <summary>A manifest error at <paramref name="field"/>.</summary>
     protected static BundleValidationException Invalid(string field, string problem) => new(BundleLoader.ManifestFileName, field, problem);
 
-    /// <summary>At least <paramref name="minimum"/> unique strings (class labels, BIO tags).</summary>
+    /// <summary>The longest class label or tag.</summary>
+    public const int MaxLabelChars = 200;
+
+    /// <summary>
+    /// At least <paramref name="minimum"/> labels (class labels, BIO tags), each 1-<see cref="MaxLabelChars"/>
+    /// characters without control or format characters (NUL, ESC, right-to-left override), unique
+    /// after NFC normalization and case folding (so no two labels look alike in an answer).
+    /// </summary>
     protected static IReadOnlyList<string> RequireLabels(IReadOnlyList<string>? labels, string field, int minimum)
     {
         if (labels is null || labels.Count < minimum)
@@ -96,9 +103,24 @@ public abstract class HeadKind
             throw Invalid(field, $"needs at least {minimum} entries");
         }
 
-        if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
+        var folded = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < labels.Count; i++)
         {
-            throw Invalid(field, "entries must be unique");
+            string label = labels[i] ?? "";
+            if (string.IsNullOrWhiteSpace(label) || label.Length > MaxLabelChars)
+            {
+                throw Invalid(field, $"entry {i} must be 1-{MaxLabelChars} characters and not blank, is {label.Length}");
+            }
+
+            if (label.Any(c => char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Control or System.Globalization.UnicodeCategory.Format))
+            {
+                throw Invalid(field, $"entry {i} '{BundleValidationException.Printable(label)}' holds a control or format character");
+            }
+
+            if (!folded.Add(label.Normalize(System.Text.NormalizationForm.FormC).ToUpperInvariant()))
+            {
+                throw Invalid(field, $"entry {i} '{label}': entries must be unique (after NFC normalization and case folding)");
+            }
         }
 
         return labels;
