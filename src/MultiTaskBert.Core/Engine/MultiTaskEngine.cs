@@ -267,12 +267,26 @@ public sealed partial class MultiTaskEngine
             group.Outputs[task] = new RowOutput[group.Rows.Count];
         }
 
-        List<TaskDefinition> serving = [.. group.Tasks.Where(t => !IsQuarantined(bundle, group, t))];
-        int[] layers = [.. serving.Select(t => t.BranchLayer).Distinct().Order()];
+        // A quarantined head does not run: its task answers the quarantine for every row.
+        List<TaskDefinition> serving = [];
+        foreach (TaskDefinition task in group.Tasks)
+        {
+            if (bundle.Heads[task.Name].Health.Quarantine is { } reason)
+            {
+                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(bundle, task, reason)));
+            }
+            else
+            {
+                serving.Add(task);
+            }
+        }
+
         if (serving.Count == 0)
         {
             return;
         }
+
+        int[] layers = [.. serving.Select(t => t.BranchLayer).Distinct().Order()];
 
         IReadOnlyList<int[]> buckets = LengthBuckets.Split(
             [.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens, bundle.RunSettings.MaxPassTokens);
@@ -298,18 +312,9 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    /// <summary>True (and every row of the task answered with the quarantine) when the task's head is quarantined.</summary>
-    private static bool IsQuarantined(LoadedBundle bundle, KindGroup group, TaskDefinition task)
-    {
-        if (bundle.Heads[task.Name].Health.Quarantine is not { } reason)
-        {
-            return false;
-        }
-
-        var failure = new TaskFailure(task.Kind, "The head is quarantined.", $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
-        Array.Fill(group.Outputs[task], new RowOutput(null, 0, failure));
-        return true;
-    }
+    private static TaskFailure Quarantined(LoadedBundle bundle, TaskDefinition task, string reason) =>
+        new(task.Kind, "The head is quarantined.",
+            $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
 
     /// <summary>
     /// Stores a head run's rows for the answers: each row's values when they are all finite, else
