@@ -118,8 +118,11 @@ public sealed partial class MultiTaskEngine
         // Words enough to be truncated to the longest sequence, for both parts of a pair.
         string longest = string.Join(' ', Enumerable.Repeat("warm", bundle.Encoder.MaxSequenceLength));
         int rows = bundle.RunSettings.LargestHeadRows(bundle.Encoder.MaxSequenceLength);
+        long start = Stopwatch.GetTimestamp();
         ClassifyBatchResult largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, largest, $"a warm-up run at the largest head input ({rows} rows of {bundle.Encoder.MaxSequenceLength} tokens)");
+        double elapsedMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
     }
 
     private static void RequireAnswers(LoadedBundle bundle, ClassifyBatchResult result, string run)
@@ -458,4 +461,7 @@ public sealed partial class MultiTaskEngine
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Task {Task} version {Version} quarantined after {Failures} failed runs in a row (last: {Failure}); it answers an error until replaced or removed")]
     private static partial void LogHeadQuarantined(ILogger logger, string task, int version, int failures, string failure);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up of {Tasks} tasks at the largest head input ({Rows} rows of {Tokens} tokens): {Milliseconds:F0} ms for the trunk and every head (each head within HeadGuards:MaxRunMs = {MaxRunMs})")]
+    private static partial void LogLargestWarmUp(ILogger logger, int tasks, int rows, int tokens, double milliseconds, int maxRunMs);
 }
