@@ -70,7 +70,7 @@ int baselineLayers = index["layers"]!.GetValue<int>();
 using var singleThreaded = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = 1 },
     NullLogger<OnnxSessionFactory>.Instance);
-Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t));
+Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t, singleThreaded.RunSettings));
 
 // Utterances: the dev sets of the bundle's tasks, round-robin so every batch mixes tasks.
 List<ClassifyInput> pool = Utterances.Load(options.Data, tasks, options.PerTask);
@@ -258,7 +258,7 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
         foreach (TaskDefinition task in tasks)
         {
             start = Stopwatch.GetTimestamp();
-            bundle.Heads[task.Name].Run(hidden, mask, runOptions).Dispose();
+            bundle.Heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose();
             Record(task.Name, start);
         }
     }
@@ -278,7 +278,7 @@ static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, Ta
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, runOptions).Dispose());
+    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose());
 }
 
 internal sealed record Row(string Config, int BatchSize, List<double> LatenciesMs)

@@ -41,14 +41,22 @@ app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 app.MapClassifyEndpoints().WithTaskMetrics();
 app.MapTaskEndpoints();
 app.MapAdminEndpoints();
+// Health and metrics are read-only: GET and HEAD, any other method is a 405.
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })
+    .WithMetadata(ReadOnly)
     .ServedOn(Listeners.Both);
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag) })
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ModelReadyHealthCheck.Tag), ResponseWriter = ModelReadyHealthCheck.WriteAsync })
+    .WithMetadata(ReadOnly)
     .ServedOn(Listeners.Both);
 app.MapMetrics("/metrics", app.Services.GetRequiredService<PrometheusExport>().Registry).DisableRequestTimeout()
+    .WithMetadata(ReadOnly)
     .ServedOn(Listeners.Management);
 
 app.Run();
 
 /// <summary>Entry point; public for WebApplicationFactory.</summary>
-public partial class Program;
+public partial class Program
+{
+    /// <summary>The methods a read-only endpoint (health, metrics) answers.</summary>
+    private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
+}

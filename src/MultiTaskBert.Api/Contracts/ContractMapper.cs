@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.HeadKinds;
 
@@ -8,12 +9,27 @@ internal static class ContractMapper
 {
     /// <param name="predictions">One input's predictions by task.</param>
     /// <param name="fallbackThresholds">The request's own fallback thresholds by task (null: the bundle's).</param>
+    /// <param name="json">The service's JSON settings: an answer they cannot write (a NaN or infinity) becomes that task's error.</param>
     public static IReadOnlyDictionary<string, TaskResult> ToResults(
-        IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds = null) =>
+        IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds, JsonSerializerOptions json) =>
         predictions.ToDictionary(
             p => p.Key,
-            p => p.Value.Kind.Answer(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null),
+            p => Writable(p.Value.Kind.Answer(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null), json),
             StringComparer.Ordinal);
+
+    /// <summary>The answer, or a task error when JSON cannot carry it (System.Text.Json refuses NaN and infinities).</summary>
+    private static TaskResult Writable(TaskResult result, JsonSerializerOptions json)
+    {
+        try
+        {
+            JsonSerializer.Serialize(Stream.Null, result, json);
+            return result;
+        }
+        catch (ArgumentException ex)
+        {
+            return new TaskErrorResult(new TaskError("The task's answer cannot be written as JSON.", ex.Message));
+        }
+    }
 
     public static TaskInfo ToTaskInfo(TaskDefinition task) => new(
         task.Name,

@@ -20,8 +20,15 @@ internal static class AdminEndpoints
 {
     public const string ApiKeyHeader = "X-Api-Key";
 
-    public static RouteGroupBuilder MapAdminEndpoints(this IEndpointRouteBuilder routes)
+    /// <summary>Maps <c>/admin/*</c> when the admin API is on; when off nothing is mapped, so every method on every admin path is a 404.</summary>
+    public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder routes)
     {
+        ArgumentNullException.ThrowIfNull(routes);
+        if (!routes.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Enabled)
+        {
+            return routes;
+        }
+
         RouteGroupBuilder group = routes.MapGroup("/admin").WithTags("Admin").AddEndpointFilter(RequireApiKey);
         group.DisableRequestTimeout();
 
@@ -53,20 +60,17 @@ internal static class AdminEndpoints
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
-        return group;
+        return routes;
     }
 
     private static async ValueTask<object?> RequireApiKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         AdminOptions options = context.HttpContext.RequestServices.GetRequiredService<IOptions<AdminOptions>>().Value;
-        if (!options.Enabled)
-        {
-            return TypedResults.NotFound(); // off: indistinguishable from a missing endpoint
-        }
-
         string? given = context.HttpContext.Request.Headers[ApiKeyHeader].Count == 1 ? context.HttpContext.Request.Headers[ApiKeyHeader][0] : null;
         if (given is null || !KeyMatches(given, options.ApiKey!))
         {
+            // RFC 9110: a 401 names the scheme the client should use.
+            context.HttpContext.Response.Headers.WWWAuthenticate = $"ApiKey header=\"{ApiKeyHeader}\"";
             return TypedResults.Problem(
                 statusCode: StatusCodes.Status401Unauthorized,
                 title: "Admin API key required.",

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Contracts;
@@ -38,11 +39,12 @@ internal static class ClassifyEndpoints
         return group;
     }
 
-    internal static async Task<Results<Ok<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
+    internal static async Task<Results<CompleteJson<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
         ClassifyRequest request,
         MicroBatcher batcher,
         MultiTaskEngine engine,
         IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
@@ -57,7 +59,7 @@ internal static class ClassifyEndpoints
         try
         {
             ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds)));
+            return new CompleteJson<ClassifyResponse>(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
         }
         catch (InvalidClassifyRequestException ex)
         {
@@ -66,11 +68,12 @@ internal static class ClassifyEndpoints
         }
     }
 
-    internal static async Task<Results<Ok<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
+    internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
         ClassifyBatchRequest request,
         MicroBatcher batcher,
         MultiTaskEngine engine,
         IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json,
         IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
@@ -86,7 +89,8 @@ internal static class ClassifyEndpoints
         try
         {
             ClassifyBatchResult result = await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds))]));
+            return new CompleteJson<ClassifyBatchResponse>(new ClassifyBatchResponse(result.Model,
+                [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, json.Value.SerializerOptions))]));
         }
         catch (InvalidClassifyRequestException ex)
         {

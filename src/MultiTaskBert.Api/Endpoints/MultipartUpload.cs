@@ -135,7 +135,8 @@ internal sealed class MultipartUpload
 
     private static async Task<FileStream> SpoolAsync(MultipartSection section, string bundleDirectory, CancellationToken cancellationToken)
     {
-        var file = new FileStream(BundleTempFiles.NewUploadPath(bundleDirectory), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16,
+        // FileShare.Read: the registry renames this file into place and validation reads it while it is still open.
+        var file = new FileStream(BundleTempFiles.NewUploadPath(bundleDirectory), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);
         try
         {

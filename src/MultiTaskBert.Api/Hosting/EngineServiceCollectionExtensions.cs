@@ -17,6 +17,7 @@ internal static class EngineServiceCollectionExtensions
         services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<InferenceOptions>().BindConfiguration(InferenceOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<HeadGuardOptions>().BindConfiguration(HeadGuardOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<LimitsOptions>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxRequestBodyBytes);
 
@@ -29,7 +30,9 @@ internal static class EngineServiceCollectionExtensions
                 sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
                 parallelHeads: batching.ParallelHeads,
                 bucketOverheadTokens: batching.BucketOverheadTokens,
-                maxPassTokens: batching.MaxPassTokens);
+                maxPassTokens: batching.MaxPassTokens,
+                guards: sp.GetRequiredService<IOptions<HeadGuardOptions>>().Value,
+                maxBatchRows: batching.MaxBatchSize);
         });
         // One holder of the snapshot in service, shared by the engine (runs it), the batcher (leases
         // it) and the registry (swaps it).

@@ -15,6 +15,8 @@ internal static class ServiceJson
         // member rather than "text" (the web defaults match names case-insensitively).
         options.AllowDuplicateProperties = false;
         options.PropertyNameCaseInsensitive = false;
+        // A number is a JSON number: "0.5" in quotes is a 400 (the web defaults read numbers from strings).
+        options.NumberHandling = JsonNumberHandling.Strict;
         // A task's answer is the union of the head kinds' result records, written without a discriminator.
         options.TypeInfoResolver = (options.TypeInfoResolver ?? new DefaultJsonTypeInfoResolver())
             .WithAddedModifier(HeadKindRegistry.DescribeResultUnion);

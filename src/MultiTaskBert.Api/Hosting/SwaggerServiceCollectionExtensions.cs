@@ -22,13 +22,6 @@ internal static class SwaggerServiceCollectionExtensions
             o.OperationFilter<RequestExamplesOperationFilter>();
             o.OperationFilter<AdminApiKeyOperationFilter>();
             o.SchemaFilter<TaskResultUnionSchemaFilter>();
-            o.AddSecurityDefinition(AdminApiKeyOperationFilter.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
-            {
-                Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
-                In = Microsoft.OpenApi.ParameterLocation.Header,
-                Name = Endpoints.AdminEndpoints.ApiKeyHeader,
-                Description = "Admin:ApiKey of the service",
-            });
             // The Core's comments too: the answer records (HeadKinds) live there.
             foreach (string project in (string[])["MultiTaskBert.Api", "MultiTaskBert.Core"])
             {
@@ -39,10 +32,22 @@ internal static class SwaggerServiceCollectionExtensions
                 }
             }
         });
-        // The admin operations are documented only when the admin API is on (Admin:ApiKey set).
+        // The admin operations and their key scheme are documented only when the admin API is on (Admin:ApiKey set).
         services.AddOptions<SwaggerGenOptions>().Configure<IOptions<AdminOptions>>((swagger, admin) =>
+        {
             swagger.SwaggerGeneratorOptions.DocInclusionPredicate = (_, api) =>
-                admin.Value.Enabled || api.RelativePath?.StartsWith("admin/", StringComparison.Ordinal) != true);
+                admin.Value.Enabled || api.RelativePath?.StartsWith("admin/", StringComparison.Ordinal) != true;
+            if (admin.Value.Enabled)
+            {
+                swagger.AddSecurityDefinition(AdminApiKeyOperationFilter.SchemeName, new Microsoft.OpenApi.OpenApiSecurityScheme
+                {
+                    Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
+                    In = Microsoft.OpenApi.ParameterLocation.Header,
+                    Name = Endpoints.AdminEndpoints.ApiKeyHeader,
+                    Description = "Admin:ApiKey of the service",
+                });
+            }
+        });
         return services;
     }
 }

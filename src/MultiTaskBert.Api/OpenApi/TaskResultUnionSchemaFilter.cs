@@ -6,7 +6,7 @@ namespace MultiTaskBert.Api.OpenApi;
 
 /// <summary>
 /// Documents <see cref="TaskResult"/> as what it is on the wire: <c>oneOf</c> the head kinds' result
-/// records, with no discriminator (as <see cref="HeadKindRegistry.DescribeResultUnion"/> serializes it).
+/// records and the per-task error record, with no discriminator (as <see cref="HeadKindRegistry.DescribeResultUnion"/> serializes it).
 /// A filter rather than Swashbuckle's <c>UseOneOfForPolymorphism</c>: that option makes every member
 /// <c>allOf</c> the (empty, closed) base schema, which a strict validator reads as "no properties".
 /// </summary>
@@ -22,6 +22,6 @@ internal sealed class TaskResultUnionSchemaFilter : ISchemaFilter
         union.Type = null;
         union.Properties = null;
         union.AdditionalPropertiesAllowed = true;
-        union.OneOf = [.. HeadKindRegistry.Kinds.Select(kind => context.SchemaGenerator.GenerateSchema(kind.ResultType, context.SchemaRepository))];
+        union.OneOf = [.. HeadKindRegistry.ResultTypes.Select(member => context.SchemaGenerator.GenerateSchema(member, context.SchemaRepository))];
     }
 }

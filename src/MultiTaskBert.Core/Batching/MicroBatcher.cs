@@ -17,7 +17,8 @@ namespace MultiTaskBert.Core.Batching;
 /// the batch size adapts to the load.
 /// <para>
 /// A request cancelled while waiting completes as cancelled and is left out of its batch; one
-/// cancelled during the run just has its result discarded. When a batch of several requests fails,
+/// cancelled during the run has its result discarded, and when every request of a running batch
+/// is cancelled the batch's ONNX Runtime runs are terminated, which frees its run slot. When a batch of several requests fails,
 /// each request is retried alone, so a failure reaches only the requests it belongs to.
 /// <see cref="BatchingOptions.MaxWaitMs"/> = 0 bypasses the queue: every request runs on its own.
 /// </para>
@@ -299,13 +300,20 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _batchTokens.Record((int)load.PaddedTokens);
 
         LoadedBundle bundle = batch[0].Request.Bundle;
+        using var nobodyWaits = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        List<CancellationTokenRegistration> callers = CancelWhenAllCallersCancel(batch, nobodyWaits);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], _stopping.Token).ConfigureAwait(false);
+            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
             }
+        }
+        catch (OperationCanceledException ex) when (nobodyWaits.IsCancellationRequested)
+        {
+            // Every caller left (or the service stops): the run was terminated, nobody needs a retry.
+            batch.ForEach(p => p.Fail(ex));
         }
         catch (Exception ex) when (batch.Count > 1 && !_stopping.IsCancellationRequested)
         {
@@ -313,20 +321,52 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             LogBatchFailed(_logger, batch.Count, ex);
             foreach (PendingRequest pending in batch)
             {
-                try
-                {
-                    IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], _stopping.Token).ConfigureAwait(false);
-                    pending.Complete(alone[0]);
-                }
-                catch (Exception single)
-                {
-                    pending.Fail(single);
-                }
+                await RunAloneAsync(bundle, pending).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
         {
             batch.ForEach(p => p.Fail(ex));
+        }
+        finally
+        {
+            callers.ForEach(r => r.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="nobodyWaits"/> once every request of the batch is cancelled (timed out,
+    /// client gone): the engine then terminates the batch's ONNX Runtime runs and its slot frees.
+    /// </summary>
+    private static List<CancellationTokenRegistration> CancelWhenAllCallersCancel(List<PendingRequest> batch, CancellationTokenSource nobodyWaits)
+    {
+        int waiting = batch.Count;
+        var registrations = new List<CancellationTokenRegistration>(batch.Count);
+        foreach (PendingRequest pending in batch)
+        {
+            registrations.Add(pending.CallerToken.Register(() =>
+            {
+                if (Interlocked.Decrement(ref waiting) == 0)
+                {
+                    nobodyWaits.Cancel();
+                }
+            }));
+        }
+
+        return registrations;
+    }
+
+    private async Task RunAloneAsync(LoadedBundle bundle, PendingRequest pending)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, pending.CallerToken);
+        try
+        {
+            IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], stop.Token).ConfigureAwait(false);
+            pending.Complete(alone[0]);
+        }
+        catch (Exception single)
+        {
+            pending.Fail(single);
         }
     }
 

@@ -16,6 +16,7 @@ internal sealed class PendingRequest : IBatchCandidate
     public PendingRequest(PreparedRequest request, CancellationToken cancellationToken)
     {
         Request = request;
+        CallerToken = cancellationToken;
         Load = new BatchLoad(request.InputCount, request.RowCount, request.MaxLength);
         EnqueuedAt = Stopwatch.GetTimestamp();
         if (cancellationToken.CanBeCanceled)
@@ -25,6 +26,9 @@ internal sealed class PendingRequest : IBatchCandidate
     }
 
     public PreparedRequest Request { get; }
+
+    /// <summary>The caller's token: cancelled when the client is gone or the request timed out.</summary>
+    public CancellationToken CallerToken { get; }
 
     public BatchLoad Load { get; }
 

@@ -154,6 +154,12 @@ public static partial class BundleLoader
     /// </summary>
     public const string TaskNameRule = "[a-z0-9_-]{1,64}";
 
+    /// <summary>The highest task version: one below int.MaxValue, so a replacement can always be newer.</summary>
+    public const int MaxTaskVersion = int.MaxValue - 1;
+
+    /// <summary>The longest task description (<c>GET /tasks</c> lists it for every task).</summary>
+    public const int MaxDescriptionChars = 1000;
+
     /// <summary>Whether <paramref name="name"/> is a valid task name (<see cref="TaskNameRule"/>).</summary>
     public static bool IsValidTaskName(string? name) => name is not null && TaskNamePattern().IsMatch(name);
 
@@ -179,6 +185,16 @@ public static partial class BundleLoader
         if (takenNames is not null && !takenNames.Add(task.Name))
         {
             Fail($"{at}.name", $"duplicate task '{task.Name}'");
+        }
+
+        if (task.Version is < 1 or > MaxTaskVersion)
+        {
+            Fail($"{at}.version", $"must be in 1..{MaxTaskVersion}, not {task.Version}");
+        }
+
+        if (task.Description is { Length: > MaxDescriptionChars })
+        {
+            Fail($"{at}.description", $"is {task.Description.Length} characters long; at most {MaxDescriptionChars}");
         }
 
         TaskInputKind input = task.Input switch

@@ -22,7 +22,7 @@ public sealed class BundleValidationException : Exception
 
     public string Problem { get; }
 
-    /// <summary>Control characters escaped (\u0000), so that a message about them stays one readable line.</summary>
+    /// <summary>Control and format characters escaped (\u0000, \u202e), so that a message about them stays one readable line in reading order.</summary>
     public static string Printable(string text) =>
-        string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+        string.Concat(text.Select(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format ? $"\\u{(int)c:x4}" : c.ToString()));
 }

@@ -17,6 +17,7 @@ public sealed class EngineMetrics : IDisposable
     private readonly Histogram<double> _trunkDuration;
     private readonly Histogram<double> _headDuration;
     private readonly Histogram<long> _trunkRows;
+    private readonly Counter<long> _headFailures;
 
     /// <param name="snapshots">The holder whose snapshot the loaded-tasks gauge reports.</param>
     /// <param name="meterFactory">The host's meter factory; without one (a benchmark, a tool) the metrics own their meter.</param>
@@ -29,6 +30,11 @@ public sealed class EngineMetrics : IDisposable
         _trunkDuration = meter.CreateHistogram<double>("mtbert.trunk.duration", unit: "s", description: "Time of one trunk pass (one batch).");
         _headDuration = meter.CreateHistogram<double>("mtbert.head.duration", unit: "s", description: "Time of one head run on a batch, by task.");
         _trunkRows = meter.CreateHistogram<long>("mtbert.trunk.rows", unit: "{row}", description: "Rows (sequences) per trunk pass.");
+
+        _headFailures = meter.CreateCounter<long>("mtbert.head.failures", unit: "{run}",
+            description: "Head runs that failed their checks (not finite, wrong shape, ONNX Runtime error, past HeadGuards:MaxRunMs), by task.");
+        meter.CreateObservableGauge("mtbert.heads.quarantined", ObserveQuarantined, unit: "{task}",
+            description: "Tasks whose head is quarantined (1 per task, labelled with its version): they answer an error until replaced or removed.");
 
         // One series per loaded task with its version as a label: value 1 (the versions serving now).
         meter.CreateObservableGauge("mtbert.tasks.loaded", ObserveTasks, unit: "{task}",
@@ -46,6 +52,16 @@ public sealed class EngineMetrics : IDisposable
 
     internal void RecordHead(long startTimestamp, TaskDefinition task) =>
         _headDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, new KeyValuePair<string, object?>("task", task.Name));
+
+    internal void RecordHeadFailure(TaskDefinition task) =>
+        _headFailures.Add(1, new KeyValuePair<string, object?>("task", task.Name));
+
+    private IEnumerable<Measurement<int>> ObserveQuarantined() =>
+        _snapshots.Current is { } snapshot
+            ? snapshot.Quarantined.Select(q => new Measurement<int>(1,
+                new KeyValuePair<string, object?>("task", q.Task.Name),
+                new KeyValuePair<string, object?>("version", q.Task.Version.ToString(CultureInfo.InvariantCulture))))
+            : [];
 
     private IEnumerable<Measurement<int>> ObserveTasks()
     {

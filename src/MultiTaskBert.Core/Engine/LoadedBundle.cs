@@ -51,6 +51,10 @@ public sealed class LoadedBundle : IDisposable
     internal TrunkRunner Trunk => _trunk.Value;
     internal FrozenDictionary<string, HeadRunner> Heads { get; }
 
+    /// <summary>The tasks whose head is quarantined (<see cref="HeadHealth"/>) and why.</summary>
+    public IEnumerable<(TaskDefinition Task, string Reason)> Quarantined =>
+        Tasks.Select(t => (Task: t, Reason: Heads[t.Name].Health.Quarantine)).Where(q => q.Reason is not null).Select(q => (q.Task, q.Reason!));
+
     /// <summary>How batches run: heads side by side or not, length buckets (from the inference options).</summary>
     internal RunSettings RunSettings { get; }
 
@@ -125,7 +129,7 @@ public sealed class LoadedBundle : IDisposable
                 string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
                 InferenceSession headSession = CreateSession(sessions, graph.FullPath, graph.RelativePath, $"{field}.file", taken);
                 GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
-                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task));
+                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions.RunSettings));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);
             }

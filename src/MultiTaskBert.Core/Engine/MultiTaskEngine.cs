@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.HeadKinds;
@@ -15,16 +17,18 @@ namespace MultiTaskBert.Core.Engine;
 /// Runs the snapshot in service (<see cref="SnapshotHolder"/>); what is in service is the
 /// registry's business (<see cref="Registry.BundleRegistry"/>).
 /// </summary>
-public sealed class MultiTaskEngine
+public sealed partial class MultiTaskEngine
 {
     private readonly EngineMetrics _metrics;
+    private readonly ILogger _logger;
 
-    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics)
+    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, ILogger<MultiTaskEngine>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(snapshots);
         ArgumentNullException.ThrowIfNull(metrics);
         Snapshots = snapshots;
         _metrics = metrics;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
     /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
@@ -94,11 +98,47 @@ public sealed class MultiTaskEngine
     }
 
     /// <summary>
-    /// One inference over <paramref name="tasks"/> of a snapshot not yet in service, so that its
-    /// new sessions are loaded and fail (if they do) before it serves.
+    /// Runs <paramref name="tasks"/> of a snapshot not yet in service, so that its new sessions are
+    /// loaded and fail (if they do) before it serves: once on two inputs of different lengths (a head
+    /// that ignores the batch axis fails here), once at the largest head input a batch can make
+    /// (<see cref="RunSettings.LargestHeadRows"/> rows of the longest sequence: within
+    /// <see cref="RunSettings.MaxHeadRunMs"/>). A head that fails either is a
+    /// <see cref="BundleValidationException"/> naming its file and the failure.
     /// </summary>
-    internal Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken) =>
-        tasks.Count == 0 ? Task.CompletedTask : ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up")], tasks, cancellationToken);
+    internal async Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
+    {
+        if (tasks.Count == 0)
+        {
+            return;
+        }
+
+        ClassifyBatchResult small = await ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up"), new ClassifyInput("warm up the head", "with a longer pair")], tasks, cancellationToken).ConfigureAwait(false);
+        RequireAnswers(bundle, small, "a warm-up run on 2 short inputs");
+
+        // Words enough to be truncated to the longest sequence, for both parts of a pair.
+        string longest = string.Join(' ', Enumerable.Repeat("warm", bundle.Encoder.MaxSequenceLength));
+        int rows = bundle.RunSettings.LargestHeadRows(bundle.Encoder.MaxSequenceLength);
+        long start = Stopwatch.GetTimestamp();
+        ClassifyBatchResult largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
+        RequireAnswers(bundle, largest, $"a warm-up run at the largest head input ({rows} rows of {bundle.Encoder.MaxSequenceLength} tokens)");
+        double elapsedMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
+    }
+
+    private static void RequireAnswers(LoadedBundle bundle, ClassifyBatchResult result, string run)
+    {
+        foreach (IReadOnlyDictionary<string, TaskPrediction> input in result.Results)
+        {
+            foreach ((string name, TaskPrediction prediction) in input)
+            {
+                if (prediction is TaskFailure failure)
+                {
+                    TaskDefinition task = bundle.Tasks.First(t => t.Name == name);
+                    throw new BundleValidationException(task.Head.RelativePath, $"{task.Head.ManifestField}.file", $"{run}: {failure.Title} {failure.Detail}");
+                }
+            }
+        }
+    }
 
     private async Task<ClassifyBatchResult> ClassifyAsync(
         LoadedBundle bundle,
@@ -158,14 +198,9 @@ public sealed class MultiTaskEngine
 
         try
         {
-            using var runOptions = new RunOptions();
-            if (bundle.RunSettings.ShrinkCpuArena)
-            {
-                // Give the arena's free regions back after the run: otherwise RSS keeps the high-water mark of the largest batch.
-                runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
-            }
+            using RunOptions runOptions = bundle.RunSettings.NewRunOptions();
 
-            // A cancelled request (client gone) stops ONNX Runtime between kernels.
+            // Cancelled (every request of the batch gone, or shutdown): ONNX Runtime stops between kernels.
             await using (cancellationToken.Register(() => runOptions.Terminate = true))
             {
                 try
@@ -210,8 +245,8 @@ public sealed class MultiTaskEngine
                     int row = plan.RowOf(input, task.Input);
                     (KindGroup group, int groupRow) = position[r][row];
                     RowOutput output = group.Outputs[task][groupRow];
-                    predictions[task.Name] = task.Kind.Predict(
-                        task, output.Values, output.Distance, request.Encoded[row], request.Alignments[input]);
+                    predictions[task.Name] = output.Failure
+                        ?? task.Kind.Predict(task, output.Values, output.Distance, request.Encoded[row], request.Alignments[input]);
                 }
 
                 perInput[input] = predictions;
@@ -226,15 +261,36 @@ public sealed class MultiTaskEngine
     /// <summary>
     /// Runs one kind group: its rows are split into buckets of similar length (less padding), and
     /// each bucket runs the trunk once (only the branch layers its tasks need) and then every head.
+    /// A head that fails (or is quarantined) fails its task for the bucket's rows only.
     /// </summary>
     private async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
-        // The branch layers, and the layers out-of-domain distances read beside them.
-        int[] layers = [.. group.Tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
         foreach (TaskDefinition task in group.Tasks)
         {
             group.Outputs[task] = new RowOutput[group.Rows.Count];
         }
+
+        // A quarantined head does not run: its task answers the quarantine for every row.
+        List<TaskDefinition> serving = [];
+        foreach (TaskDefinition task in group.Tasks)
+        {
+            if (bundle.Heads[task.Name].Health.Quarantine is { } reason)
+            {
+                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(bundle, task, reason)));
+            }
+            else
+            {
+                serving.Add(task);
+            }
+        }
+
+        if (serving.Count == 0)
+        {
+            return;
+        }
+
+        // The branch layers, and the layers out-of-domain distances read beside them.
+        int[] layers = [.. serving.SelectMany(t => t.TrunkLayers).Distinct().Order()];
 
         IReadOnlyList<int[]> buckets = LengthBuckets.Split(
             [.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens, bundle.RunSettings.MaxPassTokens);
@@ -246,66 +302,142 @@ public sealed class MultiTaskEngine
             long trunkStart = Stopwatch.GetTimestamp();
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
             _metrics.RecordTrunk(trunkStart, rows.Length);
-            HeadOutput[] outputs = await RunHeadsAsync(bundle, group.Tasks, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
-            group.HeadOutputs.AddRange(outputs);
-            for (int t = 0; t < outputs.Length; t++)
+            var shape = new HeadInput(hidden, attentionMask, rows.Length, (int)batch.Shape[1]);
+            HeadRun[] runs = await RunHeadsAsync(bundle, serving, shape, cancellationToken).ConfigureAwait(false);
+            foreach (HeadRun run in runs)
             {
-                RowOutput[] perRow = group.Outputs[group.Tasks[t]];
-                for (int i = 0; i < rows.Length; i++)
+                if (run.Output is not null)
                 {
-                    perRow[rows[i]] = new RowOutput(outputs[t], i);
+                    group.HeadOutputs.Add(run.Output);
                 }
+
+                Keep(bundle, group, run, rows);
             }
         }
     }
 
-    private async Task<HeadOutput[]> RunHeadsAsync(
-        LoadedBundle bundle, List<TaskDefinition> tasks, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions, CancellationToken cancellationToken)
+    private static TaskFailure Quarantined(LoadedBundle bundle, TaskDefinition task, string reason) =>
+        new(task.Kind, "The head is quarantined.",
+            $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
+
+    /// <summary>
+    /// Stores a head run's rows for the answers: each row's values when they are all finite, else
+    /// that row's failure; the run's failure for every row when it failed. Counts the run for the quarantine.
+    /// </summary>
+    private void Keep(LoadedBundle bundle, KindGroup group, HeadRun run, int[] rows)
+    {
+        TaskDefinition task = run.Task;
+        RowOutput[] perRow = group.Outputs[task];
+        string? failed = run.Failure?.Detail;
+        for (int i = 0; i < rows.Length; i++)
+        {
+            if (run.Output is null)
+            {
+                perRow[rows[i]] = new RowOutput(null, i, run.Failure);
+                continue;
+            }
+
+            int tokens = group.Rows[rows[i]].Length;
+            int notFinite = CountNotFinite(run.Output.Row(i)[..task.Kind.ValuesRead(task, tokens)]);
+            if (notFinite == 0)
+            {
+                perRow[rows[i]] = new RowOutput(run.Output, i, null);
+                continue;
+            }
+
+            failed = $"head output '{task.Head.Output}' holds {notFinite} values that are NaN or infinite for an input of {tokens} tokens";
+            perRow[rows[i]] = new RowOutput(null, i, new TaskFailure(task.Kind, "The head's output is not finite.", failed));
+        }
+
+        HeadHealth health = bundle.Heads[task.Name].Health;
+        if (failed is null)
+        {
+            health.RecordSuccess();
+            return;
+        }
+
+        _metrics.RecordHeadFailure(task);
+        LogHeadFailed(_logger, task.Name, task.Version, failed);
+        if (health.RecordFailure(failed))
+        {
+            LogHeadQuarantined(_logger, task.Name, task.Version, bundle.RunSettings.QuarantineAfter, failed);
+        }
+    }
+
+    private static int CountNotFinite(ReadOnlySpan<float> values)
+    {
+        int count = 0;
+        foreach (float value in values)
+        {
+            count += float.IsFinite(value) ? 0 : 1;
+        }
+
+        return count;
+    }
+
+    private async Task<HeadRun[]> RunHeadsAsync(LoadedBundle bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
     {
         if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
         {
-            var outputs = new List<HeadOutput>(tasks.Count);
+            var runs = new List<HeadRun>(tasks.Count);
             try
             {
                 foreach (TaskDefinition task in tasks)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    outputs.Add(RunHead(bundle, task, hidden, attentionMask, runOptions));
+                    runs.Add(RunHead(bundle, task, input, cancellationToken));
                 }
 
-                return [.. outputs];
+                return [.. runs];
             }
             catch
             {
-                outputs.ForEach(output => output.Dispose());
+                runs.ForEach(run => run.Output?.Dispose());
                 throw;
             }
         }
 
         // Heads are independent: run them side by side on the shared hidden states and mask.
-        Task<HeadOutput>[] runs = [.. tasks.Select(task => Task.Run(() => RunHead(bundle, task, hidden, attentionMask, runOptions), cancellationToken))];
+        Task<HeadRun>[] parallel = [.. tasks.Select(task => Task.Run(() => RunHead(bundle, task, input, cancellationToken), cancellationToken))];
         try
         {
-            return await Task.WhenAll(runs).ConfigureAwait(false);
+            return await Task.WhenAll(parallel).ConfigureAwait(false);
         }
         catch
         {
-            foreach (Task<HeadOutput> run in runs.Where(r => r.IsCompletedSuccessfully))
+            foreach (Task<HeadRun> run in parallel.Where(r => r.IsCompletedSuccessfully))
             {
-                run.Result.Dispose();
+                run.Result.Output?.Dispose();
             }
 
             throw;
         }
     }
 
-    private HeadOutput RunHead(LoadedBundle bundle, TaskDefinition task, TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions)
+    /// <summary>One head's run; a failure of the head (not a cancellation) is kept as the task's failure.</summary>
+    private HeadRun RunHead(LoadedBundle bundle, TaskDefinition task, HeadInput input, CancellationToken cancellationToken)
     {
         long start = Stopwatch.GetTimestamp();
-        HeadOutput output = bundle.Heads[task.Name].Run(hidden, attentionMask, runOptions);
-        _metrics.RecordHead(start, task);
-        return output;
+        try
+        {
+            HeadOutput output = bundle.Heads[task.Name].Run(input.Hidden, input.AttentionMask, input.Rows, input.Sequence, cancellationToken);
+            return new HeadRun(task, output, null);
+        }
+        catch (HeadFaultException fault)
+        {
+            return new HeadRun(task, null, new TaskFailure(task.Kind, fault.Title, fault.Message));
+        }
+        finally
+        {
+            _metrics.RecordHead(start, task);
+        }
     }
+
+    /// <summary>What every head of a bucket reads: the hidden states, the mask and their shape.</summary>
+    private sealed record HeadInput(TrunkOutputs Hidden, OrtValue AttentionMask, int Rows, int Sequence);
+
+    /// <summary>One head's run on a bucket: its output, or why it has none.</summary>
+    private sealed record HeadRun(TaskDefinition Task, HeadOutput? Output, TaskFailure? Failure);
 
     /// <summary>The rows of one input kind in a batch, the tasks that read them and each row's output per task.</summary>
     private sealed class KindGroup(TaskInputKind kind)
@@ -319,11 +451,20 @@ public sealed class MultiTaskEngine
         public List<HeadOutput> HeadOutputs { get; } = [];
     }
 
-    /// <summary>Where a row's head output lives: row <see cref="Row"/> of a bucket's output.</summary>
-    private readonly record struct RowOutput(HeadOutput Bucket, int Row)
+    /// <summary>Where a row's head output lives (row <see cref="Row"/> of a bucket's output), or the row's failure.</summary>
+    private readonly record struct RowOutput(HeadOutput? Bucket, int Row, TaskFailure? Failure)
     {
-        public ReadOnlySpan<float> Values => Bucket.Row(Row);
+        public ReadOnlySpan<float> Values => Bucket!.Row(Row);
 
-        public double? Distance => Bucket.Distance(Row);
+        public double? Distance => Bucket!.Distance(Row);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {Task} version {Version}: head run failed ({Failure}); the task answers an error for those inputs")]
+    private static partial void LogHeadFailed(ILogger logger, string task, int version, string failure);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Task {Task} version {Version} quarantined after {Failures} failed runs in a row (last: {Failure}); it answers an error until replaced or removed")]
+    private static partial void LogHeadQuarantined(ILogger logger, string task, int version, int failures, string failure);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Warm-up of {Tasks} tasks at the largest head input ({Rows} rows of {Tokens} tokens): {Milliseconds:F0} ms for the trunk and every head (each head within HeadGuards:MaxRunMs = {MaxRunMs})")]
+    private static partial void LogLargestWarmUp(ILogger logger, int tasks, int rows, int tokens, double milliseconds, int maxRunMs);
 }

@@ -25,6 +25,19 @@ public abstract class HeadKind
     /// <summary>Rank of the head graph's output: [batch, width] by default.</summary>
     public virtual int OutputRank => 2;
 
+    /// <summary>
+    /// The shape the head must output for <paramref name="rows"/> rows padded to <paramref name="sequence"/>
+    /// tokens: [rows, width], or [rows, sequence, width] for per-token kinds (rank 3). Checked on every run.
+    /// </summary>
+    public long[] OutputShape(TaskDefinition task, int rows, int sequence) =>
+        OutputRank == 3 ? [rows, sequence, OutputWidth(task)] : [rows, OutputWidth(task)];
+
+    /// <summary>
+    /// How many values of an output row <see cref="Predict(TaskDefinition, ReadOnlySpan{float}, EncodedInput, WordAlignment?)"/> reads for an input of <paramref name="tokens"/>
+    /// tokens (per-token kinds read the input's own tokens, not the padding): each must be finite.
+    /// </summary>
+    public int ValuesRead(TaskDefinition task, int tokens) => OutputRank == 3 ? tokens * OutputWidth(task) : OutputWidth(task);
+
     /// <summary>Whether <see cref="Predict(TaskDefinition, ReadOnlySpan{float}, EncodedInput, WordAlignment?)"/> reads the words of the input's text (aligned once per input before the batch runs).</summary>
     public virtual bool NeedsWordAlignment => false;
 
@@ -83,7 +96,14 @@ public abstract class HeadKind
     /// <summary>A manifest error at <paramref name="field"/>.</summary>
     protected static BundleValidationException Invalid(string field, string problem) => new(BundleLoader.ManifestFileName, field, problem);
 
-    /// <summary>At least <paramref name="minimum"/> unique strings (class labels, BIO tags).</summary>
+    /// <summary>The longest class label or tag.</summary>
+    public const int MaxLabelChars = 200;
+
+    /// <summary>
+    /// At least <paramref name="minimum"/> labels (class labels, BIO tags), each 1-<see cref="MaxLabelChars"/>
+    /// characters without control or format characters (NUL, ESC, right-to-left override), unique
+    /// after NFC normalization and case folding (so no two labels look alike in an answer).
+    /// </summary>
     protected static IReadOnlyList<string> RequireLabels(IReadOnlyList<string>? labels, string field, int minimum)
     {
         if (labels is null || labels.Count < minimum)
@@ -91,9 +111,24 @@ public abstract class HeadKind
             throw Invalid(field, $"needs at least {minimum} entries");
         }
 
-        if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
+        var folded = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < labels.Count; i++)
         {
-            throw Invalid(field, "entries must be unique");
+            string label = labels[i] ?? "";
+            if (string.IsNullOrWhiteSpace(label) || label.Length > MaxLabelChars)
+            {
+                throw Invalid(field, $"entry {i} must be 1-{MaxLabelChars} characters and not blank, is {label.Length}");
+            }
+
+            if (label.Any(c => char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Control or System.Globalization.UnicodeCategory.Format))
+            {
+                throw Invalid(field, $"entry {i} '{BundleValidationException.Printable(label)}' holds a control or format character");
+            }
+
+            if (!folded.Add(label.Normalize(System.Text.NormalizationForm.FormC).ToUpperInvariant()))
+            {
+                throw Invalid(field, $"entry {i} '{label}': entries must be unique (after NFC normalization and case folding)");
+            }
         }
 
         return labels;
@@ -109,10 +144,12 @@ public abstract class HeadKind<TPrediction, TResult> : HeadKind
 
     public abstract override TPrediction Predict(TaskDefinition task, ReadOnlySpan<float> row, EncodedInput encoded, WordAlignment? alignment);
 
-    public sealed override TaskResult Answer(TaskPrediction prediction, double? fallbackThreshold = null) =>
-        prediction is TPrediction own
-            ? Answer(own, fallbackThreshold)
-            : throw new ArgumentException($"A {Name} task cannot answer a {prediction?.GetType().Name ?? "null"}.", nameof(prediction));
+    public sealed override TaskResult Answer(TaskPrediction prediction, double? fallbackThreshold = null) => prediction switch
+    {
+        TPrediction own => Answer(own, fallbackThreshold),
+        TaskFailure failure => failure.Answer(),
+        _ => throw new ArgumentException($"A {Name} task cannot answer a {prediction?.GetType().Name ?? "null"}.", nameof(prediction)),
+    };
 
     /// <inheritdoc cref="HeadKind.Answer(TaskPrediction, double?)"/>
     protected abstract TResult Answer(TPrediction prediction, double? fallbackThreshold);

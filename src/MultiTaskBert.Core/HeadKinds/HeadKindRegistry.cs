@@ -9,6 +9,12 @@ public static class HeadKindRegistry
     /// <summary>Every kind, in the order error messages list them.</summary>
     public static IReadOnlyList<HeadKind> Kinds { get; } = [ClassificationKind.Instance, RegressionKind.Instance, TaggingKind.Instance];
 
+    /// <summary>
+    /// The members of the <see cref="TaskResult"/> union: every kind's answer record, then
+    /// <see cref="TaskErrorResult"/> (a task whose head failed for the input).
+    /// </summary>
+    public static IReadOnlyList<Type> ResultTypes { get; } = [.. Kinds.Select(k => k.ResultType), typeof(TaskErrorResult)];
+
     /// <summary>The kind named <paramref name="name"/> (manifest <c>output.kind</c>), or null.</summary>
     public static HeadKind? Find(string? name) => Kinds.FirstOrDefault(k => string.Equals(k.Name, name, StringComparison.Ordinal));
 
@@ -19,7 +25,7 @@ public static class HeadKindRegistry
 
     /// <summary>
     /// A System.Text.Json contract modifier: makes <see cref="TaskResult"/> polymorphic over every
-    /// kind's result type, with no discriminator, so an answer serializes as its own record.
+    /// kind's result type (and the error record), with no discriminator, so an answer serializes as its own record.
     /// Without it a <see cref="TaskResult"/> would serialize as its (empty) declared type.
     /// </summary>
     public static void DescribeResultUnion(JsonTypeInfo typeInfo)
@@ -31,9 +37,9 @@ public static class HeadKindRegistry
         }
 
         typeInfo.PolymorphismOptions = new JsonPolymorphismOptions();
-        foreach (HeadKind kind in Kinds)
+        foreach (Type member in ResultTypes)
         {
-            typeInfo.PolymorphismOptions.DerivedTypes.Add(new JsonDerivedType(kind.ResultType));
+            typeInfo.PolymorphismOptions.DerivedTypes.Add(new JsonDerivedType(member));
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 
@@ -22,17 +23,34 @@ internal sealed class HeadOutput(IDisposableReadOnlyCollection<OrtValue> outputs
     public void Dispose() => outputs.Dispose();
 }
 
-/// <summary>Runs one task head on the trunk's hidden states. Thread-safe.</summary>
+/// <summary>A head run that failed its checks: the task answers an error for the rows of that run, the other tasks are unaffected.</summary>
+internal sealed class HeadFaultException(string title, string detail, Exception? inner = null) : Exception(detail, inner)
+{
+    public string Title { get; } = title;
+}
+
+/// <summary>
+/// Runs one task head on the trunk's hidden states and checks what it returns (the shape the kind
+/// promises for these rows). Each run has its own run options, so that a run past
+/// <see cref="RunSettings.MaxHeadRunMs"/> or of a batch nobody waits for any more is terminated.
+/// Thread-safe.
+/// </summary>
 internal sealed class HeadRunner : IDisposable
 {
+    /// <summary>ONNX Runtime messages are cut to this many characters in answers.</summary>
+    public const int MaxMessageChars = 300;
+
     private readonly InferenceSession _session;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    private string[] _filesToDelete = [];
 
-    public HeadRunner(InferenceSession session, TaskDefinition task)
+    public HeadRunner(InferenceSession session, TaskDefinition task, RunSettings settings)
     {
         _session = session;
         Task = task;
+        Settings = settings;
+        Health = new HeadHealth(settings.QuarantineAfter);
         _inputNames = task.Head.AttentionMaskInput is { } mask ? [task.Head.HiddenStatesInput, mask] : [task.Head.HiddenStatesInput];
         if (task.Head.OutOfDomain?.HiddenStatesInput is { } distanceStates)
         {
@@ -45,11 +63,23 @@ internal sealed class HeadRunner : IDisposable
     public TaskDefinition Task { get; }
 
     /// <summary>Runs the head on a trunk pass that produced every layer in <see cref="TaskDefinition.TrunkLayers"/>.</summary>
-    public HeadOutput Run(TrunkOutputs hidden, OrtValue attentionMask, RunOptions runOptions) =>
-        Run(hidden[Task.BranchLayer], attentionMask, runOptions, Task.Head.OutOfDomain?.HiddenStatesInput is null ? null : hidden[Task.Head.OutOfDomain.Layer]);
+    public HeadOutput Run(TrunkOutputs hidden, OrtValue attentionMask, int rows, int sequence, CancellationToken cancellationToken) =>
+        Run(hidden[Task.BranchLayer], attentionMask, rows, sequence, cancellationToken,
+            Task.Head.OutOfDomain?.HiddenStatesInput is null ? null : hidden[Task.Head.OutOfDomain.Layer]);
 
+    /// <summary>This head's failures in a row and its quarantine (kept across snapshots that share the head).</summary>
+    public HeadHealth Health { get; }
+
+    private RunSettings Settings { get; }
+
+    /// <summary>
+    /// Runs the head on <paramref name="rows"/> rows of <paramref name="sequence"/> tokens. Throws
+    /// <see cref="HeadFaultException"/> when ONNX Runtime fails, the run passes its time limit or the
+    /// output has another shape than the kind's; <see cref="OperationCanceledException"/> when
+    /// <paramref name="cancellationToken"/> stopped it.
+    /// </summary>
     /// <param name="distanceHiddenStates">The trunk layer the out-of-domain distance reads, when the graph takes it as an input of its own.</param>
-    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, RunOptions runOptions, OrtValue? distanceHiddenStates = null)
+    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, int rows, int sequence, CancellationToken cancellationToken, OrtValue? distanceHiddenStates = null)
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
         // head's device) and returns the logits tensor in CPU memory; the caller disposes it.
@@ -59,14 +89,15 @@ internal sealed class HeadRunner : IDisposable
             inputs = [.. inputs, distanceHiddenStates ?? throw new ArgumentNullException(nameof(distanceHiddenStates))];
         }
 
-        IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, _inputNames, inputs, _outputNames);
+        IDisposableReadOnlyCollection<OrtValue> outputs = RunWithLimits(inputs, cancellationToken);
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
-        int expectedRank = Task.Kind.OutputRank;
-        if (shape.Length != expectedRank || shape[^1] != Task.OutputWidth)
+        long[] expected = Task.Kind.OutputShape(Task, rows, sequence);
+        if (!shape.SequenceEqual(expected))
         {
             outputs.Dispose();
-            throw new BundleValidationException(Task.Head.RelativePath, Task.OutputWidthField,
-                $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected rank {expectedRank} with last axis {Task.OutputWidth}");
+            throw new HeadFaultException("The head's output has the wrong shape.",
+                $"head output '{Task.Head.Output}' has shape [{string.Join(", ", shape)}], expected [{string.Join(", ", expected)}] "
+                + $"for {rows} rows of {sequence} tokens ({Task.OutputWidthField} gives the last axis)");
         }
 
         if (outputs.Count > 1)
@@ -75,7 +106,7 @@ internal sealed class HeadRunner : IDisposable
             if (distanceShape.Length is < 1 or > 2 || distanceShape[0] != shape[0] || (distanceShape.Length == 2 && distanceShape[1] != 1))
             {
                 outputs.Dispose();
-                throw new BundleValidationException(Task.Head.RelativePath, $"{Task.Head.ManifestField}.outOfDomain.output",
+                throw new HeadFaultException("The head's out-of-domain output has the wrong shape.",
                     $"head output '{Task.Head.OutOfDomain!.Output}' has shape [{string.Join(", ", distanceShape)}], expected [{shape[0]}] or [{shape[0]}, 1]");
             }
         }
@@ -83,5 +114,71 @@ internal sealed class HeadRunner : IDisposable
         return new HeadOutput(outputs, shape);
     }
 
-    public void Dispose() => _session.Dispose();
+    private IDisposableReadOnlyCollection<OrtValue> RunWithLimits(OrtValue[] inputs, CancellationToken cancellationToken)
+    {
+        using RunOptions runOptions = Settings.NewRunOptions();
+        using var limit = new CancellationTokenSource();
+        if (Settings.MaxHeadRunMs > 0)
+        {
+            limit.CancelAfter(Settings.MaxHeadRunMs);
+        }
+
+        // Terminate stops ONNX Runtime between kernels (and between a Loop's iterations).
+        using CancellationTokenRegistration onCancel = cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions);
+        using CancellationTokenRegistration onLimit = limit.Token.Register(static o => ((RunOptions)o!).Terminate = true, runOptions);
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            return _session.Run(runOptions, _inputNames, inputs, _outputNames);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (limit.IsCancellationRequested)
+            {
+                throw new HeadFaultException("The head ran past its time limit.",
+                    $"run terminated after {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F0} ms (HeadGuards:MaxRunMs = {Settings.MaxHeadRunMs})", ex);
+            }
+
+            throw new HeadFaultException("The head's run failed.", $"ONNX Runtime: {Trim(ex.Message)}", ex);
+        }
+    }
+
+    /// <summary>One line of at most <see cref="MaxMessageChars"/> characters.</summary>
+    public static string Trim(string message)
+    {
+        string line = string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        return line.Length <= MaxMessageChars ? line : string.Concat(line.AsSpan(0, MaxMessageChars - 1), "…");
+    }
+
+    /// <summary>Files to delete once the session is closed: the head's graphs, when no snapshot after this one reads them.</summary>
+    public void DeleteFilesOnDispose(IEnumerable<string> fullPaths) => Volatile.Write(ref _filesToDelete, [.. fullPaths]);
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        foreach (string file in Volatile.Read(ref _filesToDelete))
+        {
+            Registry.HeadFileStore.TryDelete(file);
+        }
+    }
+}
+
+/// <summary>
+/// A head's failed runs in a row; once <c>quarantineAfter</c> is reached the head is quarantined
+/// (stays so: a replaced or reloaded head gets a new runner). Thread-safe.
+/// </summary>
+internal sealed class HeadHealth(int quarantineAfter)
+{
+    private int _failuresInARow;
+    private string? _quarantine;
+
+    /// <summary>Why the head is quarantined (its last failure), or null while it serves.</summary>
+    public string? Quarantine => Volatile.Read(ref _quarantine);
+
+    /// <summary>Counts a failed run; true when this failure quarantined the head.</summary>
+    public bool RecordFailure(string detail) =>
+        Interlocked.Increment(ref _failuresInARow) >= quarantineAfter && Interlocked.CompareExchange(ref _quarantine, detail, null) is null;
+
+    public void RecordSuccess() => Volatile.Write(ref _failuresInARow, 0);
 }

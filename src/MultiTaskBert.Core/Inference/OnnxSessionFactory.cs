@@ -18,15 +18,20 @@ public sealed partial class OnnxSessionFactory : IDisposable
     /// <param name="parallelHeads"><c>Batching:ParallelHeads</c>: whether the heads of a batch run concurrently.</param>
     /// <param name="bucketOverheadTokens"><c>Batching:BucketOverheadTokens</c>: padded tokens one more trunk pass is worth.</param>
     /// <param name="maxPassTokens"><c>Batching:MaxPassTokens</c>: padded tokens of one trunk pass at most; 0: the device's default.</param>
+    /// <param name="guards">The <c>HeadGuards</c> section (null: its defaults).</param>
+    /// <param name="maxBatchRows"><c>Batching:MaxBatchSize</c>: the most rows of one batch (the largest head input at admission).</param>
     public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger,
-        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = 0)
+        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = 0,
+        HeadGuardOptions? guards = null, int maxBatchRows = 32)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(bucketOverheadTokens);
         ArgumentOutOfRangeException.ThrowIfNegative(maxPassTokens);
         _options = options;
         Target = ResolveTarget(options, logger);
-        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, RunSettings.PassLimit(maxPassTokens, Target));
+        guards ??= new HeadGuardOptions();
+        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, RunSettings.PassLimit(maxPassTokens, Target),
+            guards.QuarantineAfter, guards.MaxRunMs, maxBatchRows);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
             : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);

@@ -1,3 +1,5 @@
+using Microsoft.ML.OnnxRuntime;
+
 namespace MultiTaskBert.Core.Inference;
 
 /// <summary>How the engine schedules the ONNX Runtime runs of one batch.</summary>
@@ -5,7 +7,17 @@ namespace MultiTaskBert.Core.Inference;
 /// <param name="BucketOverheadTokens">Padded tokens one more trunk pass is worth (length buckets).</param>
 /// <param name="ShrinkCpuArena">Whether every run returns the CPU arena's free regions (<c>Inference:CpuArena=Shrink</c>).</param>
 /// <param name="MaxPassTokens">Padded tokens of one trunk pass at most (a single longer row still runs).</param>
-internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens, bool ShrinkCpuArena = false, int MaxPassTokens = RunSettings.CpuMaxPassTokens)
+/// <param name="QuarantineAfter"><c>HeadGuards:QuarantineAfter</c>: consecutive failed runs that quarantine a head.</param>
+/// <param name="MaxHeadRunMs"><c>HeadGuards:MaxRunMs</c>: the time one head run may take (0: no limit).</param>
+/// <param name="MaxBatchRows"><c>Batching:MaxBatchSize</c>: the most rows one batch holds.</param>
+internal sealed record RunSettings(
+    bool ParallelHeads,
+    int BucketOverheadTokens,
+    bool ShrinkCpuArena = false,
+    int MaxPassTokens = RunSettings.CpuMaxPassTokens,
+    int QuarantineAfter = 3,
+    int MaxHeadRunMs = 5_000,
+    int MaxBatchRows = 32)
 {
     /// <summary>The default of <c>Batching:BucketOverheadTokens</c>.</summary>
     public const int DefaultBucketOverheadTokens = 64;
@@ -15,6 +27,25 @@ internal sealed record RunSettings(bool ParallelHeads, int BucketOverheadTokens,
     /// memory within 1.5× its resting size under the largest batches, at no measurable throughput cost.
     /// </summary>
     public const int CpuMaxPassTokens = 512;
+
+    /// <summary>
+    /// The largest head input a batch can make at <paramref name="maxSequence"/> tokens: as many rows
+    /// of that length as one trunk pass holds (at least one, at most a batch).
+    /// </summary>
+    public int LargestHeadRows(int maxSequence) => Math.Clamp(MaxPassTokens / Math.Max(1, maxSequence), 1, MaxBatchRows);
+
+    /// <summary>Run options for one ONNX Runtime run with the settings' arena behaviour.</summary>
+    public RunOptions NewRunOptions()
+    {
+        var runOptions = new RunOptions();
+        if (ShrinkCpuArena)
+        {
+            // Give the arena's free regions back after the run: otherwise RSS keeps the high-water mark of the largest batch.
+            runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
+        }
+
+        return runOptions;
+    }
 
     /// <summary>The pass limit in effect for <c>Batching:MaxPassTokens</c> on <paramref name="target"/> (0: the device's default).</summary>
     /// <remarks>On CUDA the default stays uncapped, as before the limit existed: not measured on a GPU yet.</remarks>

@@ -162,7 +162,7 @@ public sealed partial class BundleRegistry : IDisposable
         }
     }
 
-    /// <summary>Removes a task; its head file stays on disk.</summary>
+    /// <summary>Removes a task; its head file is deleted once the last request on the old snapshot finished (unless another task reads it).</summary>
     public async Task<TaskChangeResult> RemoveTaskAsync(string name, CancellationToken cancellationToken = default)
     {
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -219,6 +219,7 @@ public sealed partial class BundleRegistry : IDisposable
                 throw;
             }
 
+            DeleteUnusedHeadFilesWhenDrained(current, snapshot);
             _snapshots.Replace(current, snapshot);
             var before = current.Tasks.ToDictionary(t => t.Name, StringComparer.Ordinal);
             var after = next.Tasks.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
@@ -255,8 +256,30 @@ public sealed partial class BundleRegistry : IDisposable
             throw;
         }
 
+        DeleteUnusedHeadFilesWhenDrained(current, snapshot);
         _snapshots.Replace(current, snapshot);
     }
+
+    /// <summary>
+    /// The head files <paramref name="current"/> serves that <paramref name="next"/> does not read
+    /// are deleted once their sessions close, i.e. after the last request on the old snapshot (so
+    /// repeated uploads do not fill the disk, and no running session loses its file).
+    /// </summary>
+    private static void DeleteUnusedHeadFilesWhenDrained(LoadedBundle current, LoadedBundle next)
+    {
+        HashSet<string> read = next.Tasks.SelectMany(GraphFiles).ToHashSet(StringComparer.Ordinal);
+        foreach (TaskDefinition task in current.Tasks.Where(t => !next.SharesHeadWith(current, t.Name)))
+        {
+            string[] unused = [.. GraphFiles(task).Where(f => !read.Contains(f))];
+            if (unused.Length > 0)
+            {
+                current.Heads[task.Name].DeleteFilesOnDispose(unused);
+            }
+        }
+    }
+
+    private static IEnumerable<string> GraphFiles(TaskDefinition task) =>
+        task.Head.FloatVariant is { } variant ? [task.Head.FullPath, variant.FullPath] : [task.Head.FullPath];
 
     private static int IndexOf(ModelBundle bundle, string name)
     {

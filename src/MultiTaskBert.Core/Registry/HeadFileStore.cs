@@ -8,7 +8,8 @@ internal readonly record struct StoredHead(string RelativePath, string FullPath,
 /// <summary>
 /// Stores uploaded head graphs in the bundle's <c>heads/</c> folder as
 /// <c>heads/&lt;task&gt;-v&lt;version&gt;-&lt;sha12&gt;.onnx</c>: written to a temporary file, flushed,
-/// then renamed, so a crash never leaves a partial head under a real name.
+/// then renamed, so a crash never leaves a partial head under a real name. An upload already
+/// spooled into <c>heads/</c> is renamed, not written a second time.
 /// </summary>
 internal static class HeadFileStore
 {
@@ -21,32 +22,56 @@ internal static class HeadFileStore
     {
         string temp = BundleTempFiles.NewUploadPath(bundleDirectory);
         string heads = Path.GetDirectoryName(temp)!;
+        if (content is FileStream spooled && string.Equals(Path.GetDirectoryName(Path.GetFullPath(spooled.Name)), heads, StringComparison.Ordinal))
+        {
+            // Already spooled into heads/ (the multipart upload): renamed into place, not copied again.
+            return await StoreSpooledAsync(heads, task, version, spooled, cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
             string sha;
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
                 await content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-                file.Position = 0;
-                sha = await BundleFiles.Sha256Async(file, cancellationToken).ConfigureAwait(false);
+                sha = await FlushAndHashAsync(file, cancellationToken).ConfigureAwait(false);
             }
 
-            string relative = $"{BundleTempFiles.HeadsFolder}/{task}-v{version}-{sha[..12]}.onnx";
-            string target = Path.Combine(heads, Path.GetFileName(relative));
-            if (File.Exists(target))
-            {
-                return new StoredHead(relative, target, sha, Created: false); // same name = same content (SHA-256 prefix)
-            }
-
-            File.Move(temp, target);
-            return new StoredHead(relative, target, sha, Created: true);
+            return MoveIntoPlace(heads, task, version, temp, sha);
         }
         finally
         {
             TryDelete(temp);
         }
+    }
+
+    /// <summary>A file already written in <c>heads/</c>: flushed, hashed, renamed (its own delete-on-close then finds nothing left).</summary>
+    private static async Task<StoredHead> StoreSpooledAsync(string heads, string task, int version, FileStream spooled, CancellationToken cancellationToken)
+    {
+        string sha = await FlushAndHashAsync(spooled, cancellationToken).ConfigureAwait(false);
+        return MoveIntoPlace(heads, task, version, spooled.Name, sha);
+    }
+
+    /// <summary>Flushes <paramref name="file"/> to disk and hashes it from its start (through the open stream: it is locked for others).</summary>
+    private static async Task<string> FlushAndHashAsync(FileStream file, CancellationToken cancellationToken)
+    {
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        file.Flush(flushToDisk: true);
+        file.Position = 0;
+        return await BundleFiles.Sha256Async(file, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static StoredHead MoveIntoPlace(string heads, string task, int version, string written, string sha)
+    {
+        string relative = $"{BundleTempFiles.HeadsFolder}/{task}-v{version}-{sha[..12]}.onnx";
+        string target = Path.Combine(heads, Path.GetFileName(relative));
+        if (File.Exists(target))
+        {
+            return new StoredHead(relative, target, sha, Created: false); // same name = same content (SHA-256 prefix)
+        }
+
+        File.Move(written, target);
+        return new StoredHead(relative, target, sha, Created: true);
     }
 
     /// <summary>Removes a stored head that did not go into service (best effort: a stray file in heads/ does not affect serving).</summary>

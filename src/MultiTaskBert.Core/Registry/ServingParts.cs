@@ -18,7 +18,7 @@ public sealed class ServingParts : IDisposable
     {
         Snapshots = new SnapshotHolder();
         Metrics = new EngineMetrics(Snapshots, meterFactory);
-        Engine = new MultiTaskEngine(Snapshots, Metrics);
+        Engine = new MultiTaskEngine(Snapshots, Metrics, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MultiTaskEngine>());
         Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>());
     }
 

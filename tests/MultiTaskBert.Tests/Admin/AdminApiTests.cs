@@ -66,6 +66,7 @@ public sealed class AdminApiTests
         Assert.False(after.SharesHeadWith(before, Single));
         Assert.True(before.IsDrained);
         Assert.True(before.IsHeadDisposed(Single));
+        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx"))); // read by no snapshot any more
         Assert.False(after.IsTrunkDisposed);
 
         JsonObject onDisk = host.Bundle.ReadManifest();
@@ -228,6 +229,31 @@ public sealed class AdminApiTests
         Assert.Equal(HttpStatusCode.BadRequest, (await host.ClassifyAsync("great", Single)).StatusCode);
         Assert.DoesNotContain(host.Bundle.ReadManifest()["tasks"]!.AsArray(), t => (string?)t!["name"] == Single);
         Assert.Equal(HttpStatusCode.NotFound, (await host.Admin.DeleteAsync($"/admin/tasks/{Single}")).StatusCode);
+        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
+    }
+
+    [Fact]
+    public async Task A_replaced_head_file_is_deleted_once_the_last_request_on_the_old_snapshot_ends()
+    {
+        using var host = new AdminHost();
+        byte[] head = await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"));
+        LoadedBundle leased = host.Engine.Current!;
+        Assert.True(leased.TryAcquire()); // a request still running on the old snapshot
+
+        for (int version = 2; version <= 4; version++)
+        {
+            JsonObject entry = host.Entry(Single);
+            entry["version"] = version;
+            entry["head"]!.AsObject().Remove("sha256");
+            using MultipartFormDataContent form = Upload(entry, head);
+            Assert.Equal(HttpStatusCode.OK, (await host.Admin.PostAsync("/admin/tasks", form)).StatusCode);
+        }
+
+        Assert.True(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
+        leased.ReleaseLease();
+        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
+        string[] left = Directory.GetFiles(host.Bundle.PathOf("heads"), "sst2*");
+        Assert.StartsWith("sst2-v4-", Path.GetFileName(Assert.Single(left)));
     }
 
     [Fact]

@@ -14,14 +14,17 @@ public sealed class AdminHost : IDisposable
 
     private readonly ConfiguredApiFactory _factory;
 
-    public AdminHost(string? apiKey = Key)
+    /// <param name="apiKey">The admin key the host is configured with (null: admin off).</param>
+    /// <param name="settings">More configuration for the host.</param>
+    public AdminHost(string? apiKey = Key, IReadOnlyDictionary<string, string?>? settings = null)
     {
         Bundle = new BundleCopy();
-        _factory = new ConfiguredApiFactory(new Dictionary<string, string?>
+        var all = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
         {
             ["Model:BundlePath"] = Bundle.Directory,
             ["Admin:ApiKey"] = apiKey,
-        });
+        };
+        _factory = new ConfiguredApiFactory(all);
         Client = _factory.CreateClient();
         Admin = _factory.CreateClient();
         Admin.DefaultRequestHeaders.Add("X-Api-Key", Key);
@@ -33,6 +36,8 @@ public sealed class AdminHost : IDisposable
 
     /// <summary>A client that sends the admin key.</summary>
     public HttpClient Admin { get; }
+
+    public IServiceProvider Services => _factory.Services;
 
     public MultiTaskEngine Engine => _factory.Services.GetRequiredService<MultiTaskEngine>();
 

@@ -93,6 +93,7 @@ public sealed class SwaggerTruthTests
         string withAdmin = await on.Client.GetStringAsync("/swagger/v1/swagger.json");
 
         Assert.DoesNotContain("/admin/", withoutAdmin);
+        Assert.DoesNotContain("X-Api-Key", withoutAdmin); // no key scheme either
         Assert.Contains("/admin/tasks", withAdmin);
         Assert.Contains("X-Api-Key", withAdmin);
     }

@@ -32,7 +32,7 @@ public sealed class EngineMetricsTests : IDisposable
         Assert.Equal(ServiceMeter.Name, serving.Metrics.Meter.Name);
         Assert.Same(factory, serving.Metrics.Meter.Scope);
         Assert.Equal(
-            [("mtbert.head.duration", "s"), ("mtbert.tasks.loaded", "{task}"), ("mtbert.trunk.duration", "s"), ("mtbert.trunk.rows", "{row}")],
+            [("mtbert.head.duration", "s"), ("mtbert.head.failures", "{run}"), ("mtbert.heads.quarantined", "{task}"), ("mtbert.tasks.loaded", "{task}"), ("mtbert.trunk.duration", "s"), ("mtbert.trunk.rows", "{row}")],
             recorder.Instruments.Order());
     }
 

@@ -251,18 +251,22 @@ public sealed partial class FaultTests(ServiceCluster cluster, ITestOutputHelper
     private static async Task<HttpResponseMessage> ReplaceAsync(ServiceCluster.Replica replica, int version)
     {
         string file = $"heads/sst2-fault-v{version}.onnx";
-        File.Copy(Path.Combine(replica.BundleDirectory, "heads", "sst2.onnx"), Path.Combine(replica.BundleDirectory, file), overwrite: true);
         JsonObject entry = Entry(replica, "sst2");
+        File.Copy(ServedHead(replica, entry), Path.Combine(replica.BundleDirectory, file), overwrite: true);
         entry["version"] = version;
         entry["head"]!["file"] = file;
         using HttpClient admin = replica.AdminClient();
         return await admin.PostAsJsonAsync("/admin/tasks", entry);
     }
 
+    /// <summary>The head file the entry names (a replaced head's file is deleted once no snapshot reads it).</summary>
+    private static string ServedHead(ServiceCluster.Replica replica, JsonObject entry) =>
+        Path.Combine(replica.BundleDirectory, (string)entry["head"]!["file"]!);
+
     private static async Task<HttpResponseMessage> UploadCorruptAsync(ServiceCluster.Replica replica, int version)
     {
-        byte[] head = await File.ReadAllBytesAsync(Path.Combine(replica.BundleDirectory, "heads", "sst2.onnx"));
         JsonObject entry = Entry(replica, "sst2");
+        byte[] head = await File.ReadAllBytesAsync(ServedHead(replica, entry));
         entry["version"] = version;
         using var form = new MultipartFormDataContent
         {

@@ -30,12 +30,27 @@ public sealed class ClassificationKindTests
     [InlineData(null, "needs at least 2 entries")]
     [InlineData(new[] { "only" }, "needs at least 2 entries")]
     [InlineData(new[] { "a", "b", "a" }, "entries must be unique")]
+    [InlineData(new[] { "Yes", "no", "yes" }, "entry 2 'yes': entries must be unique (after NFC normalization and case folding)")]
+    [InlineData(new[] { "caf\u00e9", "cafe\u0301" }, "entry 1")]
+    [InlineData(new[] { "a", "" }, "entry 1 must be 1-200 characters and not blank, is 0")]
+    [InlineData(new[] { "a", "   " }, "not blank")]
+    [InlineData(new[] { "a", "b\u0000" }, "entry 1 'b\\u0000' holds a control or format character")]
+    [InlineData(new[] { "a\u001b[31m", "b" }, "entry 0")]
+    [InlineData(new[] { "a", "\u202eb" }, "control or format character")]
     public void Bad_labels_name_the_labels_field(string[]? labels, string problem)
     {
         BundleValidationException error = KindTasks.Refused(Kind, Output(labels));
 
         Assert.Equal(("manifest.json", "tasks[2].output.labels"), (error.File, error.Field));
         Assert.Contains(problem, error.Message);
+    }
+
+    [Fact]
+    public void A_label_of_more_than_200_characters_is_refused()
+    {
+        BundleValidationException error = KindTasks.Refused(Kind, Output(["a", new string('b', 201)]));
+
+        Assert.Contains("entry 1 must be 1-200 characters and not blank, is 201", error.Message);
     }
 
     [Theory]

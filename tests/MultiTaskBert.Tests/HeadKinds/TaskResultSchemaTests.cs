@@ -4,7 +4,7 @@ using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.HeadKinds;
 
-/// <summary>Swagger shows a task result as the union it is: oneOf the kinds' records, each standing alone.</summary>
+/// <summary>Swagger shows a task result as the union it is: oneOf the kinds' records and the per-task error record, each standing alone.</summary>
 [Collection(ApiCollection.Name)]
 public sealed class TaskResultSchemaTests(ApiFactory factory)
 {
@@ -19,7 +19,7 @@ public sealed class TaskResultSchemaTests(ApiFactory factory)
 
         JsonElement union = schemas.GetProperty("TaskResult");
         Assert.Equal(
-            HeadKindRegistry.Kinds.Select(k => $"#/components/schemas/{k.ResultType.Name}"),
+            HeadKindRegistry.ResultTypes.Select(t => $"#/components/schemas/{t.Name}"),
             union.GetProperty("oneOf").EnumerateArray().Select(Ref));
         Assert.False(union.TryGetProperty("discriminator", out _));
         Assert.False(union.TryGetProperty("properties", out _));
@@ -27,6 +27,8 @@ public sealed class TaskResultSchemaTests(ApiFactory factory)
         Assert.Equal(["label", "score", "scores", "fallback"], Members("ClassificationResult"));
         Assert.Equal(["value"], Members("RegressionResult"));
         Assert.Equal(["tags", "entities"], Members("TaggingResult"));
+        Assert.Equal(["error"], Members("TaskErrorResult"));
+        Assert.Equal(["title", "detail"], Members("TaskError"));
         foreach (HeadKind kind in HeadKindRegistry.Kinds)
         {
             Assert.False(schemas.GetProperty(kind.ResultType.Name).TryGetProperty("allOf", out _), kind.Name);

@@ -39,5 +39,23 @@ public sealed class HeadFileStoreTests : IDisposable
         Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
     }
 
+    [Fact]
+    public async Task An_upload_spooled_into_heads_is_renamed_into_place_not_written_again()
+    {
+        byte[] content = [5, 6, 7, 8];
+        string spool = BundleTempFiles.NewUploadPath(_bundle.Directory);
+        await using var spooled = new FileStream(spool, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 4096, FileOptions.DeleteOnClose);
+        await spooled.WriteAsync(content);
+        spooled.Position = 0;
+
+        StoredHead stored = await HeadFileStore.StoreAsync(_bundle.Directory, "mytask", 1, spooled, CancellationToken.None);
+        await spooled.DisposeAsync();
+
+        Assert.True(stored.Created);
+        Assert.False(File.Exists(spool)); // renamed: no second copy was written next to it
+        Assert.Equal(content, await File.ReadAllBytesAsync(stored.FullPath));
+        Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
+    }
+
     public void Dispose() => _bundle.Dispose();
 }
