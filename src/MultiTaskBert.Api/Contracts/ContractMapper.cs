@@ -15,6 +15,11 @@ internal static class ContractMapper
             p => p.Value.Kind.Answer(p.Value, fallbackThresholds is not null && fallbackThresholds.TryGetValue(p.Key, out double t) ? t : null),
             StringComparer.Ordinal);
 
+    /// <summary>The v2 shape of <see cref="ToResults"/>: a list of answers carrying their task and kind.</summary>
+    public static IReadOnlyList<TaskAnswer> ToAnswers(
+        IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds = null) =>
+        [.. ToResults(predictions, fallbackThresholds).Select(r => new TaskAnswer(r.Key, predictions[r.Key].Kind, r.Value))];
+
     public static TaskInfo ToTaskInfo(TaskDefinition task) => new(
         task.Name,
         task.Version,

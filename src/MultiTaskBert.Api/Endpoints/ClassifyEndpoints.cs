@@ -11,86 +11,134 @@ namespace MultiTaskBert.Api.Endpoints;
 
 internal static class ClassifyEndpoints
 {
+    /// <summary>
+    /// <c>/classify</c> (answers as a map task → result, unchanged since v1) and <c>/v2/classify</c>
+    /// (the same answers as a list of records with <c>task</c> and <c>kind</c>, which generated clients type).
+    /// </summary>
     public static RouteGroupBuilder MapClassifyEndpoints(this IEndpointRouteBuilder routes)
     {
-        RouteGroupBuilder group = routes.MapGroup("/classify").WithTags("Classify");
+        RouteGroupBuilder group = routes.MapGroup("").WithTags("Classify");
 
-        group.MapPost("/", ClassifyAsync)
+        group.MapPost("/classify", ClassifyAsync)
             .WithName("Classify")
-            .WithSummary("Runs the bundle's tasks on one utterance (or utterance pair).")
+            .WithSummary("Runs the bundle's tasks on one utterance (or utterance pair); answers by task name.")
             .WithMetadata(RequestExamples.Classify)
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesClassifyProblems();
 
-        group.MapPost("/batch", ClassifyBatchAsync)
+        group.MapPost("/classify/batch", ClassifyBatchAsync)
             .WithName("ClassifyBatch")
             .WithSummary("Runs the tasks on several inputs with one trunk pass; results keep the input order.")
             .WithMetadata(RequestExamples.ClassifyBatch)
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesClassifyProblems();
+
+        group.MapPost("/v2/classify", ClassifyV2Async)
+            .WithName("ClassifyV2")
+            .WithSummary("As POST /classify, with the answers as a list of records, each with its task and kind (the discriminator).")
+            .WithMetadata(RequestExamples.ClassifyV2)
+            .ProducesClassifyProblems();
+
+        group.MapPost("/v2/classify/batch", ClassifyBatchV2Async)
+            .WithName("ClassifyBatchV2")
+            .WithSummary("As POST /classify/batch, with each input's answers as a list of records, each with its task and kind.")
+            .WithMetadata(RequestExamples.ClassifyBatchV2)
+            .ProducesClassifyProblems();
 
         return group;
     }
 
+    private static RouteHandlerBuilder ProducesClassifyProblems(this RouteHandlerBuilder endpoint) => endpoint
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+        .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+
     internal static async Task<Results<Ok<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
-        ClassifyRequest request,
-        MicroBatcher batcher,
-        MultiTaskEngine engine,
-        IOptions<LimitsOptions> limits,
-        IDiagnosticContext diagnostics,
-        CancellationToken cancellationToken)
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds)));
+    }
+
+    internal static async Task<Results<Ok<ClassifyV2Response>, ValidationProblem>> ClassifyV2Async(
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : TypedResults.Ok(new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds)));
+    }
+
+    internal static async Task<Results<Ok<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds))]));
+    }
+
+    internal static async Task<Results<Ok<ClassifyBatchV2Response>, ValidationProblem>> ClassifyBatchV2Async(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : TypedResults.Ok(new ClassifyBatchV2Response(result.Model,
+                [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds)))]));
+    }
+
+    /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
+    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunAsync(
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: 1);
-        Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
         FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
-            return Invalid(errors);
+            return (null, Invalid(errors));
         }
 
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds)));
+            return (await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken), null);
         }
         catch (InvalidClassifyRequestException ex)
         {
             // The engine speaks batch paths; this endpoint's body has no "inputs" level.
-            return Invalid(ex.Field.StartsWith("inputs[0].", StringComparison.Ordinal) ? ex.Field["inputs[0].".Length..] : ex.Field, ex.Message);
+            return (null, Invalid(ex.Field.StartsWith("inputs[0].", StringComparison.Ordinal) ? ex.Field["inputs[0].".Length..] : ex.Field, ex.Message));
         }
     }
 
-    internal static async Task<Results<Ok<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
-        ClassifyBatchRequest request,
-        MicroBatcher batcher,
-        MultiTaskEngine engine,
-        IOptions<LimitsOptions> limits,
-        IDiagnosticContext diagnostics,
-        CancellationToken cancellationToken)
+    /// <summary>Validates and runs a batch; exactly one of the pair is set.</summary>
+    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunBatchAsync(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: request.Inputs?.Count ?? 0);
-        Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
         FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
-            return Invalid(errors);
+            return (null, Invalid(errors));
         }
 
         ClassifyInput[] inputs = [.. request.Inputs!.Select(i => new ClassifyInput(i!.Text!, i.TextPair))];
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken);
-            return TypedResults.Ok(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds))]));
+            return (await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken), null);
         }
         catch (InvalidClassifyRequestException ex)
         {
-            return Invalid(ex.Field, ex.Message);
+            return (null, Invalid(ex.Field, ex.Message));
         }
     }
 
