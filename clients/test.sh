@@ -7,7 +7,7 @@
 # with Redocly (no errors). Then the browser test of Swagger UI (Debian chromium, headless).
 # Needs the built service (dotnet build MultiTaskBert.sln), node/npm, and the registries (first run).
 set -euo pipefail
-export KIOTA_UPDATE_DISABLED=true KIOTA_TUTORIAL_ENABLED=false DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 cd "$(dirname "$0")"
 here=$PWD
 repo=$(cd .. && pwd)
@@ -52,7 +52,7 @@ typescript/node_modules/.bin/redocly lint --config redocly.yaml --format stylish
 echo "-- Kiota (C#), NSwag (C#): generate, compile, run"
 rm -rf csharp/Generated && mkdir -p csharp/Generated
 (cd "$repo" && dotnet kiota generate --language CSharp --openapi "$work/openapi.json" --output "$here/csharp/Generated/Kiota" \
-  --namespace-name ClientChecks.KiotaClient --class-name MtbKiotaClient --clean-output --exclude-backward-compatible --log-level Warning)
+  --namespace-name ClientChecks.KiotaClient --class-name MtbKiotaClient --clean-output --exclude-backward-compatible --log-level Error)
 (cd "$repo" && dotnet nswag openapi2csclient /input:"$work/openapi.json" /output:"$here/csharp/Generated/NSwagClient.cs" \
   /namespace:ClientChecks.NSwagClient /className:MtbNSwagClient /JsonLibrary:SystemTextJson /GenerateClientInterfaces:false \
   /UseBaseUrl:true /InjectHttpClient:true >/dev/null)

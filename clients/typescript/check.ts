@@ -23,7 +23,8 @@ function check(condition: boolean, what: string): asserts condition {
 function describe(answer: Answer): string {
   switch (answer.kind) {
     case "classification":
-      check(answer.label.length > 0 && answer.scores[answer.label] !== undefined, `${answer.task}: label and scores`);
+      // With the fallback, `label` is the fallback label and the model's own top label is `fallback.topLabel`.
+      check(answer.label.length > 0 && answer.scores[answer.fallback?.topLabel ?? answer.label] !== undefined, `${answer.task}: label and scores`);
       return `${answer.task}=${answer.label}${answer.fallback ? ` (fallback, top ${answer.fallback.topLabel})` : ""}`;
     case "regression":
       check(Number.isFinite(answer.value), `${answer.task}: value`);

@@ -22,4 +22,7 @@ public sealed class CorsOptions
 
     /// <summary>Origins (e.g. <c>https://app.example.com</c>) whose pages may call the API. Empty (the default): no CORS headers, preflights answer 405.</summary>
     public IList<string> AllowedOrigins { get; } = [];
+
+    /// <summary>The non-empty origins (an unset <c>${VAR:-}</c> in a compose file gives an empty one).</summary>
+    public IReadOnlyList<string> Origins => [.. AllowedOrigins.Where(o => !string.IsNullOrWhiteSpace(o))];
 }

@@ -16,7 +16,7 @@ internal static class AccessServiceCollectionExtensions
         services.AddCors();
         // X-Request-Id is echoed for log matching; Retry-After tells a browser when to retry a 503.
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>().Configure<IOptions<CorsOptions>>((cors, allowed) =>
-            cors.AddPolicy(CorsPolicy, p => p.WithOrigins([.. allowed.Value.AllowedOrigins])
+            cors.AddPolicy(CorsPolicy, p => p.WithOrigins([.. allowed.Value.Origins])
                 .WithMethods("GET", "POST", "DELETE").WithHeaders("Content-Type", AdminEndpoints.ApiKeyHeader, "X-Request-Id")
                 .WithExposedHeaders("X-Request-Id", "Retry-After")));
         return services;
@@ -26,7 +26,7 @@ internal static class AccessServiceCollectionExtensions
     public static IApplicationBuilder UseApiCors(this IApplicationBuilder app)
     {
         IOptions<CorsOptions> allowed = app.ApplicationServices.GetRequiredService<IOptions<CorsOptions>>();
-        return app.UseWhen(_ => allowed.Value.AllowedOrigins.Count > 0, cors => cors.UseCors(CorsPolicy));
+        return app.UseWhen(_ => allowed.Value.Origins.Count > 0, cors => cors.UseCors(CorsPolicy));
     }
 
     /// <summary>The public API's endpoints: a 401 problem without a key of <c>Auth:ApiKeys</c>, when keys are set.</summary>
