@@ -17,27 +17,30 @@ internal static class ClassifyEndpoints
     /// </summary>
     public static RouteGroupBuilder MapClassifyEndpoints(this IEndpointRouteBuilder routes)
     {
+        // Route patterns "/classify/" and "/classify/batch" as before: they are the `endpoint` label of the metrics.
         RouteGroupBuilder group = routes.MapGroup("").WithTags("Classify");
+        RouteGroupBuilder v1 = group.MapGroup("/classify");
+        RouteGroupBuilder v2 = group.MapGroup("/v2/classify");
 
-        group.MapPost("/classify", ClassifyAsync)
+        v1.MapPost("/", ClassifyAsync)
             .WithName("Classify")
             .WithSummary("Runs the bundle's tasks on one utterance (or utterance pair); answers by task name.")
             .WithMetadata(RequestExamples.Classify)
             .ProducesClassifyProblems();
 
-        group.MapPost("/classify/batch", ClassifyBatchAsync)
+        v1.MapPost("/batch", ClassifyBatchAsync)
             .WithName("ClassifyBatch")
             .WithSummary("Runs the tasks on several inputs with one trunk pass; results keep the input order.")
             .WithMetadata(RequestExamples.ClassifyBatch)
             .ProducesClassifyProblems();
 
-        group.MapPost("/v2/classify", ClassifyV2Async)
+        v2.MapPost("/", ClassifyV2Async)
             .WithName("ClassifyV2")
             .WithSummary("As POST /classify, with the answers as a list of records, each with its task and kind (the discriminator).")
             .WithMetadata(RequestExamples.ClassifyV2)
             .ProducesClassifyProblems();
 
-        group.MapPost("/v2/classify/batch", ClassifyBatchV2Async)
+        v2.MapPost("/batch", ClassifyBatchV2Async)
             .WithName("ClassifyBatchV2")
             .WithSummary("As POST /classify/batch, with each input's answers as a list of records, each with its task and kind.")
             .WithMetadata(RequestExamples.ClassifyBatchV2)
