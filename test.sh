@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project: the training toolkit (pytest) and the service (xunit), the service's
-# suite on both ONNX Runtime flavours (CPU package; GPU package without its Fault tests). Needs the
-# .NET 10 SDK; runs from the repository alone. With ../shared beside the repository (the real datasets and
+# suite on both ONNX Runtime flavours (CPU package; GPU package without its Fault tests), and the
+# clients generated from the service's OpenAPI document (clients/test.sh: NuGet and npm packages,
+# pinned, restored on the first run). Needs the .NET 10 SDK and Node.js; runs from the repository alone. With ../shared beside the repository (the real datasets and
 # pretrained checkpoints) the toolkit's tests marked 'shared' run too; without it they are skipped.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,9 @@ if [ -f models/default/manifest.json ]; then
   MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet --logger "console;verbosity=minimal" \
     --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance|FullyQualifiedName~Resident_memory_stays_bounded" || status=$?
 fi
+
+echo "== clients from the OpenAPI document: Kiota, NSwag, openapi-typescript generated, compiled and run against the service; Redocly lint; Swagger UI examples in headless chromium (clients/test.sh) =="
+clients/test.sh || status=$?
 
 echo "== service on the GPU flavour of ONNX Runtime (CUDA 13 package; no GPU here: the CPU fallback and the refusal of cuda, on that package's native library) =="
 # Own output folders (bin/gpu, obj/gpu), so the CPU build above stays as it is; the fault tests run once, above.

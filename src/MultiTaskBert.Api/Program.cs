@@ -12,6 +12,7 @@ builder.Services.AddServiceLogging(builder.Configuration);
 builder.Services.ConfigureHttpJsonOptions(o => ServiceJson.Configure(o.SerializerOptions));
 builder.Services.AddProblemResponses();
 builder.Services.AddSwaggerDocs();
+builder.Services.AddApiAccess();
 builder.Services.AddMultiTaskEngine();
 builder.Services.AddAdminApi();
 builder.Services.AddGracefulShutdown();
@@ -31,6 +32,7 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
     SuppressDiagnosticsCallback = c => c.HttpContext.Response.StatusCode < StatusCodes.Status500InternalServerError,
 });
 app.UseStatusCodePages();
+app.UseApiCors();
 app.UseMiddleware<RequestBodyLimitMiddleware>();
 app.UseMiddleware<JsonCharsetMiddleware>();
 app.UseRequestTimeouts();
@@ -38,8 +40,8 @@ app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 
 // Every endpoint of the service. Without ServedOn an endpoint is public; the listeners only differ
 // when Management:Port is set (otherwise one listener serves all).
-app.MapClassifyEndpoints().WithTaskMetrics();
-app.MapTaskEndpoints();
+app.MapClassifyEndpoints().WithTaskMetrics().RequirePublicApiKey();
+app.MapTaskEndpoints().RequirePublicApiKey();
 app.MapAdminEndpoints();
 // Health and metrics are read-only: GET and HEAD, any other method is a 405.
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })

@@ -148,7 +148,8 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 def cmd_export_head(args: argparse.Namespace) -> None:
     entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out)
     print(f"{args.out}: head.onnx and entry.json for task {entry['name']} version {entry['version']} (branch layer {entry['branchLayer']}); upload with:")
-    print(f"curl -s -X POST $SERVICE/admin/tasks -H \"X-Api-Key: $ADMIN_KEY\" -F \"manifest=<{args.out / 'entry.json'}\" -F \"head=@{args.out / 'head.onnx'}\"")
+    # $ADMIN_KEY: the service's Admin:ApiKey (README, "Training and adding heads"), left for the shell to fill in.
+    print(f"curl -s -X POST {args.service.rstrip('/')}/admin/tasks/upload -H \"X-Api-Key: $ADMIN_KEY\" -F \"manifest=<{args.out / 'entry.json'}\" -F \"head=@{args.out / 'head.onnx'}\"")
 
 
 def cmd_fallback(args: argparse.Namespace) -> None:
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True, help="run folder of the head (e.g. the one sweep chose)")
     p.add_argument("--bundle", type=Path, required=True, help="the folder of the bundle the service serves (or a copy of it)")
     p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
+    p.add_argument("--service", default="http://localhost:5176", help="the service's address, for the printed upload command (the default: `dotnet run`'s)")
     p.set_defaults(func=cmd_export_head)
 
     p = sub.add_parser("export-single", formatter_class=HelpFormatter, help="export a run as one whole single-task ONNX model (benchmark baseline)")

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Serialization;
 
 namespace MultiTaskBert.Api.Contracts;
@@ -6,6 +7,7 @@ namespace MultiTaskBert.Api.Contracts;
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class BatchInput
 {
+    [Required] // checked by RequestValidator (a 400 naming the field); marked for the OpenAPI document
     public string? Text { get; init; }
     public string? TextPair { get; init; }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Serialization;
 
 namespace MultiTaskBert.Api.Contracts;
@@ -8,6 +9,7 @@ public sealed class ClassifyRequest
 {
     /// <summary>The utterance.</summary>
     /// <example>the movie was a delight from start to finish</example>
+    [Required] // checked by RequestValidator (a 400 naming the field); marked for the OpenAPI document
     public string? Text { get; init; }
 
     /// <summary>Second sentence, for pair tasks (paraphrase, entailment, similarity).</summary>

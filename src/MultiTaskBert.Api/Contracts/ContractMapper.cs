@@ -31,6 +31,11 @@ internal static class ContractMapper
         }
     }
 
+    /// <summary>The v2 shape of <see cref="ToResults"/>: a list of answers carrying their task and kind.</summary>
+    public static IReadOnlyList<TaskAnswer> ToAnswers(
+        IReadOnlyDictionary<string, TaskPrediction> predictions, IReadOnlyDictionary<string, double>? fallbackThresholds, JsonSerializerOptions json) =>
+        [.. ToResults(predictions, fallbackThresholds, json).Select(r => new TaskAnswer(r.Key, predictions[r.Key].Kind, r.Value))];
+
     public static TaskInfo ToTaskInfo(TaskDefinition task) => new(
         task.Name,
         task.Version,

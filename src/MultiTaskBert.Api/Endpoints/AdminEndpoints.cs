@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Errors;
+using MultiTaskBert.Api.OpenApi;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Registry;
 
@@ -34,17 +35,18 @@ internal static class AdminEndpoints
 
         group.MapPost("/tasks", AddOrReplaceTaskAsync)
             .WithName("AddOrReplaceTask")
-            .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle, or multipart/form-data with 'manifest' (the entry) and 'head' (the ONNX file).")
-            .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
-            .Accepts<TaskManifest>("application/json", "multipart/form-data") // both bodies reach the handler, which reads either
-            .Produces<TaskChangeResult>()
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .WithSummary("Adds a task or replaces it with a newer version: a JSON manifest task entry whose head.file lies inside the bundle. "
+                + "The multipart upload of POST /admin/tasks/upload is accepted here too.")
+            .Accepts<TaskManifest>("application/json", "multipart/form-data") // routing admits both; the handler reads either
+            .WithMetadata(new DocumentedBody("application/json")) // one body per operation for client generators; the upload has its own
+            .ProducesTaskChange();
+
+        group.MapPost("/tasks/upload", AddOrReplaceTaskAsync)
+            .WithName("UploadTask")
+            .WithSummary("Adds a task or replaces it with a newer version from an uploaded head: multipart/form-data with 'manifest' "
+                + "(the task's manifest entry as JSON) and 'head' (the ONNX file), stored under the bundle's heads/.")
+            .WithMetadata(new HeadUploadForm())
+            .ProducesTaskChange();
 
         group.MapDelete("/tasks/{name}", RemoveTaskAsync)
             .WithName("RemoveTask")
@@ -62,6 +64,17 @@ internal static class AdminEndpoints
 
         return routes;
     }
+
+    private static RouteHandlerBuilder ProducesTaskChange(this RouteHandlerBuilder endpoint) => endpoint
+        .WithMetadata(new RequestBodyLimitOverride(static sp => sp.GetRequiredService<IOptions<AdminOptions>>().Value.MaxUploadBytes))
+        .Produces<TaskChangeResult>()
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status401Unauthorized)
+        .ProducesProblem(StatusCodes.Status409Conflict)
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
     private static async ValueTask<object?> RequireApiKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {

@@ -12,89 +12,137 @@ namespace MultiTaskBert.Api.Endpoints;
 
 internal static class ClassifyEndpoints
 {
+    /// <summary>
+    /// <c>/classify</c> (answers as a map task → result, unchanged since v1) and <c>/v2/classify</c>
+    /// (the same answers as a list of records with <c>task</c> and <c>kind</c>, which generated clients type).
+    /// </summary>
     public static RouteGroupBuilder MapClassifyEndpoints(this IEndpointRouteBuilder routes)
     {
-        RouteGroupBuilder group = routes.MapGroup("/classify").WithTags("Classify");
+        // Route patterns "/classify/" and "/classify/batch" as before: they are the `endpoint` label of the metrics.
+        RouteGroupBuilder group = routes.MapGroup("").WithTags("Classify");
+        RouteGroupBuilder v1 = group.MapGroup("/classify");
+        RouteGroupBuilder v2 = group.MapGroup("/v2/classify");
 
-        group.MapPost("/", ClassifyAsync)
+        v1.MapPost("/", ClassifyAsync)
             .WithName("Classify")
-            .WithSummary("Runs the bundle's tasks on one utterance (or utterance pair).")
+            .WithSummary("Runs the bundle's tasks on one utterance (or utterance pair); answers by task name.")
             .WithMetadata(RequestExamples.Classify)
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesClassifyProblems();
 
-        group.MapPost("/batch", ClassifyBatchAsync)
+        v1.MapPost("/batch", ClassifyBatchAsync)
             .WithName("ClassifyBatch")
             .WithSummary("Runs the tasks on several inputs with one trunk pass; results keep the input order.")
             .WithMetadata(RequestExamples.ClassifyBatch)
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesClassifyProblems();
+
+        v2.MapPost("/", ClassifyV2Async)
+            .WithName("ClassifyV2")
+            .WithSummary("As POST /classify, with the answers as a list of records, each with its task and kind (the discriminator).")
+            .WithMetadata(RequestExamples.ClassifyV2)
+            .ProducesClassifyProblems();
+
+        v2.MapPost("/batch", ClassifyBatchV2Async)
+            .WithName("ClassifyBatchV2")
+            .WithSummary("As POST /classify/batch, with each input's answers as a list of records, each with its task and kind.")
+            .WithMetadata(RequestExamples.ClassifyBatchV2)
+            .ProducesClassifyProblems();
 
         return group;
     }
 
+    private static RouteHandlerBuilder ProducesClassifyProblems(this RouteHandlerBuilder endpoint) => endpoint
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+        .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+
     internal static async Task<Results<CompleteJson<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
-        ClassifyRequest request,
-        MicroBatcher batcher,
-        MultiTaskEngine engine,
-        IOptions<LimitsOptions> limits,
-        IOptions<JsonOptions> json,
-        IDiagnosticContext diagnostics,
-        CancellationToken cancellationToken)
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : new CompleteJson<ClassifyResponse>(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
+    }
+
+    internal static async Task<Results<CompleteJson<ClassifyV2Response>, ValidationProblem>> ClassifyV2Async(
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : new CompleteJson<ClassifyV2Response>(new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
+    }
+
+    internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : new CompleteJson<ClassifyBatchResponse>(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, json.Value.SerializerOptions))]));
+    }
+
+    internal static async Task<Results<CompleteJson<ClassifyBatchV2Response>, ValidationProblem>> ClassifyBatchV2Async(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
+        return result is null
+            ? invalid!
+            : new CompleteJson<ClassifyBatchV2Response>(new ClassifyBatchV2Response(result.Model,
+                [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds, json.Value.SerializerOptions)))]));
+    }
+
+    /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
+    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunAsync(
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: 1);
-        Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
         FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
-            return Invalid(errors);
+            return (null, Invalid(errors));
         }
 
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken);
-            return new CompleteJson<ClassifyResponse>(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
+            return (await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken), null);
         }
         catch (InvalidClassifyRequestException ex)
         {
             // The engine speaks batch paths; this endpoint's body has no "inputs" level.
-            return Invalid(ex.Field.StartsWith("inputs[0].", StringComparison.Ordinal) ? ex.Field["inputs[0].".Length..] : ex.Field, ex.Message);
+            return (null, Invalid(ex.Field.StartsWith("inputs[0].", StringComparison.Ordinal) ? ex.Field["inputs[0].".Length..] : ex.Field, ex.Message));
         }
     }
 
-    internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
-        ClassifyBatchRequest request,
-        MicroBatcher batcher,
-        MultiTaskEngine engine,
-        IOptions<LimitsOptions> limits,
-        IOptions<JsonOptions> json,
-        IDiagnosticContext diagnostics,
-        CancellationToken cancellationToken)
+    /// <summary>Validates and runs a batch; exactly one of the pair is set.</summary>
+    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunBatchAsync(
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: request.Inputs?.Count ?? 0);
-        Dictionary<string, string[]> errors = new RequestValidator(limits.Value).Validate(request);
+        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
         FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
         if (errors.Count > 0)
         {
-            return Invalid(errors);
+            return (null, Invalid(errors));
         }
 
         ClassifyInput[] inputs = [.. request.Inputs!.Select(i => new ClassifyInput(i!.Text!, i.TextPair))];
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken);
-            return new CompleteJson<ClassifyBatchResponse>(new ClassifyBatchResponse(result.Model,
-                [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, json.Value.SerializerOptions))]));
+            return (await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken), null);
         }
         catch (InvalidClassifyRequestException ex)
         {
-            return Invalid(ex.Field, ex.Message);
+            return (null, Invalid(ex.Field, ex.Message));
         }
     }
 

@@ -52,9 +52,9 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
         }
 
         httpContext.Response.StatusCode = problem.Status!.Value;
-        if (exception is QueueFullException)
+        if (problem.Status == StatusCodes.Status503ServiceUnavailable)
         {
-            // Batches drain in milliseconds; one second is a polite back-off.
+            // A full queue drains in milliseconds and a model loads in seconds; one second is a polite back-off.
             httpContext.Response.Headers.RetryAfter = "1";
         }
 

@@ -76,9 +76,9 @@ internal sealed class HeadRunner : IDisposable
     /// Runs the head on <paramref name="rows"/> rows of <paramref name="sequence"/> tokens. Throws
     /// <see cref="HeadFaultException"/> when ONNX Runtime fails, the run passes its time limit or the
     /// output has another shape than the kind's; <see cref="OperationCanceledException"/> when
-    /// <paramref name="cancellationToken"/> stopped it.
+    /// <paramref name="cancellationToken"/> stopped it. <paramref name="distanceHiddenStates"/>: the trunk
+    /// layer the out-of-domain distance reads, when the graph takes it as an input of its own.
     /// </summary>
-    /// <param name="distanceHiddenStates">The trunk layer the out-of-domain distance reads, when the graph takes it as an input of its own.</param>
     public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, int rows, int sequence, CancellationToken cancellationToken, OrtValue? distanceHiddenStates = null)
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the

@@ -20,7 +20,10 @@ public sealed class SwaggerTruthTests
     {
         ["POST /classify"] = [503, 504],
         ["POST /classify/batch"] = [503, 504],
+        ["POST /v2/classify"] = [503, 504],
+        ["POST /v2/classify/batch"] = [503, 504],
         ["POST /admin/tasks"] = [413, 503],
+        ["POST /admin/tasks/upload"] = [413, 503],
         ["GET /tasks"] = [503],
     };
 
@@ -29,9 +32,11 @@ public sealed class SwaggerTruthTests
     {
         using var host = new AdminHost();
         var seen = new Dictionary<string, HashSet<int>>();
+        var log = new List<string>(); // each request's endpoint, status and the start of its answer, for the failure message
         async Task See(string endpoint, Task<HttpResponseMessage> call)
         {
             using HttpResponseMessage response = await call;
+            log.Add($"{endpoint} {(int)response.StatusCode} {(await response.Content.ReadAsStringAsync())[..Math.Min(200, (int)(response.Content.Headers.ContentLength ?? 0))]}");
             (seen.TryGetValue(endpoint, out HashSet<int>? set) ? set : seen[endpoint] = []).Add((int)response.StatusCode);
         }
 
@@ -44,6 +49,15 @@ public sealed class SwaggerTruthTests
         await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", Json("{\"inputs\":[]}")));
         await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", Json("{\"inputs\":[{\"text\":\"" + new string('a', 1_100_000) + "\"}]}")));
         await See("POST /classify/batch", host.Client.PostAsync("/classify/batch", new StringContent("hi", Encoding.UTF8, "text/plain")));
+        foreach (string v2 in (string[])["/v2/classify", "/v2/classify/batch"])
+        {
+            string one = v2.EndsWith("batch", StringComparison.Ordinal) ? "{\"inputs\":[{\"text\":\"hi\"}]}" : "{\"text\":\"hi\"}";
+            await See($"POST {v2}", host.Client.PostAsync(v2, Json(one)));
+            await See($"POST {v2}", host.Client.PostAsync(v2, Json("{}")));
+            await See($"POST {v2}", host.Client.PostAsync(v2, Json("{\"text\":\"" + new string('a', 1_100_000) + "\"}")));
+            await See($"POST {v2}", host.Client.PostAsync(v2, new StringContent("hi", Encoding.UTF8, "text/plain")));
+        }
+
         await See("GET /tasks", host.Client.GetAsync("/tasks"));
 
         JsonObject entry = host.Entry("sst2");
@@ -57,6 +71,20 @@ public sealed class SwaggerTruthTests
         entry["version"] = 3;
         entry["head"]!["file"] = "../x.onnx";
         await See("POST /admin/tasks", host.Admin.PostAsJsonAsync("/admin/tasks", entry));
+        byte[] sst2Head = await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"));
+        MultipartFormDataContent Upload(JsonObject uploaded, byte[]? head) => head is null
+            ? new() { { new StringContent(uploaded.ToJsonString(), Encoding.UTF8, "application/json"), "manifest" } }
+            : new() { { new StringContent(uploaded.ToJsonString(), Encoding.UTF8, "application/json"), "manifest" }, { new ByteArrayContent(head), "head", "head.onnx" } };
+        JsonObject upload = host.Entry("sst2");
+        upload["name"] = "sst2-upload";
+        upload["head"]!.AsObject().Remove("sha256");
+        await See("POST /admin/tasks/upload", host.Admin.PostAsync("/admin/tasks/upload", Upload(upload, sst2Head)));
+        await See("POST /admin/tasks/upload", host.Admin.PostAsync("/admin/tasks/upload", Upload(upload, sst2Head))); // same version: 409
+        await See("POST /admin/tasks/upload", host.Client.PostAsync("/admin/tasks/upload", Upload(upload, sst2Head))); // no key: 401
+        await See("POST /admin/tasks/upload", host.Admin.PostAsync("/admin/tasks/upload", Upload(upload, null))); // no head part: 400
+        await See("POST /admin/tasks/upload", host.Admin.PostAsync("/admin/tasks/upload", new StringContent("x", Encoding.UTF8, "text/plain")));
+        upload["version"] = (int)upload["version"]! + 1;
+        await See("POST /admin/tasks/upload", host.Admin.PostAsync("/admin/tasks/upload", Upload(upload, [1, 2, 3]))); // not ONNX: 422
         await See("DELETE /admin/tasks/{name}", host.Admin.DeleteAsync("/admin/tasks/snips"));
         await See("DELETE /admin/tasks/{name}", host.Admin.DeleteAsync("/admin/tasks/snips"));
         await See("DELETE /admin/tasks/{name}", host.Client.DeleteAsync("/admin/tasks/sst2"));
@@ -73,14 +101,18 @@ public sealed class SwaggerTruthTests
             int[] listed = [.. operation.GetProperty("responses").EnumerateObject().Select(r => int.Parse(r.Name, System.Globalization.CultureInfo.InvariantCulture)).Order()];
             int[] elsewhere = ProvokedElsewhere.GetValueOrDefault(endpoint, []);
             Assert.True(statuses.All(listed.Contains), $"{endpoint}: returned {string.Join(",", statuses.Order())}, Swagger lists {string.Join(",", listed)}");
-            Assert.True(listed.All(s => statuses.Contains(s) || elsewhere.Contains(s)), $"{endpoint}: Swagger lists {string.Join(",", listed)}, returned {string.Join(",", statuses.Order())}");
+            Assert.True(listed.All(s => statuses.Contains(s) || elsewhere.Contains(s)), $"{endpoint}: Swagger lists {string.Join(",", listed)}, returned {string.Join(",", statuses.Order())}\n{string.Join("\n", log)}");
             if (parts[1].StartsWith("/admin/", StringComparison.Ordinal))
             {
                 Assert.Contains("AdminApiKey", operation.GetProperty("security").ToString());
             }
+            else
+            {
+                Assert.Equal(0, operation.GetProperty("security").GetArrayLength()); // the public API is open without Auth:ApiKeys
+            }
         }
 
-        Assert.Equal(6, seen.Count); // every operation but the health checks and /metrics was exercised
+        Assert.Equal(9, seen.Count); // every operation but the health checks and /metrics was exercised
     }
 
     [Fact]

@@ -4,7 +4,7 @@ using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.HeadKinds;
 
-/// <summary>Swagger shows a task result as the union it is: oneOf the kinds' records and the per-task error record, each standing alone.</summary>
+/// <summary>Swagger shows a task result as the union it is: an object anyOf the kinds' records and the per-task error record (closed, so exactly one matches), each standing alone.</summary>
 [Collection(ApiCollection.Name)]
 public sealed class TaskResultSchemaTests(ApiFactory factory)
 {
@@ -20,9 +20,10 @@ public sealed class TaskResultSchemaTests(ApiFactory factory)
         JsonElement union = schemas.GetProperty("TaskResult");
         Assert.Equal(
             HeadKindRegistry.ResultTypes.Select(t => $"#/components/schemas/{t.Name}"),
-            union.GetProperty("oneOf").EnumerateArray().Select(Ref));
+            union.GetProperty("anyOf").EnumerateArray().Select(Ref));
         Assert.False(union.TryGetProperty("discriminator", out _));
         Assert.False(union.TryGetProperty("properties", out _));
+        Assert.Equal("object", union.GetProperty("type").GetString());
 
         Assert.Equal(["label", "score", "scores", "fallback"], Members("ClassificationResult"));
         Assert.Equal(["value"], Members("RegressionResult"));
