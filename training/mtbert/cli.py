@@ -53,6 +53,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
     parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
     parser.add_argument("--int8-matmuls", action="store_true", help="train on a trunk whose weight matmuls run in int8 (for a bundle with trunk.int8Matmuls)")
+    parser.add_argument("--allow-rare-labels", action="store_true", help="classification: train even with labels of fewer than 2 training examples or labels equal after case and whitespace folding (refused otherwise: usually typos)")
 
 
 def _hyper(args: argparse.Namespace) -> Hyper:
@@ -68,7 +69,22 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
 
     checkpoint = load_checkpoint(args.pretrained)  # a wrong checkpoint path is named before any data problem
     spec = load_task_spec(args.data, args.task, args.description)
-    return TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    session = TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    _check_labels(session, args)
+    return session
+
+
+def _check_labels(session, args: argparse.Namespace) -> None:  # noqa: ANN001 - TaskSession, imported lazily
+    """Classification: prints the examples per label (stderr: stdout stays the command's answer) and refuses rare or look-alike labels."""
+    from .data import split_file
+    from .kinds.classification import KIND as CLASSIFICATION
+    from .labels import check_labels, counts_line, label_counts
+
+    if session.spec.output_kind is not CLASSIFICATION:
+        return
+    train = label_counts(session.spec, session.train)
+    print(f"{session.spec.name}: {counts_line(train, label_counts(session.spec, session.dev))}", file=sys.stderr)
+    check_labels(session.spec, train, split_file(args.data, args.task, "train"), args.allow_rare_labels)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
