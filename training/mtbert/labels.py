@@ -10,9 +10,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import Checkpoint
 from .data import TaskSpec
 from .dataset_files import Problems, file_rows
 from .encoded import EncodedSet
+from .pipeline import served_dev_logits
 from .records import DatasetError
 
 MIN_EXAMPLES = 2  # training examples a label needs (unless --allow-rare-labels)
@@ -102,3 +104,9 @@ def dev_table(per_label: list[LabelScores], overall: LabelScores) -> str:
         name = f"**{s.label}**" if s is overall else s.label
         lines.append(f"| {name} | {s.examples} | {s.accuracy:.1f} | {s.confidence:.3f} |")
     return "\n".join(lines)
+
+
+def served_dev_table(checkpoint: Checkpoint, data_root: Path, run: Path, max_length: int = 128) -> str:
+    """`dev_table` of a finished head as a bundle serves it (`pipeline.served_dev_logits`)."""
+    info, _, dev, logits = served_dev_logits(checkpoint, data_root, run, max_length)
+    return dev_table(*dev_scores(info.spec, logits, dev))
