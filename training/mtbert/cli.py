@@ -20,7 +20,7 @@ DEFAULT_PRETRAINED = SHARED / "pretrained" / "all-minilm-l6-v2"
 FIXTURE = REPO / "tests" / "fixtures" / "tiny-bundle"
 # The command line's step schedule (train, full, distill, sweep): a task of a few dozen examples gets
 # enough steps to train a confident head; a recipe sets its own (`minSteps`, `patience`; 0 there).
-MIN_STEPS = 300
+MIN_STEPS = 150
 PATIENCE = 5
 
 
