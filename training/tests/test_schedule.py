@@ -3,6 +3,7 @@ data exactly as before), early stopping on dev keeping the best check's weights.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -77,3 +78,13 @@ def test_a_loop_without_a_check_ignores_patience() -> None:
     module = torch.nn.Linear(1, 1)
     log = train_loop(module, _data(8), Hyper(epochs=1, batch_size=4, min_steps=6, patience=1), lambda batch: module(torch.ones(len(batch), 1)).sum(), "t")
     assert (log.planned, log.run, log.kept) == (6, 6, 6)
+
+
+def test_a_run_recorded_before_the_step_schedule_counts_as_trained_by_epochs_alone(tmp_path: Path) -> None:
+    from mtbert.runs import RUN_FILE
+    from mtbert.sweep import trained_with
+
+    old = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "seed": 0, "seconds": 12.0}
+    (tmp_path / RUN_FILE).write_text(json.dumps({"hyper": old}), encoding="utf-8")
+    assert trained_with(tmp_path, Hyper(epochs=3, lr=1e-3))  # a resumed recipe build retrains nothing
+    assert not trained_with(tmp_path, Hyper(epochs=3, lr=1e-3, min_steps=150, patience=5))
