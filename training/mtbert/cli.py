@@ -18,6 +18,10 @@ SHARED = REPO.parent / "shared"
 # The start point of the default bundle; any Hugging Face BERT checkpoint folder works (--pretrained).
 DEFAULT_PRETRAINED = SHARED / "pretrained" / "all-minilm-l6-v2"
 FIXTURE = REPO / "tests" / "fixtures" / "tiny-bundle"
+# The command line's step schedule (train, full, distill, sweep): a task of a few dozen examples gets
+# enough steps to train a confident head; a recipe sets its own (`minSteps`, `patience`; 0 there).
+MIN_STEPS = 150
+PATIENCE = 5
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -32,7 +36,9 @@ def _ints(text: str) -> list[int]:
 
 
 def _add_training_args(parser: argparse.ArgumentParser, distill: bool = False) -> None:
-    parser.add_argument("--epochs", type=float, default=3.0, help="training epochs (fractions allowed)")
+    parser.add_argument("--epochs", type=float, default=3.0, help="training epochs (fractions allowed); more when they give fewer than --min-steps steps")
+    parser.add_argument("--min-steps", type=int, default=MIN_STEPS, help="at least this many optimisation steps (batches): small data trains more epochs; a large dataset's epochs already give more (0: epochs alone)")
+    parser.add_argument("--patience", type=int, default=PATIENCE, help="early stopping: stop after this many dev checks in a row without a better dev score (or, at an equal score, a lower dev loss), keeping the best check's weights; a check every epoch, or every 1/20 of the run when that is longer (0: off)")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per training step")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (linear warm-up and decay)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and sampling")
@@ -53,10 +59,11 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
     parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
     parser.add_argument("--int8-matmuls", action="store_true", help="train on a trunk whose weight matmuls run in int8 (for a bundle with trunk.int8Matmuls)")
+    parser.add_argument("--allow-rare-labels", action="store_true", help="classification: train even with labels of fewer than 2 training examples or labels equal after case and whitespace folding (refused otherwise: usually typos)")
 
 
 def _hyper(args: argparse.Namespace) -> Hyper:
-    return Hyper(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    return Hyper(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_steps=args.min_steps, patience=args.patience)
 
 
 def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported lazily
@@ -68,7 +75,22 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
 
     checkpoint = load_checkpoint(args.pretrained)  # a wrong checkpoint path is named before any data problem
     spec = load_task_spec(args.data, args.task, args.description)
-    return TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    session = TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    _check_labels(session, args)
+    return session
+
+
+def _check_labels(session, args: argparse.Namespace) -> None:  # noqa: ANN001 - TaskSession, imported lazily
+    """Classification: prints the examples per label (stderr: stdout stays the command's answer) and refuses rare or look-alike labels."""
+    from .data import split_file
+    from .kinds.classification import KIND as CLASSIFICATION
+    from .labels import check_labels, counts_line, label_counts
+
+    if session.spec.output_kind is not CLASSIFICATION:
+        return
+    train = label_counts(session.spec, session.train)
+    print(f"{session.spec.name}: {counts_line(train, label_counts(session.spec, session.dev))}", file=sys.stderr)
+    check_labels(session.spec, train, split_file(args.data, args.task, "train"), args.allow_rare_labels)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -105,6 +127,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     )
     result = run_sweep(session, args.out, settings)
     report = f"# {args.task}: frozen-layer sweep\n\n{markdown_table(result)}\n\n![dev score vs frozen layers](frozen-layers.png)\n"
+    from .kinds.classification import KIND as CLASSIFICATION
+
+    if session.spec.output_kind is CLASSIFICATION:  # how sure the chosen head is, label by label
+        from .labels import served_dev_table
+
+        table = served_dev_table(session.checkpoint, args.data, args.out / result.chosen["run"], session.max_length)
+        report += f"\n## The chosen head on dev, per label (as served)\n\nconfidence: the top softmax score the service answers with.\n\n{table}\n"
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report)
     chosen = result.chosen

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dataset_files import Problems, file_rows
 from .kinds import OutputKind, kind_named, source_kinds
 from .kinds.classification import KIND as CLASSIFICATION
 from .records import DatasetError, Example  # here too: the dataset reader's error and result
@@ -58,7 +57,7 @@ def load_task_spec(data_root: Path, task: str, description: str | None = None) -
             "(a single classification task: train + dev beside each other) was found"
         )
     try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw = json.loads(manifest_path.read_text(encoding="utf-8-sig"))  # a byte-order mark accepted
     except json.JSONDecodeError as error:
         raise DatasetError(f"{manifest_path}: not valid JSON ({error})") from error
     tasks = raw.get("tasks") if isinstance(raw, dict) else None
@@ -97,7 +96,9 @@ def _single_task_spec(data_root: Path, task: str, description: str | None) -> Ta
     """A classification task from a folder holding train and dev files alone: the input kind from
     whether lines have text_pair, the labels sorted from the training split."""
     train = split_file(data_root, task, "train")
-    rows = list(_rows(train))
+    problems = Problems(train)
+    rows = list(file_rows(train, problems))
+    problems.raise_if_any()
     if not rows:
         raise DatasetError(f"{train}: no examples")
     line_no, first = rows[0]
@@ -107,39 +108,15 @@ def _single_task_spec(data_root: Path, task: str, description: str | None) -> Ta
     labels: set[str] = set()
     for line_no, row in rows:
         if "label" not in row or row["label"] in (None, ""):
-            raise DatasetError(f"{train}:{line_no}: field 'label' is missing; a line is {CLASSIFICATION.line_format(input_kind)}")
-        labels.add(str(row["label"]))
+            problems.add(f"{train}:{line_no}: field 'label' is missing or empty; a line is {CLASSIFICATION.line_format(input_kind)}")
+        else:
+            labels.add(str(row["label"]))
+    problems.raise_if_any()
     if len(labels) < 2:
         raise DatasetError(f"{train}: a classification task needs at least 2 labels, found {sorted(labels)}")
     ordered = sorted(labels)
     text = description or f"{task}: {input_kind}-input classification ({len(ordered)} labels)"
     return TaskSpec(task, input_kind, CLASSIFICATION.name, labels=ordered, label_names=ordered, description=text)
-
-
-def _rows(path: Path) -> "Iterator[tuple[int, dict]]":
-    """(line number, fields) of each non-empty line of a JSONL file, or of each row of a CSV file
-    with a header (line numbers count the header as line 1)."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: not found")
-    with open(path, encoding="utf-8", newline="" if path.suffix == ".csv" else None) as stream:
-        if path.suffix == ".csv":
-            reader = csv.DictReader(stream)
-            if not reader.fieldnames or "text" not in reader.fieldnames:
-                raise DatasetError(f"{path}:1: the header must name the columns text, label (and text_pair for pairs); found {reader.fieldnames}")
-            for row in reader:
-                if any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                    yield reader.line_num, {k: v for k, v in row.items() if k is not None}
-            return
-        for line_no, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}:{line_no}: not valid JSON ({error})") from error
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{line_no}: expected a JSON object per line, found {type(row).__name__}")
-            yield line_no, row
 
 
 DESCRIPTIONS = {
@@ -164,12 +141,20 @@ def _describe(task: str, info: dict) -> str:
 
 def read_examples(path: Path, spec: TaskSpec, limit: int | None = None, seed: int = 0) -> list[Example]:
     """Reads a split (JSONL, or CSV with a header); with `limit`, a seeded random sample of that many
-    examples (source order kept). A bad line is a DatasetError naming the file, line and field."""
+    examples (source order kept). Bad lines are one DatasetError naming each one's file, line and
+    field (`dataset_files`: up to 20 of them listed)."""
     index_of = {label: i for i, label in enumerate(spec.labels)}
     kind = spec.output_kind
     if not kind.reads_csv and path.suffix == ".csv":
         raise DatasetError(f"{path}: a {kind.name} task reads JSONL lines {kind.line_format(spec.input)}, not CSV")
-    examples = [kind.read_example(f"{path}:{line_no}", row, spec, index_of) for line_no, row in _rows(path)]
+    problems = Problems(path)
+    examples = []
+    for line_no, row in file_rows(path, problems):
+        try:
+            examples.append(kind.read_example(f"{path}:{line_no}", row, spec, index_of))
+        except DatasetError as error:
+            problems.add(str(error))
+    problems.raise_if_any()
     if limit is not None and len(examples) > limit:
         keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
         examples = [examples[i] for i in keep]

@@ -18,7 +18,7 @@ from .runs import HEAD_FILE, RunInfo, load_run, save_run
 from .tokenization import WordPieceTokenizer
 from .encoded import EncodedSet
 from .kinds import KINDS
-from .train import DistillWeights, FrozenStates, Hyper, build_trunk, distill_head, full_finetune, head_logits, model_logits, served_head, train_head
+from .train import DevCheck, DistillWeights, FrozenStates, Hyper, StepLog, build_trunk, distill_head, full_finetune, head_logits, model_logits, served_head, train_head
 
 
 @dataclass
@@ -74,6 +74,25 @@ class TaskSession:
         _, dev_states = self.states([frozen])
         return self.spec.output_kind.evaluate(self.spec, head_logits(head, dev_states, frozen, len(self.dev)), self.dev, head.crf)
 
+    def _dev_check(self, frozen: int) -> DevCheck:
+        """Early stopping's check of a head on layer-F states: (dev score, dev loss)."""
+        _, dev_states = self.states([frozen])
+        kind = self.spec.output_kind
+
+        def check(head: torch.nn.Module) -> tuple[float, float]:
+            assert isinstance(head, TaskHead)
+            logits = head_logits(head, dev_states, frozen, len(self.dev))
+            return kind.evaluate(self.spec, logits, self.dev, head.crf)["score"], float(kind.loss(logits, self.dev.labels, head.crf))
+
+        return check
+
+    def _full_check(self, model: torch.nn.Module) -> tuple[float, float]:
+        """Early stopping's check of full fine-tuning: (dev score, dev loss)."""
+        kind = self.spec.output_kind
+        logits = model_logits(model, self.dev)  # type: ignore[arg-type]
+        crf = model.head.crf  # type: ignore[union-attr]
+        return kind.evaluate(self.spec, logits, self.dev, crf)["score"], float(kind.loss(logits, self.dev.labels, crf))
+
     def partial(self, frozen: int, hyper: Hyper, out: Path | None = None) -> tuple[RunInfo, TaskHead]:
         """Fine-tunes the top L-F layers on cached layer-F states (the teacher)."""
         layers = self.checkpoint.config.num_hidden_layers
@@ -81,9 +100,10 @@ class TaskSession:
             raise ValueError(f"--frozen must be in 1..{layers} for a {layers}-layer checkpoint, not {frozen} (F = {layers} trains the output layer alone)")
         train_states, _ = self.states([frozen])
         started = time.time()
-        head = train_head(self.spec, self.checkpoint, frozen, train_states, self.train, hyper, f"{self.spec.name}: teacher F={frozen}", self.crf)
+        steps: list[StepLog] = []
+        head = train_head(self.spec, self.checkpoint, frozen, train_states, self.train, hyper, f"{self.spec.name}: teacher F={frozen}", self.crf, self._dev_check(frozen), steps)
         info = self._info("partial", frozen, layers - frozen, self._evaluate(head, frozen), hyper, crf=self.crf)
-        info.hyper["seconds"] = round(time.time() - started, 1)
+        info.hyper.update({"seconds": round(time.time() - started, 1), "steps": asdict(steps[0])})
         if out is not None:
             write_run(out, info, head)
         return info, head
@@ -96,16 +116,18 @@ class TaskSession:
         train_states, _ = self.states([frozen])
         started = time.time()
         thin = "" if width == 1 else f" at width {width:g}"
-        student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, f"{self.spec.name}: student {student_layers}L{thin} from F={frozen}", width)
+        steps: list[StepLog] = []
+        desc = f"{self.spec.name}: student {student_layers}L{thin} from F={frozen}"
+        student = distill_head(self.spec, teacher, frozen, student_layers, train_states, self.train, hyper, weights, desc, width, self._dev_check(frozen), steps)
         info = self._info("distilled", frozen, student_layers, self._evaluate(student, frozen), hyper, teacher_dir, crf=student.crf is not None, config=student.config)
-        info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1), "width": width})
+        info.hyper.update({"distill": asdict(weights), "seconds": round(time.time() - started, 1), "width": width, "steps": asdict(steps[0])})
         if out is not None:
             write_run(out, info, student)
         return info, student
 
     def full(self, hyper: Hyper) -> dict[str, float]:  # noqa: D401
         """Dev metrics of full fine-tuning (every layer and the embeddings): the reference score."""
-        model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning", self.crf)
+        model = full_finetune(self.spec, self.checkpoint, self.train, hyper, f"{self.spec.name}: full fine-tuning", self.crf, self._full_check)
         return self.spec.output_kind.evaluate(self.spec, model_logits(model, self.dev), self.dev, model.head.crf)
 
 

@@ -21,7 +21,7 @@ class RecipeError(ValueError):
 RECIPE_KEYS = {"name", "version", "pretrained", "data", "int8Matmuls", "maxSequenceLength", "meanTokensForCost", "plots", "defaults", "tasks", "notes"}
 # Hyper-parameters: the teachers' own, and per stage a `full...` (full fine-tuning) or `distill...`
 # (students) key that overrides them for that stage alone.
-HYPER_KEYS = ("epochs", "batchSize", "lr")
+HYPER_KEYS = ("epochs", "batchSize", "lr", "minSteps", "patience")
 STAGE_PREFIXES = ("full", "distill")
 TASK_KEYS = {
     "frozen", "students", "widths", "tolerance", "seed", "maxTrain", "crf", "distill", "fallback", *HYPER_KEYS,
@@ -29,7 +29,7 @@ TASK_KEYS = {
 }
 NESTED_KEYS = {"distill": {"soft", "hidden", "hard", "temperature"}, "fallback": {"label", "maxCost", "probe", "probeLabel"}}
 # Keys of recipes written before the keys were all camelCase.
-RENAMED_KEYS = {f"{prefix}_{key}": prefix + key[0].upper() + key[1:] for prefix in STAGE_PREFIXES for key in HYPER_KEYS}
+RENAMED_KEYS = {f"{prefix}_{key}": prefix + key[0].upper() + key[1:] for prefix in STAGE_PREFIXES for key in ("epochs", "batchSize", "lr")}
 
 
 def read_recipe(path: Path) -> dict:
@@ -77,7 +77,10 @@ def stage_hyper(settings: dict, stage: str = "") -> Hyper:
         own = stage + key[0].upper() + key[1:] if stage else key
         return settings.get(own, settings.get(key, default))
 
-    return Hyper(epochs=value("epochs", 3.0), batch_size=value("batchSize", 32), lr=value("lr", 1e-4), seed=settings.get("seed", 0))
+    return Hyper(
+        epochs=value("epochs", 3.0), batch_size=value("batchSize", 32), lr=value("lr", 1e-4), seed=settings.get("seed", 0),
+        min_steps=value("minSteps", 0), patience=value("patience", 0),  # 0: the epochs alone, as recipes trained before these keys
+    )
 
 
 def study_settings(settings: dict, mean_tokens: float = MEAN_TOKENS) -> StudySettings:

@@ -19,7 +19,7 @@ from .kinds import OutputKind, kind_named  # noqa: E402
 from .kinds.classification import KIND as CLASSIFICATION  # noqa: E402
 from .pipeline import Candidate, TaskSession, choose, score_noise  # noqa: E402
 from .runs import RUN_FILE, load_run, read_info  # noqa: E402
-from .train import DistillWeights, Hyper  # noqa: E402
+from .train import DistillWeights, Hyper, hyper_record  # noqa: E402
 
 SWEEP_FILE = "sweep.json"
 # Full fine-tuning's result, written as soon as it is known: the costliest stage of a study is never
@@ -118,14 +118,14 @@ def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None)
     retrains a head whose settings changed, e.g. more distillation epochs)."""
     if not (run / RUN_FILE).is_file():
         return False
-    recorded = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))["hyper"]
+    recorded = hyper_record(json.loads((run / RUN_FILE).read_text(encoding="utf-8"))["hyper"])
     same = all(recorded.get(k) == v for k, v in asdict(hyper).items())
     return same and (weights is None or recorded.get("distill") == asdict(weights))
 
 
 def study_is_current(previous: SweepResult, out: Path, settings: StudySettings) -> bool:
     """Whether every head of a finished study was trained with the current settings, and it tried the same student widths."""
-    if previous.full is not None and previous.full_hyper != asdict(settings.reference_hyper):
+    if previous.full is not None and hyper_record(previous.full_hyper) != asdict(settings.reference_hyper):
         return False
     if sorted(previous.widths or []) != sorted(settings.widths):
         return False
@@ -149,7 +149,7 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
     kind, base = session.spec.output_kind, session.checkpoint.config
     full_settings = asdict(settings.reference_hyper)
     kept = _kept_full(out, full_settings)
-    if previous is not None and previous.full is not None and previous.full_hyper == full_settings:
+    if previous is not None and previous.full is not None and hyper_record(previous.full_hyper) == full_settings:
         full = previous.full
     elif kept is not None:
         full, stages["full_fine_tuning"] = kept
@@ -218,7 +218,7 @@ def _kept_full(out: Path, settings: dict) -> tuple[dict[str, float], float] | No
     if not path.is_file():
         return None
     kept = json.loads(path.read_text(encoding="utf-8"))
-    return (kept["metrics"], kept.get("seconds", 0.0)) if kept.get("hyper") == settings else None
+    return (kept["metrics"], kept.get("seconds", 0.0)) if hyper_record(kept.get("hyper")) == settings else None
 
 
 def rechoose(result: SweepResult, out: Path, base: BertConfig, mean_tokens: float = MEAN_TOKENS, max_branch: int | None = None) -> SweepResult:

@@ -43,6 +43,18 @@ class Hyper:
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 0
+    min_steps: int = 0  # at least this many optimisation steps: small data trains more epochs (`step_batches`)
+    patience: int = 0  # early stopping: dev checks in a row without improvement before training stops (0: off)
+
+
+# Hyper fields added after runs were first recorded, with the value that gives the earlier
+# behaviour: a run.json or sweep.json that lacks one was trained as with this value.
+ADDED_HYPER = {"min_steps": 0, "patience": 0}
+
+
+def hyper_record(recorded: dict | None) -> dict | None:
+    """A recorded `asdict(Hyper)` completed with the fields added since (`ADDED_HYPER`), to compare with today's."""
+    return None if recorded is None else {**ADDED_HYPER, **recorded}
 
 
 def pad_ids(encodings: list[Encoding]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,6 +153,72 @@ def _epoch_batches(data: EncodedSet, hyper: Hyper, rng: random.Random) -> list[l
     return batches
 
 
+# ---------------------------------------------------------------------------- the step schedule
+# Dev checks of early stopping per run, at most (one per epoch when epochs are fewer).
+DEV_CHECKS = 20
+DevCheck = Callable[[nn.Module], tuple[float, float]]  # (dev score, dev loss) of the module being trained
+
+
+def step_batches(data: EncodedSet, hyper: Hyper, rng: random.Random) -> list[list[int]]:
+    """The training batches, one per optimisation step: `hyper.epochs` epochs, continued with
+    further shuffled epochs up to `hyper.min_steps` steps when the epochs give fewer. A few dozen
+    examples make a handful of batches per epoch, too few steps to train a head; a large dataset
+    already has more steps than the minimum and trains exactly as its epochs say."""
+    batches = _epoch_batches(data, hyper, rng)
+    planned = max(len(batches), hyper.min_steps)
+    while len(batches) < planned:
+        batches.extend(length_batches(data.lengths(), hyper.batch_size, rng))
+    return batches[:planned]
+
+
+@dataclass
+class StepLog:
+    """What a training run did: steps planned and run, and the step whose weights it kept."""
+
+    planned: int
+    run: int
+    kept: int
+
+
+class EarlyStopping:
+    """Checks the module on dev every `every` steps (and after the last), keeps the weights of the
+    best check (a higher score, then a lower loss: on a small dev set the score ties early, while
+    the loss still tells a surer head from a barely right one) and stops after `patience` checks
+    in a row that did not beat it."""
+
+    def __init__(self, module: nn.Module, check: DevCheck, every: int, patience: int) -> None:
+        self.module, self.check, self.every, self.patience = module, check, every, patience
+        self.best: tuple[float, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_step = 0
+        self.stale = 0
+
+    @staticmethod
+    def check_interval(planned: int, per_epoch: int) -> int:
+        """Steps between dev checks: an epoch, or 1/DEV_CHECKS of the run when that is longer."""
+        return max(per_epoch, math.ceil(planned / DEV_CHECKS), 1)
+
+    def after_step(self, step: int, last: int) -> bool:
+        """Checks dev when due; says whether to stop."""
+        if step % self.every and step != last:
+            return False
+        self.module.eval()
+        with torch.no_grad():
+            score, loss = self.check(self.module)
+        self.module.train()
+        score, loss = (-math.inf if math.isnan(score) else score), (math.inf if math.isnan(loss) else loss)  # e.g. a constant regression's correlation
+        if self.best is None or score > self.best[0] or (score == self.best[0] and loss < self.best[1]):
+            self.best, self.best_step, self.stale = (score, loss), step, 0
+            self.best_state = copy.deepcopy(self.module.state_dict())
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+
+
 def _groups(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(ordinary parameters, CRF parameters) of a head or a whole model, for make_optimizer."""
     def is_crf(name: str) -> bool:
@@ -196,19 +274,35 @@ def served_head(head: TaskHead, int8_matmuls: bool) -> TaskHead:
 BatchLoss = Callable[[list[int]], torch.Tensor]
 
 
-def train_loop(module: nn.Module, train: EncodedSet, hyper: Hyper, batch_loss: BatchLoss, desc: str) -> None:
+def train_loop(module: nn.Module, train: EncodedSet, hyper: Hyper, batch_loss: BatchLoss, desc: str, check: DevCheck | None = None, steps: list[StepLog] | None = None) -> StepLog:
     """The one optimisation loop of partial fine-tuning, distillation and full fine-tuning: seeded
-    length-bucketed batches over `hyper.epochs`, AdamW with warm-up and decay (a CRF's scores
-    faster), one step per batch on `batch_loss(batch indices)`. Leaves `module` in eval mode.
+    length-bucketed batches (`step_batches`: `hyper.epochs`, at least `hyper.min_steps` steps),
+    AdamW with warm-up and decay over them (a CRF's scores faster), one step per batch on
+    `batch_loss(batch indices)`; with `check` and `hyper.patience`, early stopping on dev
+    (`EarlyStopping`: the best check's weights are kept). Leaves `module` in eval mode; the StepLog
+    is returned and appended to `steps` when given.
     Build the module after `seed_everything`: its initialisation and the loop draw from the same seed."""
     rng = random.Random(hyper.seed)
-    batches = _epoch_batches(train, hyper, rng)
+    batches = step_batches(train, hyper, rng)
     params, crf_params = _groups(module)
     optimizer, scheduler = make_optimizer(params, hyper, len(batches), crf_params)
+    stopping = None
+    if check is not None and hyper.patience > 0:
+        every = EarlyStopping.check_interval(len(batches), math.ceil(len(train) / hyper.batch_size))
+        stopping = EarlyStopping(module, check, every, hyper.patience)
     module.train()
-    for batch in tqdm(batches, desc=desc, leave=False):
+    step = 0
+    for step, batch in enumerate(tqdm(batches, desc=desc, leave=False), 1):
         update(module, batch_loss(batch), optimizer, scheduler)
+        if stopping is not None and stopping.after_step(step, len(batches)):
+            break
+    if stopping is not None:
+        stopping.restore()
     module.eval()
+    log = StepLog(len(batches), step, stopping.best_step if stopping is not None else step)
+    if steps is not None:
+        steps.append(log)
+    return log
 
 
 # ---------------------------------------------------------------------------- heads on cached states
@@ -226,9 +320,11 @@ def head_logits(head: TaskHead, states: FrozenStates, layer: int, n: int, batch_
 
 
 def train_head(
-    spec: TaskSpec, checkpoint: Checkpoint, frozen: int, train_states: FrozenStates, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False
+    spec: TaskSpec, checkpoint: Checkpoint, frozen: int, train_states: FrozenStates, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False,
+    check: DevCheck | None = None, steps: list[StepLog] | None = None,
 ) -> TaskHead:
-    """Partial fine-tuning: a head holding pretrained layers F+1..L, trained on cached layer-F states."""
+    """Partial fine-tuning: a head holding pretrained layers F+1..L, trained on cached layer-F states
+    (`check`, `steps`: early stopping and the step log, see `train_loop`)."""
     seed_everything(hyper.seed)
     config = checkpoint.config
     head = TaskHead(config, config.num_hidden_layers - frozen, spec.output_kind, spec.num_outputs, crf=crf)
@@ -238,7 +334,7 @@ def train_head(
         hidden, mask = train_states.batch(frozen, batch)
         return spec.output_kind.loss(head(hidden, mask), train.labels[batch], head.crf)
 
-    train_loop(head, train, hyper, batch_loss, desc)
+    train_loop(head, train, hyper, batch_loss, desc, check, steps)
     round_to_fp16(head)
     return head
 
@@ -269,6 +365,8 @@ def distill_head(
     weights: DistillWeights,
     desc: str,
     width: float = 1.0,
+    check: DevCheck | None = None,
+    steps: list[StepLog] | None = None,
 ) -> TaskHead:
     """Compresses a teacher's k layers into `student_layers` ≤ k layers `width` times as wide inside
     (fewer attention heads and feed-forward units, `BertConfig.thinned`), both reading layer-F
@@ -296,7 +394,7 @@ def distill_head(
         hidden, mask = train_states.batch(frozen, batch)
         return distillation_loss(spec, teacher, student, hidden, mask, train.labels[batch], weights, targets)
 
-    train_loop(student, train, hyper, batch_loss, desc)
+    train_loop(student, train, hyper, batch_loss, desc, check, steps)
     round_to_fp16(student)
     return student
 
@@ -333,7 +431,9 @@ def model_logits(model: SingleTaskModel, data: EncodedSet, batch_size: int = 128
     return _pad_rows(out)
 
 
-def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False) -> SingleTaskModel:
+def full_finetune(
+    spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyper: Hyper, desc: str, crf: bool = False, check: DevCheck | None = None, steps: list[StepLog] | None = None
+) -> SingleTaskModel:
     """The reference: every layer and the embeddings trained for this task alone."""
     seed_everything(hyper.seed)
     config = checkpoint.config
@@ -347,5 +447,5 @@ def full_finetune(spec: TaskSpec, checkpoint: Checkpoint, train: EncodedSet, hyp
         ids, mask, types = pad_ids([train.encodings[i] for i in batch])
         return spec.output_kind.loss(model(ids, mask, types), train.labels[batch], head.crf)
 
-    train_loop(model, train, hyper, batch_loss, desc)
+    train_loop(model, train, hyper, batch_loss, desc, check, steps)
     return model

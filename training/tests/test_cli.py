@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +31,15 @@ def test_bad_checkpoint_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_sweep_and_bundle_from_the_command_line(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
-    common = ["--pretrained", str(tiny_checkpoint), "--data", str(tiny_data), "--max-length", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3"]
+    common = ["--pretrained", str(tiny_checkpoint), "--data", str(tiny_data), "--max-length", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--min-steps", "8", "--patience", "2"]
     # Every teacher within tolerance and every student distilled: f1-s1 exists whatever the scores.
     sweep = run("sweep", "--task", "sst2", "--frozen", "1,2", "--students", "1", "--tolerance", "100", "--all-students", "--out", str(tmp_path / "sw"), *common)
     assert sweep.returncode == 0, sweep.stderr
     assert "(chosen)" in sweep.stdout
+    assert "examples per label (train/dev): 0 32/16, 1 32/16" in sweep.stderr
+    assert "| **all** | 32 |" in sweep.stdout  # the chosen head's dev answers per label
+    steps = json.loads((tmp_path / "sw" / "f1" / "run.json").read_text(encoding="utf-8"))["hyper"]["steps"]
+    assert steps["planned"] == 8 and steps["kept"] <= steps["run"] <= 8
     assert (tmp_path / "sw" / "frozen-layers.png").stat().st_size > 1000
     added = run("bundle", "add", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f1-s1"), "--name", "cli", "--version", "1", "--max-length", "32")
     assert added.returncode == 0, added.stderr

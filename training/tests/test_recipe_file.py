@@ -9,17 +9,20 @@ from pathlib import Path
 import pytest
 
 from mtbert.recipe_file import RecipeError, read_recipe, stage_hyper, study_settings, task_settings
+from mtbert.train import hyper_record
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "default-recipe-settings.json"
 
 
 def test_the_default_recipe_describes_the_build_it_described_before_the_keys_were_renamed() -> None:
-    """Every task's settings equal what the recipe (then with full_epochs, distill_lr, ...) gave the old loader."""
+    """Every task's settings equal what the recipe (then with full_epochs, distill_lr, ...) gave the old loader.
+    Hyper-parameters added since (min_steps, patience) were recorded without: they must keep the old behaviour (0)."""
     recipe = read_recipe(RECIPES / "default.json")
     recorded = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert list(recipe["tasks"]) == list(recorded)
     for task, expected in recorded.items():
+        expected.update({key: hyper_record(expected[key]) for key in ("fullHyper", "hyper", "distillHyper")})
         settings = task_settings(recipe, task)
         study = study_settings(settings)
         found = {
@@ -52,6 +55,7 @@ def test_unknown_keys_are_refused_where_they_are(tmp_path: Path) -> None:
 
 def test_a_stage_takes_its_own_hyper_parameters_and_the_teachers_for_the_rest() -> None:
     settings = {"epochs": 3, "batchSize": 16, "lr": 1e-3, "seed": 4, "fullLr": 1e-4, "distillEpochs": 2, "distillBatchSize": 8}
-    assert asdict(stage_hyper(settings)) == {"epochs": 3, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "seed": 4}
+    assert asdict(stage_hyper(settings)) == {"epochs": 3, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "seed": 4, "min_steps": 0, "patience": 0}
+    assert (stage_hyper({**settings, "minSteps": 200, "fullPatience": 3}, "full").min_steps, stage_hyper({**settings, "fullPatience": 3}, "full").patience) == (200, 3)
     assert (stage_hyper(settings, "full").epochs, stage_hyper(settings, "full").lr) == (3, 1e-4)
     assert (stage_hyper(settings, "distill").epochs, stage_hyper(settings, "distill").batch_size, stage_hyper(settings, "distill").lr) == (2, 8, 1e-3)
