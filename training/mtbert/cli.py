@@ -231,6 +231,12 @@ def cmd_recipe(args: argparse.Namespace) -> None:
     build_from_recipe(args.recipe, args.out, args.runs, args.only, args.threads, args.tasks)
 
 
+def cmd_reference(args: argparse.Namespace) -> None:
+    from .reference import run_command
+
+    run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtbert", formatter_class=HelpFormatter, description="MultiTaskBert training toolkit: partial fine-tuning, distillation, ONNX export, bundle merge.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(p)
     _add_training_args(p)
     p.set_defaults(func=cmd_full)
+
+    p = sub.add_parser("reference", formatter_class=HelpFormatter, help="full fine-tuning as published work trains it (warm-up, whole epochs, best dev epoch), resumable; one task or a recipe's tasks; writes references/<task>.json")
+    from .reference import add_arguments
+
+    add_arguments(p, REPO, SHARED)
+    p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("sweep", formatter_class=HelpFormatter, help="full fine-tuning, teachers at several F, students; choose a head; plot")
     _add_task_args(p)

@@ -14,7 +14,7 @@ from .checkpoint import BertConfig, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
 from .runs import RUN_FILE, read_info
 from .data import load_task_spec, read_examples
-from .recipe_file import read_recipe, study_settings, task_settings
+from .recipe_file import read_recipe, reference_file, study_settings, task_settings
 from .sweep import MEAN_TOKENS, SWEEP_FILE, SweepResult, choose_trunk_depth, markdown_table, rechoose, row_cost, run_sweep, study_is_current
 
 
@@ -42,7 +42,7 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
             continue
         settings = task_settings(recipe, task)
         folder = runs / task
-        study = study_settings(settings, mean_tokens)
+        study = study_settings(settings, mean_tokens, reference_file(recipe, recipe_path, task, checkpoint.fingerprint))
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and not _on_trunk(previous, folder, int8):
             previous = None  # trained on the other trunk: nothing in it can be reused
@@ -160,6 +160,7 @@ def write_report(
         f"{min(change[loss], 0.0):+.2f} ({loss}), largest change {change[largest]:+.2f} ({largest}), average {served_avg - chosen_avg:+.2f}.",
         "",
     ]
+    lines += reference_note(results, recipe)
     glue = [t for t in results if t in {"sst2", "cola", "mrpc", "stsb", "rte", "wnli"}]
     if glue:
         g_full = sum(results[t].full["score"] for t in glue) / len(glue)
@@ -191,6 +192,19 @@ def write_report(
             lines += [f"![{task}: dev score against frozen layers](frozen-layers-{task}.png)", ""]
     lines += recipe.get("notes", [])
     (out / "REPORT.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def reference_note(results: dict[str, SweepResult], recipe: dict) -> list[str]:
+    """Which tasks' `full FT` is a kept reference (`mtbert reference`) rather than the study's own run."""
+    kept = {t: r.full_hyper for t, r in results.items() if r.full_hyper and r.full_hyper.get("source") == "mtbert reference"}
+    if not kept:
+        return []
+    described = "; ".join(f"{t}: {h['epochs']} epochs at lr {h['lr']:g}, best epoch {h['bestEpoch']}" for t, h in kept.items())
+    return [
+        f"`full FT` of {', '.join(kept)}: full fine-tuning as published work trains it (`mtbert reference`; AdamW, linear warm-up over",
+        f"{next(iter(kept.values()))['warmup']:g} of the steps and linear decay, the best dev epoch), kept in `{recipe['references']}/<task>.json`: {described}.",
+        "",
+    ]
 
 
 def fallback_section(fallbacks: dict[str, FallbackChoice]) -> list[str]:

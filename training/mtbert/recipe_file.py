@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .reference import read_reference
 from .sweep import MEAN_TOKENS, StudySettings
 from .train import DistillWeights, Hyper
 
@@ -18,7 +19,7 @@ class RecipeError(ValueError):
     """A recipe that cannot be used, naming the file and the key."""
 
 
-RECIPE_KEYS = {"name", "version", "pretrained", "data", "int8Matmuls", "maxSequenceLength", "meanTokensForCost", "plots", "defaults", "tasks", "notes"}
+RECIPE_KEYS = {"name", "version", "pretrained", "data", "references", "int8Matmuls", "maxSequenceLength", "meanTokensForCost", "plots", "defaults", "tasks", "notes"}
 # Hyper-parameters: the teachers' own, and per stage a `full...` (full fine-tuning) or `distill...`
 # (students) key that overrides them for that stage alone.
 HYPER_KEYS = ("epochs", "batchSize", "lr", "minSteps", "patience")
@@ -83,8 +84,22 @@ def stage_hyper(settings: dict, stage: str = "") -> Hyper:
     )
 
 
-def study_settings(settings: dict, mean_tokens: float = MEAN_TOKENS) -> StudySettings:
-    """What a task's study trains, from its resolved settings (`task_settings`)."""
+def reference_file(recipe: dict, recipe_path: Path, task: str, fingerprint: str) -> dict | None:
+    """The task's full fine-tuning reference from the recipe's `references` folder (relative to the
+    recipe; `mtbert reference` writes it), or None where the recipe names none or the file is absent
+    (the study then runs its own full fine-tuning). One trained from other pretrained weights is refused."""
+    if "references" not in recipe:
+        return None
+    folder = recipe_path.parent / recipe["references"]
+    reference = read_reference(folder, task)
+    if reference is not None and reference["checkpoint"]["fingerprint"] != fingerprint:
+        raise RecipeError(f"{folder / (task + '.json')}: trained from other pretrained weights (fingerprint {reference['checkpoint']['fingerprint'][:12]}) than the recipe's ({fingerprint[:12]})")
+    return reference
+
+
+def study_settings(settings: dict, mean_tokens: float = MEAN_TOKENS, kept_reference: dict | None = None) -> StudySettings:
+    """What a task's study trains, from its resolved settings (`task_settings`) and the task's kept
+    reference (`reference_file`), if any."""
     return StudySettings(
         frozen=tuple(settings["frozen"]),
         students=tuple(settings["students"]),
@@ -95,4 +110,5 @@ def study_settings(settings: dict, mean_tokens: float = MEAN_TOKENS) -> StudySet
         tolerance=settings.get("tolerance", 1.0),
         widths=tuple(settings.get("widths", [])),
         mean_tokens=mean_tokens,
+        kept_reference=kept_reference,
     )

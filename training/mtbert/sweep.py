@@ -44,10 +44,26 @@ class StudySettings:
     all_students: bool = False  # distil every good teacher, not only until a student meets the target
     widths: tuple[float, ...] = ()  # student widths tried besides full width (< 1: thinner layers)
     mean_tokens: float = MEAN_TOKENS  # tokens per utterance the serving cost is weighed at
+    # A full fine-tuning reference trained elsewhere (`mtbert reference`, references/<task>.json):
+    # its best dev epoch is the study's full fine-tuning, which is then not run (`kept_reference`).
+    kept_reference: dict | None = None
 
     @property
     def reference_hyper(self) -> Hyper:
         return self.full_hyper or self.hyper
+
+    def full_settings(self) -> dict:
+        """What the study's full fine-tuning score was trained with (a kept reference's settings)."""
+        if self.kept_reference is not None:
+            return {**self.kept_reference["settings"], "bestEpoch": self.kept_reference["bestEpoch"], "source": "mtbert reference"}
+        return asdict(self.reference_hyper)
+
+
+def full_matches(recorded: dict | None, settings: StudySettings) -> bool:
+    """Whether a study's recorded full fine-tuning settings are today's (a kept reference's as written;
+    the toolkit's own completed with the training fields added since, `hyper_record`)."""
+    expected = settings.full_settings()
+    return recorded == expected if settings.kept_reference is not None else hyper_record(recorded) == expected
 
 
 def student_run(teacher: str, layers: int, width: float) -> str:
@@ -125,7 +141,7 @@ def trained_with(run: Path, hyper: Hyper, weights: DistillWeights | None = None)
 
 def study_is_current(previous: SweepResult, out: Path, settings: StudySettings) -> bool:
     """Whether every head of a finished study was trained with the current settings, and it tried the same student widths."""
-    if previous.full is not None and hyper_record(previous.full_hyper) != asdict(settings.reference_hyper):
+    if previous.full is not None and not full_matches(previous.full_hyper, settings):
         return False
     if sorted(previous.widths or []) != sorted(settings.widths):
         return False
@@ -147,9 +163,12 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
     session.states(sorted(frozen))  # one pass of the frozen trunk serves every depth
     stages["frozen_states"] = round(time.time() - started, 1)
     kind, base = session.spec.output_kind, session.checkpoint.config
-    full_settings = asdict(settings.reference_hyper)
+    full_settings = settings.full_settings()
     kept = _kept_full(out, full_settings)
-    if previous is not None and previous.full is not None and hyper_record(previous.full_hyper) == full_settings:
+    if settings.kept_reference is not None:
+        full = settings.kept_reference["best"]
+        stages["full_fine_tuning"] = settings.kept_reference.get("seconds", 0.0)  # as measured where it was trained
+    elif previous is not None and previous.full is not None and full_matches(previous.full_hyper, settings):
         full = previous.full
     elif kept is not None:
         full, stages["full_fine_tuning"] = kept

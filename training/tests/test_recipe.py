@@ -124,3 +124,26 @@ def test_a_study_saved_before_kinds_were_recorded_reads_its_kind_from_its_runs(t
     loaded = SweepResult.load(tmp_path)
     assert loaded.kind == "tagging" and loaded.output_kind.per_token
     assert _study("t", 1.0, [("f5", 5, 1, 1.0)]).kind == "classification"  # studies built in memory without one
+
+
+def test_a_kept_reference_is_the_full_fine_tuning_of_its_task(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from mtbert.cli import main
+
+    recipe = {
+        "name": "tiny", "version": "0.1", "pretrained": str(tiny_checkpoint), "data": str(tiny_data), "references": "refs", "maxSequenceLength": 32,
+        "defaults": {"frozen": [2], "students": [1], "epochs": 1, "batchSize": 16, "lr": 1e-3, "maxTrain": 32},
+        "tasks": {"sst2": {}, "stsb": {}},
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    main(["reference", "--recipe", str(path), "--tasks", "sst2", "--runs", str(tmp_path / "reference-runs"), "--results", str(tmp_path / "refs"), "--epochs", "2", "--lr", "1e-3"])
+    reference = json.loads((tmp_path / "refs" / "sst2.json").read_text())
+    assert reference["trainExamples"] == 32 and reference["settings"]["maxLength"] == 32  # the recipe's maxTrain and length
+    build_from_recipe(path, tmp_path / "bundle", tmp_path / "runs", None, 2)
+    study = json.loads((tmp_path / "runs" / "sst2" / "sweep.json").read_text())
+    assert study["full"] == reference["best"] and study["full_hyper"]["source"] == "mtbert reference"
+    own = json.loads((tmp_path / "runs" / "stsb" / "sweep.json").read_text())  # no reference file: its own full fine-tuning
+    assert "source" not in own["full_hyper"] and own["full_hyper"]["lr"] == 1e-3
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert next(t for t in manifest["tasks"] if t["name"] == "sst2")["metrics"]["fullFineTuning"] == reference["best"]
+    assert "`full FT` of sst2: full fine-tuning as published work trains it" in (tmp_path / "bundle" / "REPORT.md").read_text()

@@ -59,3 +59,16 @@ def test_a_stage_takes_its_own_hyper_parameters_and_the_teachers_for_the_rest() 
     assert (stage_hyper({**settings, "minSteps": 200, "fullPatience": 3}, "full").min_steps, stage_hyper({**settings, "fullPatience": 3}, "full").patience) == (200, 3)
     assert (stage_hyper(settings, "full").epochs, stage_hyper(settings, "full").lr) == (3, 1e-4)
     assert (stage_hyper(settings, "distill").epochs, stage_hyper(settings, "distill").batch_size, stage_hyper(settings, "distill").lr) == (2, 8, 1e-3)
+
+
+def test_a_reference_is_read_from_the_recipes_folder_and_one_from_other_weights_refused(tmp_path: Path) -> None:
+    from mtbert.recipe_file import reference_file
+
+    recipe = {"references": "refs"}
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "sst2.json").write_text(json.dumps({"task": "sst2", "checkpoint": {"fingerprint": "ab" * 32}, "best": {"score": 90.0}}), encoding="utf-8")
+    assert reference_file(recipe, tmp_path / "recipe.json", "sst2", "ab" * 32)["best"] == {"score": 90.0}
+    assert reference_file(recipe, tmp_path / "recipe.json", "cola", "ab" * 32) is None  # no file: the study's own full fine-tuning
+    assert reference_file({}, tmp_path / "recipe.json", "sst2", "ab" * 32) is None  # the recipe names no folder
+    with pytest.raises(RecipeError, match=r"refs/sst2.json: trained from other pretrained weights \(fingerprint abababababab\)"):
+        reference_file(recipe, tmp_path / "recipe.json", "sst2", "cd" * 32)
