@@ -40,6 +40,7 @@ app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 // when Management:Port is set (otherwise one listener serves all).
 app.MapClassifyEndpoints().WithTaskMetrics();
 app.MapTaskEndpoints();
+app.MapEmbeddingEndpoints();
 app.MapAdminEndpoints();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })
     .ServedOn(Listeners.Both);

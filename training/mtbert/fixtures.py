@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .bundle import BundleWriter
+from .embedding import add_embedding
 from .checkpoint import BertConfig, write_safetensors
 from .float16 import add_cuda_graphs
 from .kinds.classification import KIND as CLASSIFICATION
@@ -90,3 +91,11 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
             writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32)
         # The CUDA graphs too (float16 trunk), so the service's tests cover loading and choosing them.
         add_cuda_graphs(out, data_root, checkpoint, max_dev=DEV_EXAMPLES)
+        add_fixture_embedding(out, checkpoint)
+
+
+def add_fixture_embedding(out: Path, checkpoint: Path) -> None:
+    """The embedding task (the checkpoint's top layer above trunk layer 1, mean pooled), so the
+    service's tests cover the embedding kind and the examples tasks that read it."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    add_embedding(out, checkpoint, branch_layer=1, version=manifest["version"])

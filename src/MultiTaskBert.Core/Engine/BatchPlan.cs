@@ -60,11 +60,12 @@ internal sealed class BatchPlan
         var tasksPerInput = new IReadOnlyList<TaskDefinition>[inputs.Count];
         if (taskNames is null)
         {
-            // Every task whose input kind fits: single-sentence tasks without a pair, pair tasks with one.
+            // Every task whose input kind fits: single-sentence tasks without a pair, pair tasks with
+            // one; kinds left out of the default selection (embeddings) only when named.
             for (int i = 0; i < inputs.Count; i++)
             {
                 TaskInputKind kind = inputs[i].IsPair ? TaskInputKind.Pair : TaskInputKind.Single;
-                tasksPerInput[i] = [.. bundle.Tasks.Where(t => t.Input == kind)];
+                tasksPerInput[i] = [.. bundle.Tasks.Where(t => t.Input == kind && t.Kind.InDefaultSelection)];
             }
         }
         else

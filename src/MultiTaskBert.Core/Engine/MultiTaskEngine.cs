@@ -244,14 +244,17 @@ public sealed class MultiTaskEngine
             long trunkStart = Stopwatch.GetTimestamp();
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
             _metrics.RecordTrunk(trunkStart, rows.Length);
-            HeadOutput[] outputs = await RunHeadsAsync(bundle, group.Tasks, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
+            // Tasks that read the same head graph (an examples task and its embedding) run it once.
+            List<TaskDefinition> heads = [.. group.Tasks.DistinctBy(t => t.Head.FullPath)];
+            HeadOutput[] outputs = await RunHeadsAsync(bundle, heads, hidden, attentionMask, runOptions, cancellationToken).ConfigureAwait(false);
             group.HeadOutputs.AddRange(outputs);
-            for (int t = 0; t < outputs.Length; t++)
+            foreach (TaskDefinition task in group.Tasks)
             {
-                RowOutput[] perRow = group.Outputs[group.Tasks[t]];
+                HeadOutput output = outputs[heads.FindIndex(h => h.Head.FullPath == task.Head.FullPath)];
+                RowOutput[] perRow = group.Outputs[task];
                 for (int i = 0; i < rows.Length; i++)
                 {
-                    perRow[rows[i]] = new RowOutput(outputs[t], i);
+                    perRow[rows[i]] = new RowOutput(output, i);
                 }
             }
         }

@@ -7,7 +7,7 @@ namespace MultiTaskBert.Core.HeadKinds;
 public static class HeadKindRegistry
 {
     /// <summary>Every kind, in the order error messages list them.</summary>
-    public static IReadOnlyList<HeadKind> Kinds { get; } = [ClassificationKind.Instance, RegressionKind.Instance, TaggingKind.Instance];
+    public static IReadOnlyList<HeadKind> Kinds { get; } = [ClassificationKind.Instance, RegressionKind.Instance, TaggingKind.Instance, EmbeddingKind.Instance, ExamplesKind.Instance];
 
     /// <summary>The kind named <paramref name="name"/> (manifest <c>output.kind</c>), or null.</summary>
     public static HeadKind? Find(string? name) => Kinds.FirstOrDefault(k => string.Equals(k.Name, name, StringComparison.Ordinal));
@@ -31,9 +31,10 @@ public static class HeadKindRegistry
         }
 
         typeInfo.PolymorphismOptions = new JsonPolymorphismOptions();
-        foreach (HeadKind kind in Kinds)
+        // Kinds may share an answer record (an examples task answers as a classification).
+        foreach (Type resultType in Kinds.Select(k => k.ResultType).Distinct())
         {
-            typeInfo.PolymorphismOptions.DerivedTypes.Add(new JsonDerivedType(kind.ResultType));
+            typeInfo.PolymorphismOptions.DerivedTypes.Add(new JsonDerivedType(resultType));
         }
     }
 }

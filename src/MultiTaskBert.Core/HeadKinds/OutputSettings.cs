@@ -12,4 +12,8 @@ public sealed record OutputSettings(IReadOnlyList<string> Labels)
     public ValueRange? Range { get; init; }
     public CrfParameters? Crf { get; init; }
     public FallbackPolicy? Fallback { get; init; }
+    public int? Dimensions { get; init; }
+
+    /// <summary>Examples tasks: the fallback read from the manifest; the centroids are read from their file by the loader.</summary>
+    public ExamplesFallback? ExamplesFallback { get; init; }
 }
