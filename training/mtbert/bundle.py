@@ -262,8 +262,10 @@ class BundleWriter:
             raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
         manifest["tasks"].remove(entry)
         self._save(manifest)  # the manifest stops naming the head before its file goes
+        shared = {t["head"]["file"] for t in manifest["tasks"]}  # an examples task reads its embedding task's head
         for file in [entry["head"]["file"]] + ([entry["head"]["float"]["file"]] if "float" in entry["head"] else []):
-            (self.folder / file).unlink(missing_ok=True)
+            if entry["head"]["file"] not in shared:
+                (self.folder / file).unlink(missing_ok=True)
         parity = self.folder / PARITY
         if parity.is_file():
             value = json.loads(parity.read_text(encoding="utf-8"))
@@ -329,6 +331,11 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].pretrainedFingerprint differs from trunk.pretrained.fingerprint")
         if task["branchLayer"] not in layers:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].branchLayer {task['branchLayer']} has no trunk output")
+        if task["output"]["kind"] in ("embedding", "examples"):  # no trained head of their own
+            from .embedding import embedding_problems
+
+            problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in embedding_problems(bundle, task))
+            continue
         try:
             kind = kind_named(task["output"]["kind"])
         except ValueError as error:
