@@ -24,7 +24,10 @@ internal static class ContractMapper
         task.Labels,
         task.Range is { } r ? [r.Min, r.Max] : null,
         task.Metrics is { } m ? new TaskMetricsInfo(m.Split, m.Primary, m.Values, m.Teacher, m.FullFineTuning) : null,
-        task.Fallback is { } f ? ToFallbackInfo(f) : null);
+        task.Fallback is { } f ? ToFallbackInfo(f) : task.Examples?.Fallback is { } e ? ToFallbackInfo(e) : null);
+
+    private static FallbackInfo ToFallbackInfo(ExamplesFallback fallback) =>
+        new(fallback.Label, ExamplesKind.CosineRule, fallback.Threshold, [-1, 1], fallback.Selection);
 
     private static FallbackInfo ToFallbackInfo(FallbackPolicy fallback)
     {
