@@ -83,6 +83,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return F.normalize((hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9), p=2.0, dim=1)
 
 
+def _by_length(texts: list[str]) -> list[int]:
+    """The order that batches texts of similar length together (less padding); results are put back in input order."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
+
+
 def _batches(tokenizer: WordPieceTokenizer, texts: list[str], size: int, desc: str):  # noqa: ANN202 - generator of tensors
     for start in tqdm(range(0, len(texts), size), desc=desc, disable=len(texts) <= size):
         encodings = [tokenizer.encode(t) for t in texts[start : start + size]]
@@ -105,20 +110,26 @@ class ServedEmbedder:
         self.head = build_embedding_head(checkpoint, branch_layer, int8)
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        rows = []
+        order, rows = _by_length(texts), []
         with torch.no_grad():
-            for ids, mask in _batches(self.tokenizer, texts, batch_size, "embed"):
+            for ids, mask in _batches(self.tokenizer, [texts[i] for i in order], batch_size, "embed"):
                 hidden = self.trunk(ids, mask, torch.zeros_like(ids))[self.branch_layer]
                 rows.append(self.head(hidden, mask))
-        return torch.cat(rows).numpy()
+        return _unsort(torch.cat(rows).numpy(), order)
 
 
 def reference_embeddings(checkpoint: Checkpoint, tokenizer: WordPieceTokenizer, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    model, rows = reference_model(checkpoint), []
+    model, rows, order = reference_model(checkpoint), [], _by_length(texts)
     with torch.no_grad():
-        for ids, mask in _batches(tokenizer, texts, batch_size, "reference"):
+        for ids, mask in _batches(tokenizer, [texts[i] for i in order], batch_size, "reference"):
             rows.append(mean_pool(model(ids, mask, torch.zeros_like(ids))[-1], mask))
-    return torch.cat(rows).numpy()
+    return _unsort(torch.cat(rows).numpy(), order)
+
+
+def _unsort(rows: np.ndarray, order: list[int]) -> np.ndarray:
+    result = np.empty_like(rows)
+    result[order] = rows
+    return result
 
 
 def bundle_tokenizer(bundle: Path, manifest: dict) -> WordPieceTokenizer:
