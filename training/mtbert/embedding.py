@@ -30,7 +30,7 @@ from .train import build_trunk, round_to_fp16
 
 EMBEDDING_KIND, EXAMPLES_KIND = "embedding", "examples"
 # Limits of an examples task; the service's admin API has the same (ExamplesLimits).
-MAX_LABELS, MAX_EXAMPLES_PER_LABEL, MAX_EXAMPLE_CHARS = 512, 256, 2000
+MAX_LABELS, MAX_EXAMPLES_PER_LABEL, MAX_EXAMPLES, MAX_EXAMPLE_CHARS, MAX_LABEL_CHARS = 512, 256, 10_000, 2000, 200
 # Softmax scale of the cosines an examples task answers as scores (the scale of contrastive training).
 COSINE_SCALE = 20.0
 
@@ -230,8 +230,8 @@ def validate_examples(examples: object, field: str = "output.examples") -> dict[
     if len(examples) < 2:
         raise BundleError(f"{field}: needs at least 2 labels")
     for label, texts in examples.items():
-        if not label.strip():
-            raise BundleError(f"{field}: a label must not be empty")
+        if not label.strip() or len(label) > MAX_LABEL_CHARS:
+            raise BundleError(f"{field}.{label}: a label must be 1-{MAX_LABEL_CHARS} characters, not blank")
         if not isinstance(texts, list) or not texts:
             raise BundleError(f"{field}.{label}: needs at least 1 example utterance")
         if len(texts) > MAX_EXAMPLES_PER_LABEL:
@@ -239,6 +239,9 @@ def validate_examples(examples: object, field: str = "output.examples") -> dict[
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_EXAMPLE_CHARS:
                 raise BundleError(f"{field}.{label}[{i}]: must be a non-empty text of at most {MAX_EXAMPLE_CHARS} characters")
+    total = sum(len(texts) for texts in examples.values())
+    if total > MAX_EXAMPLES:
+        raise BundleError(f"{field}: at most {MAX_EXAMPLES} examples in all, got {total}")
     return examples  # type: ignore[return-value]
 
 
