@@ -80,6 +80,14 @@ public sealed class ExamplesTaskTests
         Assert.Equal("cosine", fallback.GetProperty("rule").GetString());
         Assert.True(fallback.GetProperty("value").GetDouble() < 1.0);
         Assert.Equal(1.0, fallback.GetProperty("threshold").GetDouble());
+
+        // A request's own threshold (a cosine) overrides the task's; outside [-1, 1] it is refused naming the field.
+        using HttpResponseMessage lower = await host.Client.PostAsJsonAsync("/classify", new { text = "play some jazz", tasks = Task, fallbackThresholds = new { intents = -1.0 } });
+        JsonElement kept = JsonDocument.Parse(await lower.Content.ReadAsStringAsync()).RootElement.GetProperty("results").GetProperty("intents");
+        Assert.False(kept.TryGetProperty("fallback", out _));
+        using HttpResponseMessage refused = await host.Client.PostAsJsonAsync("/classify", new { text = "x", tasks = Task, fallbackThresholds = new { intents = 2.0 } });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("fallbackThresholds.intents", await refused.Content.ReadAsStringAsync());
     }
 
     [Theory]
