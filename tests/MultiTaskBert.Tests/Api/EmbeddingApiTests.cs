@@ -60,6 +60,22 @@ public sealed class EmbeddingApiTests(ApiFactory factory)
     }
 
     [Fact]
+    public async Task The_embedding_points_where_PyTorch_says_on_every_parity_text()
+    {
+        // parity.json's tolerance is sized for logits; an embedding's components are small, so compare directions.
+        ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null && c.Outputs.ContainsKey(EmbeddingTask))];
+        Assert.NotEmpty(cases);
+        foreach (ParityCase c in cases)
+        {
+            float[] served = await ClassifyEmbeddingAsync(c.Text);
+            float[] expected = c.Outputs[EmbeddingTask];
+            double cosine = served.Zip(expected).Sum(p => (double)p.First * p.Second)
+                            / Math.Sqrt(served.Sum(v => (double)v * v) * expected.Sum(v => (double)v * v));
+            Assert.True(cosine > 0.999, $"'{c.Text}': cosine {cosine} to PyTorch's embedding");
+        }
+    }
+
+    [Fact]
     public async Task Float_and_base64_answers_carry_the_same_values_and_the_token_usage()
     {
         using HttpResponseMessage floats = await _client.PostAsync("/v1/embeddings", Json($$"""{"input":"hello world","model":"{{EmbeddingTask}}"}"""));
