@@ -56,7 +56,15 @@ public static class ExamplesTaskBuilder
         entry["input"] = "single";
         entry["branchLayer"] = embedding.BranchLayer;
         entry["pretrainedFingerprint"] = source.PretrainedFingerprint;
-        entry["head"] = JsonSerializer.SerializeToNode(source.Head, BundleManifestJsonContext.Default.HeadManifest);
+        JsonObject head = JsonSerializer.SerializeToNode(source.Head, BundleManifestJsonContext.Default.HeadManifest)!.AsObject();
+        if (head["float"] is null)
+        {
+            head.Remove("float"); // absent, as the toolkit writes it, not null
+        }
+
+        entry["head"] = head;
+        // Absent: the next version of the task (1 for a new one), so that re-posting examples replaces it.
+        entry["version"] ??= (bundle.Tasks.FirstOrDefault(t => t.Name == (string?)entry["name"])?.Version ?? 0) + 1;
         entry["description"] ??= $"Nearest centroid of {texts.Count} example utterances, embedded by task {embedding.Name}.";
     }
 

@@ -58,6 +58,13 @@ public sealed class ExamplesTaskTests
         Assert.Equal("out_of_scope", (string?)entry["output"]!["fallback"]!["label"]);
         string embeddingHead = (string)host.Entry("embedding")["head"]!["file"]!;
         Assert.Equal(embeddingHead, (string?)entry["head"]!["file"]);
+        Assert.False(entry["head"]!.AsObject().ContainsKey("float")); // absent, not null: the toolkit reads the manifest too
+        Assert.Equal(1, (int)entry["version"]!);
+
+        // Re-posting examples without a version replaces the task with the next version.
+        using HttpResponseMessage replaced = await host.Admin.PostAsJsonAsync("/admin/tasks", Entry(Examples()));
+        Assert.Equal(HttpStatusCode.OK, replaced.StatusCode);
+        Assert.Equal(2, await host.VersionOfAsync("intents"));
 
         using var restarted = new ConfiguredApiFactory(new Dictionary<string, string?> { ["Model:BundlePath"] = host.Bundle.Directory });
         JsonElement again = await ClassifyAsync(restarted.CreateClient(), "will it rain tomorrow");
