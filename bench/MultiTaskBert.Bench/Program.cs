@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Core.Registry;
 using MultiTaskBert.Core.Tokenization;
@@ -51,7 +52,8 @@ foreach (GraphOptimization level in new[] { GraphOptimization.Basic, GraphOptimi
 }
 
 LoadedBundle bundle = engine.Current!;
-TaskDefinition[] tasks = [.. bundle.Tasks];
+// The trained heads, which have one-model-per-task baselines (not the embedding or tasks from examples).
+TaskDefinition[] tasks = [.. bundle.Tasks.Where(t => t.Kind != EmbeddingKind.Instance && t.Kind != ExamplesKind.Instance)];
 string[] glueTasks = [.. tasks.Where(t => glue.Contains(t.Name)).Select(t => t.Name)];
 
 // Baselines: one whole single-task model per bundle task.

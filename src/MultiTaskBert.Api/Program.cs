@@ -42,6 +42,7 @@ app.UseOnManagementListener(docs => docs.UseSwagger().UseSwaggerUI());
 // when Management:Port is set (otherwise one listener serves all).
 app.MapClassifyEndpoints().WithTaskMetrics().RequirePublicApiKey();
 app.MapTaskEndpoints().RequirePublicApiKey();
+app.MapEmbeddingEndpoints();
 app.MapAdminEndpoints();
 // Health and metrics are read-only: GET and HEAD, any other method is a 405.
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false })

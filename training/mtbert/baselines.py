@@ -48,6 +48,8 @@ def export_baselines(bundle: Path, out: Path, pretrained: Path, float16: bool = 
         dequantize_modules(trunk)
         (out / SHARED_WEIGHTS).write_bytes(b"")
     for seed, task in enumerate(tqdm(manifest["tasks"], desc="baselines")):
+        if task["output"]["kind"] in ("embedding", "examples"):
+            continue  # not trained heads: the comparison is of the classification tasks
         torch.manual_seed(seed)
         kind = kind_named(task["output"]["kind"])
         head = TaskHead(checkpoint.config, 0, kind, kind.manifest_width(task["output"]))  # reads layer L: the whole network below it

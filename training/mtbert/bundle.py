@@ -19,7 +19,7 @@ from .calibrate import MAX_TRAIN, PROBE_SOURCES, BundleTaskData, distance_input,
 from .checkpoint import Checkpoint, load_checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
-from .kinds import kind_named
+from .kinds import KINDS, kind_named
 from .float16 import has_int8_matmuls, write_float_head
 from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
@@ -285,8 +285,10 @@ class BundleWriter:
             raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
         manifest["tasks"].remove(entry)
         self._save(manifest)  # the manifest stops naming the head before its file goes
+        shared = {t["head"]["file"] for t in manifest["tasks"]}  # an examples task reads its embedding task's head
         for file in [entry["head"]["file"]] + ([entry["head"]["float"]["file"]] if "float" in entry["head"] else []):
-            (self.folder / file).unlink(missing_ok=True)
+            if entry["head"]["file"] not in shared:
+                (self.folder / file).unlink(missing_ok=True)
         parity = self.folder / PARITY
         if parity.is_file():
             value = json.loads(parity.read_text(encoding="utf-8"))
@@ -409,12 +411,15 @@ class BundleWriter:
 def _classification_tasks(manifest: dict, names: list[str] | None) -> list[dict]:
     """The manifest entries to calibrate: `names` (each must be a classification task), or every one."""
     entries = {t["name"]: t for t in manifest["tasks"]}
+    def trained_classification(task: dict) -> bool:  # embedding and examples tasks are no trained kinds
+        return task["output"]["kind"] in {k.name for k in KINDS} and kind_named(task["output"]["kind"]).supports_fallback
+
     if names is None:
-        return [t for t in manifest["tasks"] if kind_named(t["output"]["kind"]).supports_fallback]
+        return [t for t in manifest["tasks"] if trained_classification(t)]
     for name in names:
         if name not in entries:
             raise BundleError(f"manifest.json: no task {name!r}; tasks: {', '.join(entries)}")
-        if not kind_named(entries[name]["output"]["kind"]).supports_fallback:
+        if not trained_classification(entries[name]):
             raise BundleError(f"manifest.json: task {name!r} is a {entries[name]['output']['kind']} task; only classification tasks get an out-of-domain fallback")
     return [entries[n] for n in names]
 
@@ -470,6 +475,11 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].pretrainedFingerprint differs from trunk.pretrained.fingerprint")
         if task["branchLayer"] not in layers:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].branchLayer {task['branchLayer']} has no trunk output")
+        if task["output"]["kind"] in ("embedding", "examples"):  # no trained head of their own
+            from .embedding import embedding_problems
+
+            problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in embedding_problems(bundle, task))
+            continue
         try:
             kind = kind_named(task["output"]["kind"])
         except ValueError as error:

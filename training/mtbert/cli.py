@@ -156,6 +156,20 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train)
     elif args.action == "ood-report":
         writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None)
+    elif args.action == "add-embedding":
+        from .embedding import add_embedding
+
+        entry = add_embedding(args.bundle, args.pretrained or _bundle_pretrained(args.bundle), args.name or "embedding", args.branch_layer, args.version)
+        print(f"{args.bundle}: task {entry['name']} (embedding, {entry['output']['dimensions']} dimensions, branch layer {entry['branchLayer']}) written")
+        return
+    elif args.action == "add-examples":
+        from .embedding import add_examples
+
+        if not args.name or not args.examples:
+            raise ValueError("add-examples needs --name and --examples (a JSON file mapping each label to its example utterances)")
+        examples = json.loads(args.examples.read_text(encoding="utf-8"))
+        entry = add_examples(args.bundle, args.name, examples, args.pretrained or _bundle_pretrained(args.bundle), args.embedding, args.fallback_label, args.version)
+        print(f"{args.bundle}: task {entry['name']} (examples, {len(entry['output']['labels'])} labels, fallback below cosine {entry['output']['fallback']['threshold']}) written")
         return
     elif args.action == "add-cuda-trunk":
         from .float16 import add_cuda_graphs
@@ -172,6 +186,19 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         print(f"{args.bundle}: valid")
         return
     print(f"{args.bundle}: {manifest['name']}@{manifest['version']}, tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
+
+
+def _bundle_pretrained(bundle: Path) -> Path:
+    """The bundle's checkpoint in ../shared/pretrained, by the name its trunk records."""
+    return SHARED / "pretrained" / json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))["trunk"]["pretrained"]["name"]
+
+
+def cmd_embedding_eval(args: argparse.Namespace) -> None:
+    from .embedding_eval import measure
+
+    result = measure(args.bundle, args.pretrained or _bundle_pretrained(args.bundle), args.data, args.per_task, seed=args.seed)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def cmd_export_head(args: argparse.Namespace) -> None:
@@ -282,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); ood-report (fallback rates on in-scope dev and other domains)")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "ood-report"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); ood-report (fallback rates on in-scope dev and other domains); add-embedding (the sentence-embedding head); add-examples (a task defined by example utterances)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "ood-report", "add-embedding", "add-examples"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one)")
@@ -297,7 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
     p.add_argument("--max-train", type=int, default=20_000, help="calibrate: fit on a seeded sample of at most this many training examples per task")
     p.add_argument("--no-ood", action="store_true", help="add, replace: leave a classification task without the out-of-domain fallback (by default it is calibrated from the run's data, or --data)")
+    p.add_argument("--branch-layer", type=int, default=None, help="add-embedding: trunk layer the embedding head reads (None: the deepest trunk output); the head is the checkpoint's layers above it")
+    p.add_argument("--examples", type=Path, default=None, help="add-examples: JSON file {label: [utterance, ...]} (--name: the task's name)")
+    p.add_argument("--embedding", default=None, help="add-examples: the embedding task to embed with (None: the bundle's first)")
+    p.add_argument("--fallback-label", default="out_of_scope", help="add-examples: the label answered when no centroid is close enough")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("embedding-eval", formatter_class=HelpFormatter, help="measure a bundle's embedding task on dev: cosine to the float32 checkpoint, Banking77 from 5/10 examples per label (centroid vs kNN), STS-B and MRPC from the cosine")
+    p.add_argument("bundle", type=Path, help="bundle folder with an embedding task")
+    p.add_argument("--pretrained", default=None, help="checkpoint folder (default shared/pretrained/<trunk.pretrained.name>)")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="datasets root")
+    p.add_argument("--per-task", type=int, default=150, help="dev examples per task (seeded sample) for the agreement measure")
+    p.add_argument("--seed", type=int, default=0, help="seed of every sample")
+    p.add_argument("--out", type=Path, default=None, help="JSON file to write the figures to")
+    p.set_defaults(func=cmd_embedding_eval)
 
     p = sub.add_parser("fallback", formatter_class=HelpFormatter, help="choose a classification head's out-of-scope fallback (rule and threshold) on dev; bundle add/replace carry it")
     p.add_argument("--run", type=Path, required=True, help="run folder of the head")

@@ -270,3 +270,14 @@ def export_single_task(model: SingleTaskModel, path: Path) -> None:
         {"input_ids": ID_AXES, "attention_mask": ID_AXES, "token_type_ids": ID_AXES, "logits": logits_axes(model.head)},
     )
     _save(onnx_model, path, int8_weights(model))
+
+
+def export_embedding_head(head: torch.nn.Module, hidden_size: int, path: Path, metadata: dict[str, str]) -> None:
+    """Writes an embedding head (`embedding.EmbeddingHead`): hidden_states + attention_mask -> embedding [batch, hidden]."""
+    hidden = torch.randn(2, 7, hidden_size)
+    mask = _example_ids()[1]
+    model = _export(
+        head, (hidden, mask), ["hidden_states", "attention_mask"], ["embedding"],
+        {"hidden_states": ID_AXES, "attention_mask": ID_AXES, "embedding": {0: "batch"}},
+    )
+    _save(model, path, int8_weights(head), metadata)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .bundle import BundleWriter
+from .embedding import add_embedding
 from .checkpoint import BertConfig, write_safetensors
 from .float16 import add_cuda_graphs
 from .manifest_file import MANIFEST, read_manifest, write_json_atomic
@@ -91,6 +92,7 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
             writer.add(run, name="tiny-fixture", version="1.0.0", max_length=32, ood=False)  # calibrated once, below
         # The CUDA graphs too (float16 trunk), so the service's tests cover loading and choosing them.
         add_cuda_graphs(out, data_root, checkpoint, max_dev=DEV_EXAMPLES)
+        add_fixture_embedding(out, checkpoint)
         # Every classification head gets the out-of-domain distance, a temperature and the
         # served-by-default decision, as the toolkit gives every bundle; the version stays.
         writer.calibrate(data_root, checkpoint, version="1.0.0", max_train=500)
@@ -100,3 +102,10 @@ def build_fixture_bundle(out: Path, data_root: Path, vocab: Path, train_examples
         for task in manifest["tasks"]:
             task.pop("servedByDefault", None)
         write_json_atomic(out / MANIFEST, manifest)
+
+
+def add_fixture_embedding(out: Path, checkpoint: Path) -> None:
+    """The embedding task (the checkpoint's top layer above trunk layer 1, mean pooled), so the
+    service's tests cover the embedding kind and the examples tasks that read it."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    add_embedding(out, checkpoint, branch_layer=1, version=manifest["version"])

@@ -232,6 +232,8 @@ def add_cuda_graphs(bundle: Path, data_root: Path, pretrained: str | Path | None
     tokenizer = WordPieceTokenizer(read_vocab(bundle / t["vocabFile"]), lowercase=t["lowercase"], strip_accents=t["stripAccents"], max_length=t["maxSequenceLength"])
     report = []
     for task in manifest["tasks"]:
+        if task["output"]["kind"] in ("embedding", "examples"):
+            continue  # no dataset of their own to score; their agreement is `mtbert embedding-eval`'s
         spec = load_task_spec(data_root, task["name"])
         examples = read_examples(data_root / task["name"] / "dev.jsonl", spec, max_dev)
         data = EncodedSet.build(examples, tokenizer, spec)

@@ -148,6 +148,14 @@ def _run_node(node: onnx.NodeProto, args: list) -> list[torch.Tensor]:  # noqa: 
         return [torch.nn.functional.layer_norm(a, shape, args[1], args[2] if len(args) > 2 else None, _attr(node, "epsilon", 1e-5))]
     if op == "ReduceMean":
         return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.mean(d, keepdim=k))]
+    if op == "ReduceSum":  # opset 13+: axes as an input
+        return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.sum(d, keepdim=k))]
+    if op == "ReduceL2":
+        return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.pow(2).sum(d, keepdim=k).sqrt())]
+    if op == "Clip":
+        low = args[1] if len(args) > 1 and args[1] is not None else None
+        high = args[2] if len(args) > 2 and args[2] is not None else None
+        return [torch.clamp(a, min=low, max=high)]
     if op == "ReduceMax":
         return [_reduce(a, _axes(node, args, 1), bool(_attr(node, "keepdims", 1)), lambda t, d, k: t.amax(d, keepdim=k))]
     if op == "ReduceMin":

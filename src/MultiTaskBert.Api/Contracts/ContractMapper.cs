@@ -45,11 +45,14 @@ internal static class ContractMapper
         task.Labels,
         task.Range is { } r ? [r.Min, r.Max] : null,
         task.Metrics is { } m ? new TaskMetricsInfo(m.Split, m.Primary, m.Values, m.Teacher, m.FullFineTuning) : null,
-        task.Fallback is { } f ? ToFallbackInfo(f) : null)
+        task.Fallback is { } f ? ToFallbackInfo(f) : task.Examples?.Fallback is { } e ? ToFallbackInfo(e) : null)
     {
         ServedByDefault = task.ServedByDefault,
         Temperature = task.Kind.HasFallback ? task.Temperature : null,
     };
+
+    private static FallbackInfo ToFallbackInfo(ExamplesFallback fallback) =>
+        new(fallback.Label, ExamplesKind.CosineRule, fallback.Threshold, [-1, 1], fallback.Selection);
 
     private static FallbackInfo ToFallbackInfo(FallbackPolicy fallback)
     {

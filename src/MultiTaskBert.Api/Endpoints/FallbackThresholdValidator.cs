@@ -1,5 +1,6 @@
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
+using MultiTaskBert.Core.HeadKinds;
 
 namespace MultiTaskBert.Api.Endpoints;
 
@@ -23,6 +24,13 @@ internal static class FallbackThresholdValidator
             if (task is null)
             {
                 Add(errors, field, $"unknown task '{name}' (GET /tasks lists them)");
+            }
+            else if (task.Examples?.Fallback is not null)
+            {
+                if (!(threshold >= -1 && threshold <= 1))
+                {
+                    Add(errors, field, $"must be in [-1, 1] for the {ExamplesKind.CosineRule} rule, got {threshold}");
+                }
             }
             else if (task.Fallback is not { } fallback)
             {

@@ -237,6 +237,9 @@ public static partial class BundleLoader
             ? new GraphFile(variant.File, await ResolveGraphAsync(directory, variant, $"{at}.head.float", cancellationToken).ConfigureAwait(false))
             : null;
 
+        ExamplesModel? examples = task.Output.Centroids is { } centroids && kind == ExamplesKind.Instance
+            ? await ReadCentroidsAsync(directory, centroids, output, $"{at}.output.centroids", cancellationToken).ConfigureAwait(false)
+            : null;
         return new TaskDefinition
         {
             Name = task.Name,
@@ -252,6 +255,8 @@ public static partial class BundleLoader
             Fallback = output.Fallback,
             Temperature = output.Temperature,
             ServedByDefault = task.ServedByDefault ?? true,
+            Dimensions = output.Dimensions,
+            Examples = examples,
             Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", outOfDomain, floatHead),
             Metrics = task.Metrics,
         };
@@ -272,6 +277,32 @@ public static partial class BundleLoader
         }
 
         return new OutOfDomainGraph(distance.Output, distance.Layer, distance.Layer == task.BranchLayer ? null : distance.HiddenStates);
+    }
+
+    /// <summary>An examples task's centroid file: inside the bundle, SHA-256 as declared, labels × dimensions float32 values, finite.</summary>
+    private static async Task<ExamplesModel> ReadCentroidsAsync(string directory, GraphFileManifest centroids, OutputSettings output, string field, CancellationToken cancellationToken)
+    {
+        string path = BundleFiles.ResolveExistingFile(directory, centroids.File, $"{field}.file");
+        await BundleFiles.VerifySha256Async(path, centroids.File, centroids.Sha256, $"{field}.sha256", cancellationToken).ConfigureAwait(false);
+        byte[] bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        int labels = output.Labels.Count;
+        if (bytes.Length == 0 || bytes.Length % (sizeof(float) * labels) != 0)
+        {
+            throw new BundleValidationException(centroids.File, $"{field}.file", $"{bytes.Length} bytes is not {labels} (output.labels) rows of float32 values");
+        }
+
+        float[] values = new float[bytes.Length / sizeof(float)];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+        }
+
+        if (values.Any(v => !float.IsFinite(v)))
+        {
+            throw new BundleValidationException(centroids.File, $"{field}.file", "values must be finite");
+        }
+
+        return new ExamplesModel(values, labels, output.ExamplesFallback);
     }
 
     /// <summary>An extra graph (<c>trunk.float16</c>, <c>head.float</c>): inside the bundle, present, SHA-256 as declared.</summary>

@@ -116,6 +116,24 @@ public sealed record TaskOutputManifest
     /// toolkit on examples the head never trained on so that a score means what it says (default 1).
     /// </summary>
     public double? Temperature { get; init; }
+
+    /// <summary>Embedding only: the vector's length (the head output's width).</summary>
+    public int? Dimensions { get; init; }
+
+    /// <summary>Embedding only, informative: how tokens are pooled (<c>mean</c>).</summary>
+    public string? Pooling { get; init; }
+
+    /// <summary>Embedding only: whether the head L2-normalises its vectors (the service requires it).</summary>
+    public bool? Normalize { get; init; }
+
+    /// <summary>Examples only: the embedding task whose head the examples were embedded with.</summary>
+    public string? Embedding { get; init; }
+
+    /// <summary>Examples only: the per-label centroid file (float32 little-endian, labels × dimensions) and its SHA-256.</summary>
+    public GraphFileManifest? Centroids { get; init; }
+
+    /// <summary>Examples only, informative: how many examples each centroid averages.</summary>
+    public IReadOnlyDictionary<string, int>? ExampleCounts { get; init; }
 }
 
 /// <summary>

@@ -54,6 +54,12 @@ public sealed record TaskDefinition
     /// <summary>Set for regression tasks.</summary>
     public ValueRange? Range { get; init; }
 
+    /// <summary>Set for embedding tasks: the vector's length.</summary>
+    public int? Dimensions { get; init; }
+
+    /// <summary>Set for examples tasks: the label centroids and the fallback below a cosine.</summary>
+    public ExamplesModel? Examples { get; init; }
+
     /// <summary>Width of the head output's last axis that the manifest promises.</summary>
     public int OutputWidth => Kind.OutputWidth(this);
 

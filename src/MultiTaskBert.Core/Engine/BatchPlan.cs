@@ -60,12 +60,13 @@ internal sealed class BatchPlan
         var tasksPerInput = new IReadOnlyList<TaskDefinition>[inputs.Count];
         if (taskNames is null)
         {
-            // Every task served by default whose input kind fits: single-sentence tasks without a
-            // pair, pair tasks with one (a head no better than its majority class only when named).
+            // Every task served by default whose input kind fits: single-sentence tasks without a pair,
+            // pair tasks with one; a head no better than its majority class and kinds left out of the
+            // default selection (embeddings) only when named.
             for (int i = 0; i < inputs.Count; i++)
             {
                 TaskInputKind kind = inputs[i].IsPair ? TaskInputKind.Pair : TaskInputKind.Single;
-                tasksPerInput[i] = [.. bundle.Tasks.Where(t => t.Input == kind && t.ServedByDefault)];
+                tasksPerInput[i] = [.. bundle.Tasks.Where(t => t.Input == kind && t.ServedByDefault && t.Kind.InDefaultSelection)];
             }
         }
         else

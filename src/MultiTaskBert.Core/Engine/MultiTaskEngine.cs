@@ -303,15 +303,18 @@ public sealed partial class MultiTaskEngine
             using TrunkOutputs hidden = bundle.Trunk.Run(batch, attentionMask, layers, runOptions);
             _metrics.RecordTrunk(trunkStart, rows.Length);
             var shape = new HeadInput(hidden, attentionMask, rows.Length, (int)batch.Shape[1]);
-            HeadRun[] runs = await RunHeadsAsync(bundle, serving, shape, cancellationToken).ConfigureAwait(false);
-            foreach (HeadRun run in runs)
+            // Tasks that read the same head graph (an examples task and its embedding) run it once.
+            List<TaskDefinition> heads = [.. serving.DistinctBy(t => t.Head.FullPath)];
+            HeadRun[] runs = await RunHeadsAsync(bundle, heads, shape, cancellationToken).ConfigureAwait(false);
+            foreach (HeadRun run in runs.Where(r => r.Output is not null))
             {
-                if (run.Output is not null)
-                {
-                    group.HeadOutputs.Add(run.Output);
-                }
+                group.HeadOutputs.Add(run.Output!);
+            }
 
-                Keep(bundle, group, run, rows);
+            foreach (TaskDefinition task in serving)
+            {
+                HeadRun run = runs[heads.FindIndex(h => h.Head.FullPath == task.Head.FullPath)];
+                Keep(bundle, group, run with { Task = task }, rows);
             }
         }
     }

@@ -41,6 +41,12 @@ public abstract class HeadKind
     /// <summary>Whether <see cref="Predict(TaskDefinition, ReadOnlySpan{float}, EncodedInput, WordAlignment?)"/> reads the words of the input's text (aligned once per input before the batch runs).</summary>
     public virtual bool NeedsWordAlignment => false;
 
+    /// <summary>
+    /// Whether a request without <c>tasks</c> runs tasks of this kind. False for kinds whose answer is
+    /// large (an embedding): the default answer does not grow when a bundle gains one.
+    /// </summary>
+    public virtual bool InDefaultSelection => true;
+
     /// <summary>Whether the manifest may give this kind an <c>output.fallback</c>.</summary>
     public virtual bool HasFallback => false;
 

@@ -7,13 +7,13 @@ namespace MultiTaskBert.Core.HeadKinds;
 public static class HeadKindRegistry
 {
     /// <summary>Every kind, in the order error messages list them.</summary>
-    public static IReadOnlyList<HeadKind> Kinds { get; } = [ClassificationKind.Instance, RegressionKind.Instance, TaggingKind.Instance];
+    public static IReadOnlyList<HeadKind> Kinds { get; } = [ClassificationKind.Instance, RegressionKind.Instance, TaggingKind.Instance, EmbeddingKind.Instance, ExamplesKind.Instance];
 
     /// <summary>
     /// The members of the <see cref="TaskResult"/> union: every kind's answer record, then
     /// <see cref="TaskErrorResult"/> (a task whose head failed for the input).
     /// </summary>
-    public static IReadOnlyList<Type> ResultTypes { get; } = [.. Kinds.Select(k => k.ResultType), typeof(TaskErrorResult)];
+    public static IReadOnlyList<Type> ResultTypes { get; } = [.. Kinds.Select(k => k.ResultType).Distinct(), typeof(TaskErrorResult)];
 
     /// <summary>The kind named <paramref name="name"/> (manifest <c>output.kind</c>), or null.</summary>
     public static HeadKind? Find(string? name) => Kinds.FirstOrDefault(k => string.Equals(k.Name, name, StringComparison.Ordinal));

@@ -15,4 +15,9 @@ public sealed record OutputSettings(IReadOnlyList<string> Labels)
 
     /// <summary>Classification: softmax temperature (1 = the logits as they are).</summary>
     public double Temperature { get; init; } = 1;
+
+    public int? Dimensions { get; init; }
+
+    /// <summary>Examples tasks: the fallback read from the manifest; the centroids are read from their file by the loader.</summary>
+    public ExamplesFallback? ExamplesFallback { get; init; }
 }

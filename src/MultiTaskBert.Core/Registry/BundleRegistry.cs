@@ -91,6 +91,12 @@ public sealed partial class BundleRegistry : IDisposable
             int existingIndex = IndexOf(bundle, name);
             int index = existingIndex >= 0 ? existingIndex : bundle.Manifest.Tasks.Count;
             string at = $"tasks[{index}]";
+            if (ExamplesTaskBuilder.Wants(entry))
+            {
+                // A task defined by examples: no head of its own; embedded here, centroids stored in the bundle.
+                await ExamplesTaskBuilder.BuildAsync(entry, at, current, _engine, cancellationToken).ConfigureAwait(false);
+            }
+
             if (entry["head"] is not JsonObject head)
             {
                 throw new BundleValidationException(BundleLoader.ManifestFileName, $"{at}.head", "missing or not an object");

@@ -54,7 +54,7 @@ public sealed class BertInputEncoder
     {
         List<TokenInfo> first = Tokenize(text, TokenSegment.Text);
         List<TokenInfo>? second = textPair is null ? null : Tokenize(textPair, TokenSegment.TextPair);
-
+        int untruncated = first.Count + (second is null ? 2 : second.Count + 3);
         if (second is null)
         {
             Truncate(first, MaxSequenceLength - 2);
@@ -79,7 +79,7 @@ public sealed class BertInputEncoder
             typeIds.AddRange(Enumerable.Repeat(1, second.Count + 1));
         }
 
-        return new EncodedInput(tokens.ConvertAll(t => t.Id), typeIds, tokens);
+        return new EncodedInput(tokens.ConvertAll(t => t.Id), typeIds, tokens) { UntruncatedLength = untruncated };
     }
 
     /// <summary>Word pieces of <paramref name="word"/> tokenized alone (tagging aligns words this way).</summary>

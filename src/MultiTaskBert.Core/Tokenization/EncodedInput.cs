@@ -20,4 +20,10 @@ public readonly record struct TokenInfo(int Id, string Value, TokenSegment Segme
 public sealed record EncodedInput(IReadOnlyList<int> InputIds, IReadOnlyList<int> TokenTypeIds, IReadOnlyList<TokenInfo> Tokens)
 {
     public int Length => InputIds.Count;
+
+    /// <summary>Tokens the input would have without truncation to the bundle's maximum sequence length.</summary>
+    public int UntruncatedLength { get; init; }
+
+    /// <summary>Whether tokens were cut to fit the maximum sequence length.</summary>
+    public bool IsTruncated => UntruncatedLength > Length;
 }

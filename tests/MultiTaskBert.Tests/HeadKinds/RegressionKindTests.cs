@@ -41,7 +41,7 @@ public sealed class RegressionKindTests
             Output() with { Fallback = new FallbackManifest { Label = "oos", Rule = "energy", Threshold = 0 } });
 
         Assert.Equal(("manifest.json", "tasks[2].output.fallback"), (error.File, error.Field));
-        Assert.Contains("only classification tasks have a fallback, not regression tasks", error.Message);
+        Assert.Contains("only classification | examples tasks have a fallback, not regression tasks", error.Message);
     }
 
     [Theory]
