@@ -270,9 +270,13 @@ def ood_rates(bundle: Path, manifest: dict, entries: list[dict], data_root: Path
     graphs = {e["name"]: Graph(bundle / e["head"]["file"]) for e in entries}
 
     def fires(entry: dict, data: EncodedSet) -> np.ndarray:
-        fallback = entry["output"]["fallback"]
+        """Whether each input is answered with the fallback label: the rule fires, or the head's own
+        top class is that label (CLINC150's `oos`)."""
+        fallback, labels = entry["output"]["fallback"], entry["output"]["labels"]
         curve = DistanceCalibration(fallback["calibration"]["distances"], fallback["calibration"]["pValues"], 0, "")
-        return curve.p_value(head_outputs(graphs[entry["name"]], entry, trunk, data)[DISTANCE_OUTPUT]) < fallback["threshold"]
+        outputs = head_outputs(graphs[entry["name"]], entry, trunk, data)
+        own = outputs["logits"].argmax(1) == labels.index(fallback["label"]) if fallback["label"] in labels else False
+        return (curve.p_value(outputs[DISTANCE_OUTPUT]) < fallback["threshold"]) | own
 
     rates: dict[str, dict[str, float]] = {}
     for entry in entries:

@@ -131,7 +131,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         {
             ClassifyInput[] inputs = [new ClassifyInput(text)];
             ClassifyBatchResult result = await engine.ClassifyAsync(inputs, [task.Name], cancellationToken);
-            JsonNode? answer = JsonSerializer.SerializeToNode(ContractMapper.ToResults(result.Results[0]), json.Value.SerializerOptions);
+            JsonNode? answer = JsonSerializer.SerializeToNode(ContractMapper.ToResults(result.Results[0], null, json.Value.SerializerOptions), json.Value.SerializerOptions);
             if (answer?[task.Name]?["fallback"] is not null)
             {
                 return new Example($"out of scope: task {task.Name} answers its fallback label '{task.Fallback!.Label}'",
@@ -171,10 +171,10 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
     {
         object response = (kind.Batch, kind.ListShape) switch
         {
-            (false, false) => new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0])),
-            (false, true) => new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0])),
-            (true, false) => new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r))]),
-            (true, true) => new ClassifyBatchV2Response(result.Model, [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r)))]),
+            (false, false) => new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], null, json.Value.SerializerOptions)),
+            (false, true) => new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], null, json.Value.SerializerOptions)),
+            (true, false) => new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, null, json.Value.SerializerOptions))]),
+            (true, true) => new ClassifyBatchV2Response(result.Model, [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, null, json.Value.SerializerOptions)))]),
         };
         return JsonSerializer.SerializeToNode(response, response.GetType(), json.Value.SerializerOptions)!;
     }

@@ -184,7 +184,7 @@ public sealed class AdminApiTests
         switch (defect)
         {
             case "branch-layer":
-                entry["branchLayer"] = 2;
+                OutOfDomainEntries.Strip(entry)["branchLayer"] = 2;
                 field = "branchLayer";
                 break;
             case "input-kind":

@@ -88,7 +88,9 @@ public sealed class OpenApiDocumentTests
         JsonObject answers = classify["responses"]!["200"]!["content"]!["application/json"]!["examples"]!.AsObject();
 
         // One example per kind the bundle has, each answering as that kind.
-        Assert.Equal(HeadKindRegistry.Kinds.Count, requests.Count(e => HeadKindRegistry.Kinds.Any(k => e.Key.StartsWith($"{k.Name}: ", StringComparison.Ordinal))));
+        // One example per kind the served bundle has a task of (the fixture has no examples task).
+        HeadKind[] served = [.. HeadKindRegistry.Kinds.Where(k => TestBundle.Manifest.Tasks.Any(t => t.Output.Kind == k.Name))];
+        Assert.Equal(served.Length, requests.Count(e => served.Any(k => e.Key.StartsWith($"{k.Name}: ", StringComparison.Ordinal))));
         foreach ((string name, JsonNode? example) in requests)
         {
             JsonNode request = example!["value"]!;

@@ -29,6 +29,7 @@ public static class HostileHeads
     {
         string template = TemplateOf(head);
         var entry = (JsonObject)bundle.ReadManifest()["tasks"]!.AsArray().First(t => (string?)t!["name"] == template)!.DeepClone();
+        OutOfDomainEntries.Strip(entry);
         entry["name"] = task;
         entry["branchLayer"] = 1;
         entry["head"]!["inputs"]!["attentionMask"] = null;
