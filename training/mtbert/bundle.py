@@ -24,7 +24,7 @@ from .float16 import has_int8_matmuls, write_float_head
 from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
 from .onnx_eval import Graph
-from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output
+from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output, threshold_for, upper_bound
 from .data import TaskSpec, split_file
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -326,6 +326,22 @@ class BundleWriter:
         manifest["version"] = version or bump_version(manifest["version"])
         self._save(manifest)
         return manifest, results
+
+    def retarget(self, rejection: float = DEFAULT_REJECTION, version: str | None = None) -> dict:
+        """Sets every calibrated task's threshold to the largest in-scope rejection rate that stays within
+        `rejection` with 95% confidence on its calibration examples (`ood.threshold_for`), from the
+        stored curve, without recomputing anything; the expected rate is then the conformal one."""
+        manifest = read_manifest(self.folder)
+        for task in manifest["tasks"]:
+            fallback = task["output"].get("fallback") or {}
+            if fallback.get("rule") != "mahalanobis":
+                continue
+            n = fallback["calibration"]["examples"]
+            fallback["threshold"] = threshold_for(rejection, n)
+            fallback["expected"] = {"inScopeRejection": fallback["threshold"], "upperBound95": round(upper_bound(fallback["threshold"], n), 5)}
+        manifest["version"] = version or bump_version(manifest["version"])
+        self._save(manifest)
+        return manifest
 
     def ood_report(self, data_root: Path, pretrained: str | Path | None = None, only: list[str] | None = None, log=print) -> list[str]:  # noqa: ANN001
         """A markdown table: how often each calibrated task answers its fallback on its in-scope dev

@@ -27,7 +27,7 @@ from .checkpoint import Checkpoint, sha256_file
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
-from .ood import DEFAULT_REJECTION, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
+from .ood import DEFAULT_REJECTION, threshold_for, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
 from .onnx_eval import Graph
 from .records import Example
 from .tokenization import WordPieceTokenizer
@@ -180,7 +180,8 @@ def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: Encode
 
 def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
     """Fits the distance statistics, threshold curve, temperature and default-serving decision of one
-    classification task; returns them and the head graph with its distance output."""
+    classification task; returns them and the head graph with its distance output. `rejection`: the
+    in-scope rejection rate not to exceed (95% bound, `threshold_for`)."""
     entry, spec = data.entry, data.spec
     label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
     served = entry["output"]["labels"]
@@ -190,14 +191,15 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
     scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
     calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
+    threshold = threshold_for(rejection, len(scores))
     head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
-    figures = _figures(data, stats, calibration, rejection, fallback_class, scores)
+    figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
     temperature = fit_temperature(data.dev_logits, dev_gold)
     figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
     majority = 100 * (dev_gold == np.bincount(train_gold).argmax()).mean()
     figures["majorityAccuracy"] = majority
     served_by_default = bool(beats_majority(figures["devAccuracyAll"], majority, len(dev_gold)))
-    return TaskCalibration(spec.name, label, rejection, calibration, temperature, served_by_default, stats, data.layer, figures), head
+    return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures), head
 
 
 def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:

@@ -154,6 +154,8 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     elif args.action == "calibrate":
         tasks = args.task.split(",") if args.task else None
         manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train)
+    elif args.action == "retarget":
+        manifest = writer.retarget(args.rejection, args.version)
     elif args.action == "ood-report":
         writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None)
     elif args.action == "add-embedding":
@@ -309,12 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); ood-report (fallback rates on in-scope dev and other domains); add-embedding (the sentence-embedding head); add-examples (a task defined by example utterances)")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "ood-report", "add-embedding", "add-examples"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); retarget (thresholds for another --rejection, from the stored curves); ood-report (fallback rates on in-scope dev and other domains); add-embedding (the sentence-embedding head); add-examples (a task defined by example utterances)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "retarget", "ood-report", "add-embedding", "add-examples"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one)")
-    p.add_argument("--rejection", type=float, default=0.01, help="calibrate: share of in-scope inputs the out-of-domain fallback may turn away (its threshold)")
+    p.add_argument("--rejection", type=float, default=0.01, help="calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away (the threshold keeps the 95%% bound of that share within it)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")

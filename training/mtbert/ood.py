@@ -151,6 +151,19 @@ def upper_bound(rate: float, n: int, z: float = 1.645) -> float:
     return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
+def threshold_for(target: float, examples: int) -> float:
+    """The largest threshold (p-value) whose in-scope rejection rate stays within `target` with 95%
+    confidence: a conformal p-value is below `t` for a share `t` of held-out in-scope inputs, and a
+    share measured on `examples` calibration examples is only known up to its Wilson bound. With few
+    examples (an own task's 60 rows) the bound is loose and the threshold is set to `target` / 2 at
+    least, so that the fallback still answers far-off inputs."""
+    low, high = 0.0, target
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if upper_bound(mid, examples) <= target else (low, mid)
+    return max(math.floor(low * 1e6) / 1e6, target / 2)  # rounded down: the bound stays within the target
+
+
 def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str) -> onnx.ModelProto:
     """The head graph with a second output `ood_distance` [batch]: the hidden states of `hidden_input`
     (the head's own input, or DISTANCE_INPUT, which is added, for another trunk layer) mean-pooled

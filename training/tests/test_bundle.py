@@ -33,7 +33,12 @@ def test_add_creates_a_valid_bundle_with_hashes_and_fingerprints(runs: Path, tmp
     trunk = manifest["trunk"]
     assert (trunk["numLayers"], [o["layer"] for o in trunk["outputs"]]) == (2, [2])
     task = manifest["tasks"][0]
-    assert task["output"] == {"kind": "classification", "labels": ["negative", "positive"]}
+    output = dict(task["output"])
+    # A classification run gets the out-of-domain fallback and a temperature from its data by default.
+    fallback, temperature = output.pop("fallback"), output.pop("temperature")
+    assert output == {"kind": "classification", "labels": ["negative", "positive"]}
+    assert (fallback["rule"], fallback["label"], task["head"]["outOfDomain"]["output"]) == ("mahalanobis", "out_of_scope", "ood_distance")
+    assert temperature > 0
     assert task["pretrainedFingerprint"] == trunk["pretrained"]["fingerprint"]
     assert task["head"]["sha256"] == sha256_file(bundle / "heads/sst2.onnx")
     parity = json.loads((bundle / "parity.json").read_text())

@@ -10,7 +10,7 @@ import torch
 from onnx import TensorProto, helper
 
 from mtbert.calibrate import beats_majority, cross_fitted_ece, expected_calibration_error, fit_temperature
-from mtbert.ood import DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, upper_bound
+from mtbert.ood import DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, threshold_for, upper_bound
 from mtbert.onnx_eval import Graph
 
 
@@ -146,3 +146,12 @@ def test_a_distance_at_another_layer_reads_its_own_input(tmp_path) -> None:  # n
     outputs = graph.run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
     np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(other.mean(1).numpy()), rtol=1e-4)
     assert [i.name for i in strip_distance_output(model).graph.input] == ["hidden_states", "attention_mask"]
+
+
+def test_the_threshold_keeps_the_bound_of_the_rejection_within_the_target() -> None:
+    for examples in (500, 4478, 15_000):
+        threshold = threshold_for(0.01, examples)
+        assert upper_bound(threshold, examples) <= 0.01 + 1e-9 or threshold == 0.005
+        assert threshold < 0.01
+    assert threshold_for(0.01, 15_000) > threshold_for(0.01, 4478)  # more calibration examples, a tighter bound
+    assert threshold_for(0.01, 60) == 0.005  # too few to bound: half the target, so far-off inputs still fall back

@@ -87,7 +87,10 @@ def test_the_readme_takes_a_csv_to_a_served_and_hot_replaced_head(tiny_data: Pat
     # curl prints no newline after an answer, so the service's next log line can follow it on the same line.
     answers = [json.JSONDecoder().raw_decode(line)[0] for line in out.splitlines() if line.startswith("{")]
     classify = next(a for a in answers if "results" in a)
-    assert classify["model"] == "tiny@1.0.4" and classify["results"]["reviews"]["label"] in ("negative", "positive")
+    # The tiny random checkpoint's features put any text far from the 500 reviews: the out-of-domain
+    # fallback may answer; the model's own label is then its topLabel.
+    review = classify["results"]["reviews"]
+    assert classify["model"] == "tiny@1.0.4" and review.get("fallback", review)["topLabel" if "fallback" in review else "label"] in ("negative", "positive")
     upload = next(a for a in answers if a.get("action"))
     assert (upload["action"], upload["task"], upload["version"], upload["previousVersion"], upload["model"]) == ("replaced", "reviews", 2, 1, "tiny@1.0.5")
     manifest = json.loads((root / "my-bundle" / "manifest.json").read_text(encoding="utf-8"))

@@ -68,4 +68,7 @@ def test_tiny_runs_give_the_recorded_results(task: str, tiny_checkpoint: Path, t
 
 
 def close_all(values: dict[str, float]) -> dict[str, object]:
-    return {k: close(v) for k, v in values.items()}
+    """Dev metrics within 0.01 points: a correlation over 32 examples of an untrained tiny model
+    moves by 1e-3 with another BLAS build's rounding (seen on this project's CI machines), while the
+    weight checksums, compared at 1e-4, pin the training trajectory."""
+    return {k: pytest.approx(v, abs=0.01) for k, v in values.items()}
