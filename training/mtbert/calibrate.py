@@ -62,7 +62,8 @@ class TaskCalibration:
         return {
             "label": self.label, "rule": RULE, "threshold": self.rejection, "calibration": self.calibration.manifest(),
             "expected": {"inScopeRejection": f["calRejection"], "upperBound95": f["calRejectionUpper95"]},
-            "selection": {k: f[k] for k in ("devInScopeRejection", "inScopeAccuracy", "inScopeAccuracyWithout", "inScopeExamples")},
+            # Dev figures at this threshold (`bundle retarget` keeps them, with the threshold they were measured at).
+            "selection": {**{k: f[k] for k in ("devInScopeRejection", "inScopeAccuracy", "inScopeAccuracyWithout", "inScopeExamples")}, "atThreshold": self.rejection},
         }
 
 

@@ -85,7 +85,7 @@ public sealed class ClassifyApiTests(ApiFactory factory)
         JsonElement json = await PostOk("/classify", new { text = "the movie was great" });
 
         Assert.Equal(
-            TestBundle.Manifest.Tasks.Where(t => t.Input == "single" && t.Output.Kind != "embedding").Select(t => t.Name).Order(),
+            TestBundle.Manifest.Tasks.Where(t => t.Input == "single" && t.Output.Kind != "embedding" && t.ServedByDefault != false).Select(t => t.Name).Order(),
             json.GetProperty("results").EnumerateObject().Select(p => p.Name).Order());
     }
 
@@ -95,7 +95,7 @@ public sealed class ClassifyApiTests(ApiFactory factory)
         JsonElement json = await PostOk("/classify", new { text = "a man plays guitar", textPair = "someone plays an instrument" });
 
         Assert.Equal(
-            TestBundle.Manifest.Tasks.Where(t => t.Input == "pair").Select(t => t.Name).Order(),
+            TestBundle.Manifest.Tasks.Where(t => t.Input == "pair" && t.ServedByDefault != false).Select(t => t.Name).Order(),
             json.GetProperty("results").EnumerateObject().Select(p => p.Name).Order());
     }
 
@@ -144,7 +144,7 @@ public sealed class ClassifyApiTests(ApiFactory factory)
         });
 
         JsonElement[] results = [.. batch.GetProperty("results").EnumerateArray()];
-        Assert.Equal(TestBundle.Manifest.Tasks.Where(t => t.Input == "single" && t.Output.Kind != "embedding").Select(t => t.Name).Order(), results[0].EnumerateObject().Select(p => p.Name).Order());
-        Assert.Equal(TestBundle.Manifest.Tasks.Where(t => t.Input == "pair").Select(t => t.Name).Order(), results[1].EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(TestBundle.Manifest.Tasks.Where(t => t.Input == "single" && t.Output.Kind != "embedding" && t.ServedByDefault != false).Select(t => t.Name).Order(), results[0].EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(TestBundle.Manifest.Tasks.Where(t => t.Input == "pair" && t.ServedByDefault != false).Select(t => t.Name).Order(), results[1].EnumerateObject().Select(p => p.Name).Order());
     }
 }
