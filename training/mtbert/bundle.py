@@ -343,7 +343,9 @@ class BundleWriter:
         self._save(manifest)
         return manifest
 
-    def ood_report(self, data_root: Path, pretrained: str | Path | None = None, only: list[str] | None = None, log=print) -> list[str]:  # noqa: ANN001
+    def ood_report(
+        self, data_root: Path, pretrained: str | Path | None = None, only: list[str] | None = None, probe_root: Path | None = None, log=print,  # noqa: ANN001
+    ) -> list[str]:
         """A markdown table: how often each calibrated task answers its fallback on its in-scope dev
         examples and on every other domain's probe texts (`calibrate.ood_rates`), as served."""
         manifest = read_manifest(self.folder)
@@ -354,7 +356,7 @@ class BundleWriter:
             groups.setdefault((task["branchLayer"], task["input"]), []).append(task)
         rows: dict[str, dict[str, float]] = {}
         for group in groups.values():
-            rows.update(ood_rates(self.folder, manifest, group, data_root, checkpoint, self._tokenizer(manifest)))
+            rows.update(ood_rates(self.folder, manifest, group, data_root, checkpoint, self._tokenizer(manifest), probe_root))
         sources = ["in-scope dev"] + [s for s in PROBE_SOURCES if any(s in r for r in rows.values())]
         lines = ["| task | " + " | ".join(PROBE_SOURCES.get(s, s) for s in sources) + " |", "| --- |" + " --- |" * len(sources)]
         for task, rates in rows.items():

@@ -262,11 +262,15 @@ def probe_examples(data_root: Path, source: str, pair: bool, limit: int = PROBE_
     return [Example(r["text"], r.get("text_pair") if pair else None, 0) for r in rows]
 
 
-def ood_rates(bundle: Path, manifest: dict, entries: list[dict], data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer) -> dict[str, dict[str, float]]:
+def ood_rates(
+    bundle: Path, manifest: dict, entries: list[dict], data_root: Path, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer, probe_root: Path | None = None,
+) -> dict[str, dict[str, float]]:
     """How often each calibrated task of `entries` (one branch layer and input kind) answers its
     fallback, as served (head graph with its distance output, the manifest's curve and threshold): on
     its in-scope dev examples, and on each other domain's probe texts apart (%). Each probe source's
-    trunk states are computed once for all the tasks."""
+    trunk states are computed once for all the tasks. `probe_root`: where the probe sources are
+    (default `data_root`; an own task's folder holds only its own splits)."""
+    probe_root = probe_root or data_root
     pair = entries[0]["input"] == "pair"
     trunk = build_trunk(checkpoint, max(max(e["branchLayer"], (e["head"].get("outOfDomain") or {}).get("layer", 0)) for e in entries), int8_matmuls(manifest))
     specs = {e["name"]: load_task_spec(data_root, e["name"]) for e in entries}
@@ -289,7 +293,7 @@ def ood_rates(bundle: Path, manifest: dict, entries: list[dict], data_root: Path
         in_scope = [e for e in dev if e.label != fallback_class]
         rates[entry["name"]] = {"in-scope dev": 100 * float(fires(entry, EncodedSet.build(in_scope, tokenizer, spec)).mean())}
     for source in tqdm(PROBE_SOURCES, desc="other-domain probes", leave=False):
-        examples = probe_examples(data_root, source, pair) if (data_root / source / "dev.jsonl").is_file() else []
+        examples = probe_examples(probe_root, source, pair) if (probe_root / source / "dev.jsonl").is_file() else []
         if not examples:
             continue
         data = EncodedSet.build(examples, tokenizer, next(iter(specs.values())))

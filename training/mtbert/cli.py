@@ -157,7 +157,7 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     elif args.action == "retarget":
         manifest = writer.retarget(args.rejection, args.version)
     elif args.action == "ood-report":
-        writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None)
+        writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None, args.probes)
     elif args.action == "add-embedding":
         from .embedding import add_embedding
 
@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks; calibrate: datasets with each task's train and dev splits")
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
     p.add_argument("--max-train", type=int, default=20_000, help="calibrate: fit on a seeded sample of at most this many training examples per task")
+    p.add_argument("--probes", type=Path, default=None, help="ood-report: datasets whose dev splits are the other-domain probes (None: --data; e.g. ../../shared/data for an own task's folder)")
     p.add_argument("--no-ood", action="store_true", help="add, replace: leave a classification task without the out-of-domain fallback (by default it is calibrated from the run's data, or --data)")
     p.add_argument("--branch-layer", type=int, default=None, help="add-embedding: trunk layer the embedding head reads (None: the deepest trunk output); the head is the checkpoint's layers above it")
     p.add_argument("--examples", type=Path, default=None, help="add-examples: JSON file {label: [utterance, ...]} (--name: the task's name)")

@@ -86,6 +86,7 @@ def test_the_readme_takes_a_csv_to_a_served_and_hot_replaced_head(tiny_data: Pat
     assert "my-bundle: tiny@1.0.4, tasks " in out  # bundle add bumped the copy's version
     # curl prints no newline after an answer, so the service's next log line can follow it on the same line.
     answers = [json.JSONDecoder().raw_decode(line)[0] for line in out.splitlines() if line.startswith("{")]
+    assert any("results" in a for a in answers), out[-3000:] + result.stderr[-3000:]
     classify = next(a for a in answers if "results" in a)
     # The tiny random checkpoint's features put any text far from the 500 reviews: the out-of-domain
     # fallback may answer; the model's own label is then its topLabel.

@@ -180,13 +180,15 @@ public sealed class FallbackApiTests : IDisposable
     [Fact]
     public async Task The_calibrated_fixture_task_answers_by_its_distance_and_lists_the_calibration()
     {
-        // The fixture as the toolkit calibrates it: mahalanobis rule at a 1% in-scope rejection rate.
+        // The fixture as the toolkit calibrates it: mahalanobis rule, a rejection rate within 1% (95% bound; half of it
+        // for the fixture's 500 calibration examples, too few to bound more tightly).
         using ConfiguredApiFactory host = Host();
         HttpClient client = host.CreateClient();
         JsonElement tasks = await client.GetFromJsonAsync<JsonElement>("/tasks");
         JsonElement info = tasks.GetProperty("tasks").EnumerateArray().First(t => t.GetProperty("name").GetString() == _task);
         JsonElement fallback = info.GetProperty("fallback");
-        Assert.Equal(("mahalanobis", 0.01), (fallback.GetProperty("rule").GetString(), fallback.GetProperty("threshold").GetDouble()));
+        Assert.Equal("mahalanobis", fallback.GetProperty("rule").GetString());
+        Assert.InRange(fallback.GetProperty("threshold").GetDouble(), 0.001, 0.01);
         Assert.True(fallback.GetProperty("calibration").GetProperty("examples").GetInt32() > 0);
         Assert.InRange(fallback.GetProperty("expected").GetProperty("inScopeRejection").GetDouble(), 0.0, 0.05);
         Assert.True(info.GetProperty("temperature").GetDouble() > 0);
