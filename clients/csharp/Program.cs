@@ -60,9 +60,11 @@ namespace ClientChecks
             var v1Batch = await client.Classify.Batch.PostAsync(new() { Inputs = [new() { Text = Check.Single }, new() { Text = "hello" }] });
             Check.That(v1Batch!.Results!.Count == 2, "kiota: POST /classify/batch");
 
+            // Every task named, so that kinds outside the default selection (the embedding) and tasks served only when named answer too.
+            List<string> Named(bool pairs) => [.. tasks.Tasks.Where(t => (t.Input!.Value.ToString().ToLowerInvariant() == "pair") == pairs).Select(t => t.Name!)];
             var seen = new HashSet<string>();
-            var single = await client.V2.Classify.PostAsync(new() { Text = Check.Single });
-            var pair = await client.V2.Classify.PostAsync(new() { Text = "A man is playing a guitar.", TextPair = "A person plays an instrument." });
+            var single = await client.V2.Classify.PostAsync(new() { Text = Check.Single, Tasks = Named(pairs: false) });
+            var pair = await client.V2.Classify.PostAsync(new() { Text = "A man is playing a guitar.", TextPair = "A person plays an instrument.", Tasks = Named(pairs: true) });
             foreach (var answer in single!.Results!.Concat(pair!.Results!))
             {
                 seen.Add(Describe(answer));
@@ -120,6 +122,8 @@ namespace ClientChecks
             KiotaClient.Models.ClassificationAnswer c when c.Label is { Length: > 0 } && c.Score > 0 => "classification",
             KiotaClient.Models.RegressionAnswer r when double.IsFinite(r.Value ?? double.NaN) => "regression",
             KiotaClient.Models.TaggingAnswer t when t.Tags!.Count > 0 && t.Entities is not null => "tagging",
+            KiotaClient.Models.EmbeddingAnswer e when e.Embedding is { Count: > 0 } => "embedding",
+            KiotaClient.Models.ExamplesAnswer x when x.Label is { Length: > 0 } => "examples",
             _ => throw new InvalidOperationException($"kiota: an answer of an unknown or empty kind: {answer.GetType().Name} {answer.Kind}"),
         };
     }
@@ -139,9 +143,11 @@ namespace ClientChecks
             var v1Batch = await client.ClassifyBatchAsync(new() { Inputs = [new() { Text = Check.Single }, new() { Text = "hello" }] });
             Check.That(v1Batch.Results.Count == 2, "nswag: POST /classify/batch");
 
+            // Every task named, so that kinds outside the default selection (the embedding) and tasks served only when named answer too.
+            List<string> Named(bool pairs) => [.. tasks.Tasks.Where(t => (t.Input.ToString().ToLowerInvariant() == "pair") == pairs).Select(t => t.Name)];
             var seen = new HashSet<string>();
-            var single = await client.ClassifyV2Async(new() { Text = Check.Single });
-            var pair = await client.ClassifyV2Async(new() { Text = "A man is playing a guitar.", TextPair = "A person plays an instrument." });
+            var single = await client.ClassifyV2Async(new() { Text = Check.Single, Tasks = Named(pairs: false) });
+            var pair = await client.ClassifyV2Async(new() { Text = "A man is playing a guitar.", TextPair = "A person plays an instrument.", Tasks = Named(pairs: true) });
             foreach (var answer in single.Results.Concat(pair.Results))
             {
                 seen.Add(Describe(answer));
@@ -196,6 +202,8 @@ namespace ClientChecks
             NSwagClient.ClassificationAnswer c when c.Label.Length > 0 && c.Scores.ContainsKey(c.Label) || c is { Fallback: not null } => "classification",
             NSwagClient.RegressionAnswer r when double.IsFinite(r.Value) => "regression",
             NSwagClient.TaggingAnswer t when t.Tags.Count > 0 => "tagging",
+            NSwagClient.EmbeddingAnswer e when e.Embedding.Count > 0 => "embedding",
+            NSwagClient.ExamplesAnswer x when x.Label.Length > 0 => "examples",
             _ => throw new InvalidOperationException($"nswag: an answer of an unknown or empty kind: {answer.GetType().Name}"),
         };
     }

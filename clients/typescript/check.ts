@@ -32,6 +32,12 @@ function describe(answer: Answer): string {
     case "tagging":
       check(answer.tags.length > 0, `${answer.task}: tags`);
       return `${answer.task}=[${answer.entities.map((e) => `${e.type}:${e.text}`).join(" ")}]`;
+    case "embedding":
+      check(answer.embedding.length > 0 && answer.embedding.every(Number.isFinite), `${answer.task}: embedding`);
+      return `${answer.task}=[${answer.embedding.length} dimensions]`;
+    case "examples":
+      check(answer.label.length > 0, `${answer.task}: label`);
+      return `${answer.task}=${answer.label}`;
     default: {
       const unknown: never = answer;
       throw new Error(`unknown kind ${JSON.stringify(unknown)}`);
@@ -49,7 +55,12 @@ const v1Batch = await client.POST("/classify/batch", { body: { inputs: [{ text: 
 check(v1Batch.data?.results.length === 2, "POST /classify/batch");
 
 const seen = new Set<string>();
-for (const body of [{ text: "play the new album by the beatles, i love it" }, { text: "A man is playing a guitar.", textPair: "A person plays an instrument." }]) {
+// Every task named, so that kinds outside the default selection (the embedding) and tasks served only when named answer too.
+const named = (pairs: boolean) => tasks.data.tasks.filter((t) => (t.input === "pair") === pairs).map((t) => t.name);
+for (const body of [
+  { text: "play the new album by the beatles, i love it", tasks: named(false) },
+  { text: "A man is playing a guitar.", textPair: "A person plays an instrument.", tasks: named(true) },
+]) {
   const v2 = await client.POST("/v2/classify", { body });
   check(v2.data !== undefined, "POST /v2/classify");
   for (const answer of v2.data.results as Answer[]) {
