@@ -85,6 +85,13 @@ def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
     return round(math.exp((low + high) / 2), 6)
 
 
+def scaling_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature a task is served at: fitted (`fit_temperature`) when the head makes mistakes on
+    these examples; 1 when it makes none, since the likelihood then keeps growing as T shrinks
+    towards 0 (every score 1.0) and there is no evidence to scale by."""
+    return fit_temperature(logits, gold) if (logits.argmax(1) != gold).any() else 1.0
+
+
 def expected_calibration_error(logits: np.ndarray, gold: np.ndarray, temperature: float = 1.0, bins: int = ECE_BINS) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their size (points)."""
     probabilities = torch.softmax(torch.tensor(logits, dtype=torch.float64) / temperature, -1).numpy()
@@ -195,7 +202,7 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     threshold = threshold_for(rejection, len(scores))
     head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
     figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
-    temperature = fit_temperature(data.dev_logits, dev_gold)
+    temperature = scaling_temperature(data.dev_logits, dev_gold)
     figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
     majority = 100 * (dev_gold == np.bincount(train_gold).argmax()).mean()
     figures["majorityAccuracy"] = majority

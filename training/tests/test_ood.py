@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from mtbert.calibrate import beats_majority, cross_fitted_ece, expected_calibration_error, fit_temperature
+from mtbert.calibrate import beats_majority, scaling_temperature, cross_fitted_ece, expected_calibration_error, fit_temperature
 from mtbert.ood import DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, threshold_for, upper_bound
 from mtbert.onnx_eval import Graph
 
@@ -155,3 +155,12 @@ def test_the_threshold_keeps_the_bound_of_the_rejection_within_the_target() -> N
         assert threshold < 0.01
     assert threshold_for(0.01, 15_000) > threshold_for(0.01, 4478)  # more calibration examples, a tighter bound
     assert threshold_for(0.01, 60) == 0.005  # too few to bound: half the target, so far-off inputs still fall back
+
+
+def test_no_temperature_is_fitted_when_dev_has_no_error() -> None:
+    """A perfectly separated dev split would drive T towards 0 (every score 1.0): nothing to calibrate against."""
+    logits = np.array([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 5.0]] * 10)
+    gold = np.array([0, 1, 2] * 10)
+    assert scaling_temperature(logits, gold) == 1.0
+    gold[0] = 1  # one mistake: now there is something to fit
+    assert scaling_temperature(logits, gold) != 1.0
