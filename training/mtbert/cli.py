@@ -158,6 +158,7 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         manifest = writer.retarget(args.rejection, args.version)
     elif args.action == "ood-report":
         writer.ood_report(args.data, args.pretrained, args.task.split(",") if args.task else None, args.probes)
+        return
     elif args.action == "add-embedding":
         from .embedding import add_embedding
 
