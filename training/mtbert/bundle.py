@@ -21,7 +21,7 @@ from .export import export_head, export_trunk
 from .fallback import FallbackChoice
 from .kinds import KINDS, kind_named
 from .float16 import has_int8_matmuls, write_float_head
-from .manifest_file import FORMAT_VERSION, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
+from .manifest_file import FORMAT_VERSION, default_pretrained, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
 from .onnx_eval import Graph
 from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output, threshold_for, upper_bound
@@ -147,6 +147,13 @@ class BundleWriter:
         trunk["outputs"] = export_trunk(model, layers, self.folder / TRUNK)
         trunk["numLayers"] = max(layers)
         trunk["sha256"] = sha256_file(self.folder / TRUNK)
+
+    def _trunk_checkpoint(self, manifest: dict, pretrained: str | Path | None) -> Checkpoint:
+        """The checkpoint the bundle's trunk was made from (`pretrained`, else `default_pretrained`), checked by fingerprint."""
+        checkpoint = load_checkpoint(pretrained or default_pretrained(manifest))
+        if checkpoint.fingerprint != manifest["trunk"]["pretrained"]["fingerprint"]:
+            raise BundleError(f"{checkpoint.path}: not the checkpoint of the bundle's trunk (trunk.pretrained.fingerprint)")
+        return checkpoint
 
     def _tokenizer(self, manifest: dict) -> WordPieceTokenizer:
         t = manifest["tokenizer"]
@@ -305,9 +312,7 @@ class BundleWriter:
         softmax temperature and the served-by-default decision, fitted on `data_root`'s splits
         (`calibrate`); rewrites their heads with the distance output and bumps the version once."""
         manifest = read_manifest(self.folder)
-        checkpoint = load_checkpoint(pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / manifest["trunk"]["pretrained"]["name"])
-        if checkpoint.fingerprint != manifest["trunk"]["pretrained"]["fingerprint"]:
-            raise BundleError(f"{checkpoint.path}: not the checkpoint of the bundle's trunk (trunk.pretrained.fingerprint)")
+        checkpoint = self._trunk_checkpoint(manifest, pretrained)
         chosen = _classification_tasks(manifest, tasks)
         results = []
         for entry in chosen:
@@ -349,7 +354,7 @@ class BundleWriter:
         """A markdown table: how often each calibrated task answers its fallback on its in-scope dev
         examples and on every other domain's probe texts (`calibrate.ood_rates`), as served."""
         manifest = read_manifest(self.folder)
-        checkpoint = load_checkpoint(pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / manifest["trunk"]["pretrained"]["name"])
+        checkpoint = self._trunk_checkpoint(manifest, pretrained)
         tasks = [t for t in manifest["tasks"] if (t["output"].get("fallback") or {}).get("rule") == "mahalanobis" and (only is None or t["name"] in only)]
         groups: dict[tuple[int, str], list[dict]] = {}
         for task in tasks:  # tasks that read the same trunk states share each probe's trunk pass

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .bundle import BundleError, BundleWriter, verify
+from .manifest_file import default_pretrained, read_manifest
 from .checkpoint import CheckpointError
 from .data import DatasetError
 from .train import DistillWeights, Hyper
@@ -193,7 +194,7 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 
 def _bundle_pretrained(bundle: Path) -> Path:
     """The bundle's checkpoint in ../shared/pretrained, by the name its trunk records."""
-    return SHARED / "pretrained" / json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))["trunk"]["pretrained"]["name"]
+    return default_pretrained(read_manifest(bundle))
 
 
 def cmd_embedding_eval(args: argparse.Namespace) -> None:

@@ -28,7 +28,7 @@ from .data import load_task_spec, read_examples
 from .export import ID_AXES, _example_ids, _export, replace_nodes, store_weights_fp16
 from .encoded import EncodedSet
 from .kinds import kind_named
-from .manifest_file import MANIFEST, read_manifest, write_json_atomic
+from .manifest_file import MANIFEST, default_pretrained, read_manifest, write_json_atomic
 from .modeling import ExportedTrunk, RowwiseInt8Linear
 from .onnx_eval import Graph
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -217,7 +217,7 @@ def add_cuda_graphs(bundle: Path, data_root: Path, pretrained: str | Path | None
     Running it again replaces what an earlier run wrote."""
     manifest = read_manifest(bundle)
     trunk = manifest["trunk"]
-    pretrained = pretrained or Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / trunk["pretrained"]["name"]
+    pretrained = pretrained or default_pretrained(manifest)
     export_trunk_float16(pretrained, manifest, bundle / FLOAT16_TRUNK)
     trunk["float16"] = {"file": FLOAT16_TRUNK, "sha256": sha256_file(bundle / FLOAT16_TRUNK)}
     for task in manifest["tasks"]:

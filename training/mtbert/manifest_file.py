@@ -34,6 +34,12 @@ def int8_matmuls(manifest: dict) -> bool:
     return bool(manifest["trunk"].get("int8Matmuls", False))
 
 
+def default_pretrained(manifest: dict) -> Path:
+    """Where a bundle's checkpoint is when no other is given: ../shared/pretrained/<trunk.pretrained.name>
+    beside the repository."""
+    return Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / manifest["trunk"]["pretrained"]["name"]
+
+
 def read_manifest(bundle: Path) -> dict:
     path = bundle / MANIFEST
     if not path.is_file():

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
@@ -61,42 +62,41 @@ internal static class ClassifyEndpoints
         ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
-        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
-        return result is null
-            ? invalid!
-            : new CompleteJson<ClassifyResponse>(new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
+        JsonSerializerOptions options = json.Value.SerializerOptions;
+        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+            result => new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyV2Response>, ValidationProblem>> ClassifyV2Async(
         ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
-        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
-        return result is null
-            ? invalid!
-            : new CompleteJson<ClassifyV2Response>(new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds, json.Value.SerializerOptions)));
+        JsonSerializerOptions options = json.Value.SerializerOptions;
+        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+            result => new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
         ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
-        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
-        return result is null
-            ? invalid!
-            : new CompleteJson<ClassifyBatchResponse>(new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, json.Value.SerializerOptions))]));
+        JsonSerializerOptions options = json.Value.SerializerOptions;
+        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+            result => new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, options))]));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchV2Response>, ValidationProblem>> ClassifyBatchV2Async(
         ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
-        (ClassifyBatchResult? result, ValidationProblem? invalid) = await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken);
-        return result is null
-            ? invalid!
-            : new CompleteJson<ClassifyBatchV2Response>(new ClassifyBatchV2Response(result.Model,
-                [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds, json.Value.SerializerOptions)))]));
+        JsonSerializerOptions options = json.Value.SerializerOptions;
+        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+            result => new ClassifyBatchV2Response(result.Model, [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds, options)))]));
     }
+
+    /// <summary>The run's answer in the endpoint's shape (serialized whole before its first byte), or its validation problem.</summary>
+    private static Results<CompleteJson<T>, ValidationProblem> Respond<T>((ClassifyBatchResult? Result, ValidationProblem? Invalid) run, Func<ClassifyBatchResult, T> answer) =>
+        run.Result is null ? run.Invalid! : new CompleteJson<T>(answer(run.Result));
 
     /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
     private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunAsync(
