@@ -24,7 +24,7 @@ from .float16 import has_int8_matmuls, write_float_head
 from .manifest_file import FORMAT_VERSION, default_pretrained, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
 from .onnx_eval import Graph
-from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, add_distance_output, threshold_for, upper_bound
+from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output
 from .data import TaskSpec, split_file
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -333,17 +333,18 @@ class BundleWriter:
         return manifest, results
 
     def retarget(self, rejection: float = DEFAULT_REJECTION, version: str | None = None) -> dict:
-        """Sets every calibrated task's threshold to the largest in-scope rejection rate that stays within
-        `rejection` with 95% confidence on its calibration examples (`ood.threshold_for`), from the
-        stored curve, without recomputing anything; the expected rate is then the conformal one."""
+        """Sets every calibrated task's threshold for the in-scope rejection rate `rejection` from its
+        stored curve, without recomputing anything: on an empirical curve the largest rate that stays
+        within `rejection` with 95% confidence on its calibration examples (`ood.threshold_for`), on a
+        fitted one `rejection` itself (`DistanceCalibration.threshold`)."""
         manifest = read_manifest(self.folder)
         for task in manifest["tasks"]:
             fallback = task["output"].get("fallback") or {}
             if fallback.get("rule") != "mahalanobis":
                 continue
-            n = fallback["calibration"]["examples"]
-            fallback["threshold"] = threshold_for(rejection, n)
-            fallback["expected"] = {"inScopeRejection": fallback["threshold"], "upperBound95": round(upper_bound(fallback["threshold"], n), 5)}
+            curve = DistanceCalibration.from_manifest(fallback["calibration"])
+            fallback["threshold"] = curve.threshold(rejection)
+            fallback["expected"] = {"inScopeRejection": fallback["threshold"], "upperBound95": round(curve.rate_upper_bound(fallback["threshold"]), 5)}
         manifest["version"] = version or bump_version(manifest["version"])
         self._save(manifest)
         return manifest

@@ -27,7 +27,7 @@ from .checkpoint import Checkpoint, sha256_file
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
-from .ood import DEFAULT_REJECTION, threshold_for, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features, upper_bound
+from .ood import DEFAULT_REJECTION, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features
 from .onnx_eval import Graph
 from .records import Example
 from .tokenization import WordPieceTokenizer
@@ -189,7 +189,7 @@ def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: Encode
 def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
     """Fits the distance statistics, threshold curve, temperature and default-serving decision of one
     classification task; returns them and the head graph with its distance output. `rejection`: the
-    in-scope rejection rate not to exceed (95% bound, `threshold_for`)."""
+    in-scope rejection rate aimed at (`DistanceCalibration.threshold`)."""
     entry, spec = data.entry, data.spec
     label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
     served = entry["output"]["labels"]
@@ -199,7 +199,7 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
     scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
     calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
-    threshold = threshold_for(rejection, len(scores))
+    threshold = calibration.threshold(rejection)
     head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
     figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
     temperature = scaling_temperature(data.dev_logits, dev_gold)
@@ -216,10 +216,11 @@ def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCa
     predicted = data.dev_logits.argmax(1)
     in_scope = dev_gold != fallback_class if fallback_class is not None else np.ones(len(dev_gold), bool)
     fires = calibration.p_value(stats.distances(data.dev_features)) < rejection
-    cal_rate = float((calibration.p_value(scores) < rejection).mean())
+    # A fitted curve's rate is the fit's (a few dozen examples cannot show 1%); an empirical one's is measured.
+    cal_rate = rejection if calibration.tail else float((calibration.p_value(scores) < rejection).mean())
     correct = predicted == dev_gold
     return {
-        "calRejection": round(cal_rate, 5), "calRejectionUpper95": round(upper_bound(cal_rate, len(scores)), 5), "calExamples": float(len(scores)),
+        "calRejection": round(cal_rate, 5), "calRejectionUpper95": round(calibration.rate_upper_bound(cal_rate), 5), "calExamples": float(len(scores)),
         "devInScopeRejection": round(100 * float(fires[in_scope].mean()), 2),
         "inScopeAccuracyWithout": round(100 * float(correct[in_scope].mean()), 2),
         "inScopeAccuracy": round(100 * float((correct & ~fires)[in_scope].mean()), 2),
@@ -287,7 +288,7 @@ def ood_rates(
         """Whether each input is answered with the fallback label: the rule fires, or the head's own
         top class is that label (CLINC150's `oos`)."""
         fallback, labels = entry["output"]["fallback"], entry["output"]["labels"]
-        curve = DistanceCalibration(fallback["calibration"]["distances"], fallback["calibration"]["pValues"], 0, "")
+        curve = DistanceCalibration.from_manifest(fallback["calibration"])
         outputs = head_outputs(graphs[entry["name"]], entry, trunk, data)
         own = outputs["logits"].argmax(1) == labels.index(fallback["label"]) if fallback["label"] in labels else False
         return (curve.p_value(outputs[DISTANCE_OUTPUT]) < fallback["threshold"]) | own

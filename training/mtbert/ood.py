@@ -1,23 +1,31 @@
 """Out-of-domain measure of a classification task, needing no out-of-scope examples.
 
-An input's hidden states at the head's branch layer, mean-pooled over its tokens, are compared with
-the task's training data: the squared Mahalanobis distance to the nearest class mean under one
+An input's hidden states at a trunk layer, mean-pooled over its tokens and scaled to unit length, are
+compared with the task's training data: the squared Mahalanobis distance to the nearest class mean under one
 shared within-class covariance (Lee et al., 2018; Podolskiy et al., 2021), shrunk towards a scaled
 identity (Ledoit and Wolf, 2004) so that a few dozen examples suffice. The distance is computed in
 the head's own ONNX graph (a second output, `ood_distance`), so a head file carries its statistics,
 uploads and runs on any device like any head.
 
+Unit length because it measured better everywhere (bench/experiments/README.md, "Out-of-domain
+measure, second round"): the direction of the pooled vector carries the topic, its length mostly the
+utterance's length and wording.
+
 The threshold is calibrated on examples the statistics were not fitted on: the training split is
 cut into folds, each fold's distances are measured with statistics fitted on the others (cross-fit),
 and the manifest stores the curve distance -> share of those in-scope examples at least as far (a
 conformal p-value). The service answers the fallback label when that share is below the threshold,
-which is therefore the in-scope rejection rate aimed at (default 1%).
+which is therefore the in-scope rejection rate aimed at (default 1%). With fewer than
+PARAMETRIC_BELOW calibration examples (an own task of a few dozen rows) the empirical curve ends
+before 1% and would be extrapolated from its last two points; the curve is then that of a
+log-normal fitted to the cross-fitted distances (their logarithms' mean and deviation).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import onnx
@@ -35,12 +43,14 @@ RULE = "mahalanobis"
 DEFAULT_REJECTION = 0.01
 FOLDS = 5
 CURVE_POINTS = 64
+PARAMETRIC_BELOW = 1000  # calibration examples under which the curve is a log-normal fit (module docstring)
+LOG_NORMAL = "log-normal"  # calibration.tail of a fitted curve
 _PREFIX = "ood_"  # names of the nodes and initialisers this module adds to a head graph
 
 
 def pooled_features(trunk: Trunk, data: EncodedSet, layer: int, batch_size: int = 128, desc: str = "pooled features") -> np.ndarray:
     """Each example's hidden states at `layer`, averaged over its tokens ([CLS] and [SEP] included,
-    padding not), as the head graph pools them: float32 [n, hidden]."""
+    padding not) and scaled to unit length, as the head graph pools them: float32 [n, hidden]."""
     out = np.zeros((len(data), trunk.config.hidden_size), np.float32)
     with torch.no_grad():
         for batch in tqdm(length_batches(data.lengths(), batch_size, None), desc=desc, leave=False):
@@ -48,7 +58,7 @@ def pooled_features(trunk: Trunk, data: EncodedSet, layer: int, batch_size: int 
             hidden = trunk(ids, mask, types)[layer]
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             out[batch] = ((hidden * weights).sum(1) / weights.sum(1)).numpy()
-    return out
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 @dataclass
@@ -114,11 +124,20 @@ class DistanceCalibration:
     p_values: list[float]
     examples: int
     method: str
+    tail: str | None = None  # LOG_NORMAL for a fitted curve, None for the empirical one
 
     @staticmethod
     def from_scores(scores: np.ndarray, method: str, points: int = CURVE_POINTS) -> "DistanceCalibration":
-        """Points of the conformal p-value curve of out-of-sample in-scope `scores`: at the j-th
-        largest score, j / (n + 1) of them (and the new input) are at least as far."""
+        """The curve of out-of-sample in-scope `scores`: empirical (`empirical`) from PARAMETRIC_BELOW
+        of them, else a log-normal fit (`log_normal`)."""
+        if len(scores) < PARAMETRIC_BELOW:
+            return DistanceCalibration.log_normal(scores, method, points)
+        return DistanceCalibration.empirical(scores, method, points)
+
+    @staticmethod
+    def empirical(scores: np.ndarray, method: str, points: int = CURVE_POINTS) -> "DistanceCalibration":
+        """Points of the conformal p-value curve: at the j-th largest score, j / (n + 1) of them (and
+        the new input) are at least as far."""
         ordered = np.sort(scores.astype(np.float64))[::-1]
         n = len(ordered)
         ranks = np.unique(np.round(np.geomspace(1, max(1, n // 2), points)).astype(int))
@@ -127,6 +146,34 @@ class DistanceCalibration:
             pairs.setdefault(round(float(ordered[j - 1]), 6), j / (n + 1))
         distances = sorted(pairs)
         return DistanceCalibration(distances, [round(pairs[d], 9) for d in distances], n, method)
+
+    @staticmethod
+    def log_normal(scores: np.ndarray, method: str, points: int = CURVE_POINTS) -> "DistanceCalibration":
+        """Points of the upper tail of a log-normal fitted to `scores` (p from 0.5 to 1e-4)."""
+        logs = np.log(np.maximum(scores.astype(np.float64), 1e-12))
+        centre, spread = float(logs.mean()), float(max(logs.std(ddof=1) if len(logs) > 1 else 0.0, 1e-6))
+        p_values = np.geomspace(0.5, 1e-4, points)
+        distances = [round(math.exp(centre + spread * NormalDist().inv_cdf(1 - p)), 6) for p in p_values]
+        fitted = f"{method}; log-normal fit to {len(scores)} distances"
+        return DistanceCalibration(distances, [round(float(p), 9) for p in p_values], len(scores), fitted, LOG_NORMAL)
+
+    def threshold(self, target: float) -> float:
+        """The threshold (p-value) that aims at the in-scope rejection rate `target`: `target` itself
+        on a fitted curve, the Wilson-bounded one (`threshold_for`) on an empirical curve."""
+        return target if self.tail == LOG_NORMAL else threshold_for(target, self.examples)
+
+    def rate_upper_bound(self, rate: float) -> float:
+        """One-sided 95% upper bound of the in-scope rejection rate `rate` measured on the calibration
+        examples. A fitted curve's rate is what the fit says; its uncertainty is that of the fitted
+        quantile (standard error sqrt(1/n + z^2 / (2(n - 1))) in deviations)."""
+        n = self.examples
+        if self.tail != LOG_NORMAL:
+            return upper_bound(rate, n)
+        if n < 3 or rate <= 0:
+            return 1.0
+        z = NormalDist().inv_cdf(1 - rate)
+        error = math.sqrt(1 / n + z * z / (2 * (n - 1)))
+        return min(1.0, 1 - NormalDist().cdf(z - 1.645 * error))
 
     def p_value(self, distance: np.ndarray) -> np.ndarray:
         d = np.asarray(distance, dtype=np.float64)
@@ -139,7 +186,12 @@ class DistanceCalibration:
         return np.where(d <= xs[0], first, inside)
 
     def manifest(self) -> dict:
-        return {"distances": self.distances, "pValues": self.p_values, "examples": self.examples, "method": self.method}
+        entry = {"distances": self.distances, "pValues": self.p_values, "examples": self.examples, "method": self.method}
+        return entry | ({"tail": self.tail} if self.tail else {})
+
+    @staticmethod
+    def from_manifest(calibration: dict) -> "DistanceCalibration":
+        return DistanceCalibration(calibration["distances"], calibration["pValues"], int(calibration.get("examples", 0)), calibration.get("method", ""), calibration.get("tail"))
 
 
 def upper_bound(rate: float, n: int, z: float = 1.645) -> float:
@@ -167,7 +219,7 @@ def threshold_for(target: float, examples: int) -> float:
 def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str) -> onnx.ModelProto:
     """The head graph with a second output `ood_distance` [batch]: the hidden states of `hidden_input`
     (the head's own input, or DISTANCE_INPUT, which is added, for another trunk layer) mean-pooled
-    over the mask, whitened, squared distance to the nearest whitened class mean. Statistics are
+    over the mask, scaled to unit length, whitened, squared distance to the nearest whitened class mean. Statistics are
     float16 initialisers (half the bytes) cast to float32. A graph that has the output already gets new statistics."""
     model = strip_distance_output(model)
     graph = model.graph
@@ -193,7 +245,11 @@ def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_inp
         node("Mul", [hidden_input, p + "mask_e"], [p + "masked"]),
         node("ReduceSum", [p + "masked", p + "axis1"], [p + "summed"], keepdims=0),
         node("ReduceSum", [p + "mask_f", p + "axis1"], [p + "count"], keepdims=1),
-        node("Div", [p + "summed", p + "count"], [p + "pooled"]),
+        node("Div", [p + "summed", p + "count"], [p + "mean"]),
+        node("Mul", [p + "mean", p + "mean"], [p + "mean_sq"]),
+        node("ReduceSum", [p + "mean_sq", p + "axis1"], [p + "length_sq"], keepdims=1),
+        node("Sqrt", [p + "length_sq"], [p + "length"]),
+        node("Div", [p + "mean", p + "length"], [p + "pooled"]),
         node("Cast", [p + "whitening_t"], [p + "w32"], to=TensorProto.FLOAT),
         node("Cast", [p + "means_t"], [p + "m32"], to=TensorProto.FLOAT),
         node("MatMul", [p + "pooled", p + "w32"], [p + "z"]),

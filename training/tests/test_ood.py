@@ -71,6 +71,32 @@ def test_calibration_curve_is_a_conformal_p_value() -> None:
     assert (curve.p_value(fresh) < 0.01).mean() == pytest.approx(0.01, abs=0.002)
 
 
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_few_calibration_examples_give_a_log_normal_curve_whose_threshold_is_the_target() -> None:
+    rng = np.random.default_rng(0)
+    scores = np.exp(rng.normal(5.0, 0.4, 60))  # an own task's 60 cross-fitted distances
+    curve = DistanceCalibration.from_scores(scores, "test")
+    assert curve.tail == "log-normal" and curve.examples == 60
+    logs = np.log(scores)
+    at_one_percent = np.exp(logs.mean() + 2.3263 * logs.std(ddof=1))
+    assert curve.p_value(np.array([at_one_percent]))[0] == pytest.approx(0.01, rel=0.02)
+    assert curve.threshold(0.01) == 0.01  # the fit's rate, not the Wilson-bounded one of 60 examples (0.005)
+    assert curve.rate_upper_bound(0.01) > 0.01  # the fit's own uncertainty
+    assert DistanceCalibration.log_normal(np.exp(rng.normal(5.0, 0.4, 600)), "t").rate_upper_bound(0.01) < curve.rate_upper_bound(0.01)
+    # Fresh draws of the same distribution: about 1% beyond the threshold.
+    fresh = np.exp(rng.normal(5.0, 0.4, 100_000))
+    assert (curve.p_value(fresh) < curve.threshold(0.01)).mean() == pytest.approx(0.01, abs=0.01)
+    # The manifest carries the tail, so `bundle retarget` knows which threshold rule applies.
+    again = DistanceCalibration.from_manifest(curve.manifest())
+    assert again.tail == "log-normal" and again.threshold(0.02) == 0.02
+    empirical = DistanceCalibration.from_scores(np.arange(1, 1001, dtype=np.float64), "test")
+    assert empirical.tail is None and "tail" not in empirical.manifest()
+    assert DistanceCalibration.from_manifest(empirical.manifest()).threshold(0.01) == threshold_for(0.01, 1000)
+
+
 def test_upper_bound_is_above_the_rate_and_tightens_with_n() -> None:
     assert upper_bound(0.01, 100) > upper_bound(0.01, 10_000) > 0.01
     assert upper_bound(0.0, 60) > 0
@@ -105,7 +131,10 @@ def test_head_graph_distance_equals_the_python_measure(tmp_path) -> None:  # noq
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
     outputs = Graph(path).run({"hidden_states": hidden, "attention_mask": mask})
     pooled = np.stack([hidden[i, : int(mask[i].sum())].mean(0).numpy() for i in range(3)])
-    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(pooled), rtol=1e-4)
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(unit(pooled)), rtol=1e-4)
+    # The graph scales the pooled vector to unit length: a longer vector of the same direction is as near.
+    doubled = Graph(path).run({"hidden_states": hidden * 2, "attention_mask": mask})
+    np.testing.assert_allclose(doubled[DISTANCE_OUTPUT].numpy(), outputs[DISTANCE_OUTPUT].numpy(), rtol=1e-4)
     assert list(outputs) == ["logits", DISTANCE_OUTPUT]
     # Calibrating again replaces the statistics instead of adding a second output.
     again = add_distance_output(model, fit_gaussian(x[:400], y[:400]), "hidden_states", "attention_mask")
@@ -144,7 +173,7 @@ def test_a_distance_at_another_layer_reads_its_own_input(tmp_path) -> None:  # n
     branch, other = (torch.tensor(rng.normal(0, 3, (2, 4, 16)), dtype=torch.float32) for _ in range(2))
     mask = torch.ones(2, 4, dtype=torch.long)
     outputs = graph.run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
-    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(other.mean(1).numpy()), rtol=1e-4)
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), stats.distances(unit(other.mean(1).numpy())), rtol=1e-4)
     assert [i.name for i in strip_distance_output(model).graph.input] == ["hidden_states", "attention_mask"]
 
 
