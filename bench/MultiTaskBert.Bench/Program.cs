@@ -112,7 +112,7 @@ foreach (int size in options.Sizes)
         // (a) the merged bundle: trunk once per input kind, every head of that kind.
         (double a, long aBytes) = await TimeAndAllocations(() => engine.ClassifyAsync(batch, null));
         double aParallel = await Time(() => parallelEngine.ClassifyAsync(batch, null));
-        double aGlue = await Time(() => engine.ClassifyManyAsync(GlueRequests(batch)));
+        double aGlue = await Time(() => ClassifyGlueAsync(batch));
 
         // (b) one whole model per task, each on the inputs of its kind.
         double b = 0, bGlue = 0;
@@ -209,20 +209,28 @@ foreach ((OnnxSessionFactory levelSessions, ServingParts levelServing) in levelE
 
 return 0;
 
-IReadOnlyList<InferenceRequest> GlueRequests(ClassifyInput[] batch)
+// The GLUE tasks of each input kind as one request per kind, run together in one engine call.
+async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyGlueAsync(ClassifyInput[] batch)
 {
-    var requests = new List<InferenceRequest>(2);
-    foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })
+    var prepared = new List<PreparedRequest>(2);
+    try
     {
-        ClassifyInput[] inputs = [.. batch.Where(i => i.IsPair == (kind == TaskInputKind.Pair))];
-        string[] names = [.. tasks.Where(t => t.Input == kind && glueTasks.Contains(t.Name)).Select(t => t.Name)];
-        if (inputs.Length > 0 && names.Length > 0)
+        foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })
         {
-            requests.Add(new InferenceRequest(inputs, names));
+            ClassifyInput[] inputs = [.. batch.Where(i => i.IsPair == (kind == TaskInputKind.Pair))];
+            string[] names = [.. tasks.Where(t => t.Input == kind && glueTasks.Contains(t.Name)).Select(t => t.Name)];
+            if (inputs.Length > 0 && names.Length > 0)
+            {
+                prepared.Add(engine.Prepare(inputs, names));
+            }
         }
-    }
 
-    return requests;
+        return await engine.RunAsync(prepared, CancellationToken.None);
+    }
+    finally
+    {
+        prepared.ForEach(p => p.Dispose());
+    }
 }
 
 static async Task<double> Time<T>(Func<Task<T>> action)

@@ -90,11 +90,9 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        LoadedBundle bundle = _engine.Snapshots.Lease();
-        PreparedRequest prepared;
+        PreparedRequest prepared = _engine.Prepare(inputs, tasks);
         try
         {
-            prepared = MultiTaskEngine.Prepare(bundle, inputs, tasks);
             cancellationToken.ThrowIfCancellationRequested();
             if (Interlocked.Increment(ref _depth) > _options.QueueCapacity)
             {
@@ -105,14 +103,13 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
         catch
         {
-            bundle.ReleaseLease();
+            prepared.Dispose();
             throw;
         }
 
         RecordArrival();
 
-        // The pending request holds the snapshot's lease until it completes, so a snapshot retired
-        // by a hot swap stays usable for the requests already planned against it.
+        // The pending request disposes the prepared one (and with it the snapshot's lease) when it leaves the batcher.
         var pending = new PendingRequest(prepared, cancellationToken);
         if (!_channel.Writer.TryWrite(pending))
         {
@@ -299,12 +296,11 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _batchRequests.Record(batch.Count);
         _batchTokens.Record((int)load.PaddedTokens);
 
-        LoadedBundle bundle = batch[0].Request.Bundle;
         using var nobodyWaits = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         List<CancellationTokenRegistration> callers = CancelWhenAllCallersCancel(batch, nobodyWaits);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
+            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync([.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
@@ -321,7 +317,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             LogBatchFailed(_logger, batch.Count, ex);
             foreach (PendingRequest pending in batch)
             {
-                await RunAloneAsync(bundle, pending).ConfigureAwait(false);
+                await RunAloneAsync(pending).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -356,12 +352,12 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         return registrations;
     }
 
-    private async Task RunAloneAsync(LoadedBundle bundle, PendingRequest pending)
+    private async Task RunAloneAsync(PendingRequest pending)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, pending.CallerToken);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], stop.Token).ConfigureAwait(false);
+            IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync([pending.Request], stop.Token).ConfigureAwait(false);
             pending.Complete(alone[0]);
         }
         catch (Exception single)

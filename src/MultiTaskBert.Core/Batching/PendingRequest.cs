@@ -4,10 +4,10 @@ using MultiTaskBert.Core.Engine;
 namespace MultiTaskBert.Core.Batching;
 
 /// <summary>
-/// One queued request and the promise its caller awaits. It holds its snapshot's lease until it
-/// leaves the batcher, and completes as cancelled as soon as its caller cancels.
+/// One queued request and the promise its caller awaits: the prepared request goes to the engine
+/// and is disposed when it leaves the batcher. It completes as cancelled as soon as its caller cancels.
 /// </summary>
-internal sealed class PendingRequest : IBatchCandidate
+internal sealed class PendingRequest : IBatchCandidate<LoadedBundle>
 {
     private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _registration;
@@ -35,7 +35,7 @@ internal sealed class PendingRequest : IBatchCandidate
     /// <summary>When it was queued (<see cref="Stopwatch.GetTimestamp"/>).</summary>
     public long EnqueuedAt { get; }
 
-    object IBatchCandidate.Snapshot => Request.Bundle;
+    public LoadedBundle Snapshot => Request.Snapshot;
 
     public Task<ClassifyBatchResult> Task => _completion.Task;
 
@@ -65,7 +65,7 @@ internal sealed class PendingRequest : IBatchCandidate
         if (Interlocked.Exchange(ref _finished, 1) == 0)
         {
             _registration.Dispose();
-            Request.Bundle.ReleaseLease();
+            Request.Dispose();
         }
     }
 }

@@ -39,46 +39,37 @@ public sealed partial class MultiTaskEngine
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
 
+    /// <summary>Serves one request on the snapshot in service.</summary>
     public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
-        LoadedBundle bundle = Snapshots.Lease();
-        try
-        {
-            return await ClassifyAsync(bundle, inputs, tasks, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            bundle.ReleaseLease();
-        }
+        using PreparedRequest request = Prepare(inputs, tasks);
+        IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
+        return results[0];
     }
 
     /// <summary>
-    /// Serves several requests, each with its own inputs and task selection, with shared trunk
-    /// passes (one per input kind present) and each head run once over the rows of its kind.
-    /// Every request gets exactly its own results. A request the engine cannot serve throws
-    /// <see cref="InvalidClassifyRequestException"/> for the whole call; the micro-batcher
-    /// validates each request on its own before batching.
+    /// Leases the snapshot in service and validates and tokenizes one request against it, on the
+    /// caller's thread. The request holds the lease until it is disposed; bad input throws
+    /// <see cref="InvalidClassifyRequestException"/> and holds nothing.
     /// </summary>
-    public async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyManyAsync(IReadOnlyList<InferenceRequest> requests, CancellationToken cancellationToken = default)
+    /// <exception cref="EngineNotReadyException">No snapshot is in service.</exception>
+    internal PreparedRequest Prepare(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
     {
-        ArgumentNullException.ThrowIfNull(requests);
-        LoadedBundle bundle = Snapshots.Lease();
+        ArgumentNullException.ThrowIfNull(inputs);
+        LoadedBundle snapshot = Snapshots.Lease();
         try
         {
-            PreparedRequest[] prepared = [.. requests.Select(r => Prepare(bundle, r.Inputs, r.Tasks))];
-            return await RunAsync(bundle, prepared, cancellationToken).ConfigureAwait(false);
+            return Plan(snapshot, inputs, tasks, leased: true);
         }
-        finally
+        catch
         {
-            bundle.ReleaseLease();
+            snapshot.ReleaseLease();
+            throw;
         }
     }
 
-    /// <summary>Validates and tokenizes one request against a snapshot (on the caller's thread).</summary>
-    internal static PreparedRequest Prepare(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
+    private static PreparedRequest Plan(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, bool leased)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
         BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
@@ -94,7 +85,7 @@ public sealed partial class MultiTaskEngine
             }
         }
 
-        return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments);
+        return new PreparedRequest(bundle, leased, inputs.Count, plan, encoded, alignments);
     }
 
     /// <summary>
@@ -146,56 +137,23 @@ public sealed partial class MultiTaskEngine
         IReadOnlyList<string>? tasks,
         CancellationToken cancellationToken)
     {
-        PreparedRequest request = Prepare(bundle, inputs, tasks);
-        IReadOnlyList<ClassifyBatchResult> results = await RunAsync(bundle, [request], cancellationToken).ConfigureAwait(false);
+        // The caller (the registry, before the swap) keeps the snapshot alive: no lease of its own.
+        using PreparedRequest request = Plan(bundle, inputs, tasks, leased: false);
+        IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }
 
     /// <summary>
-    /// Runs prepared requests of one snapshot together. Rows are grouped by input kind (single
-    /// sentences are short, pairs long: padding each group to its own longest row wastes less),
-    /// each group runs the trunk once with only the branch layers its tasks need, then every head
-    /// of that kind runs once over the group.
+    /// Runs prepared requests of one snapshot together, with shared trunk passes; every request
+    /// gets exactly its own results. Rows are grouped by input kind (single sentences are short,
+    /// pairs long: padding each group to its own longest row wastes less), each group runs the
+    /// trunk once with only the branch layers its tasks need, then every head of that kind runs
+    /// once over the group. The requests keep their leases: their owner disposes them.
     /// </summary>
-    internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(
-        LoadedBundle bundle,
-        IReadOnlyList<PreparedRequest> requests,
-        CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(IReadOnlyList<PreparedRequest> requests, CancellationToken cancellationToken)
     {
-        // Global row position of every (request, plan row): which kind group and which row in it.
-        var groups = new Dictionary<TaskInputKind, KindGroup>(2);
-        var position = new (KindGroup Group, int Row)[requests.Count][];
-        for (int r = 0; r < requests.Count; r++)
-        {
-            PreparedRequest request = requests[r];
-            if (!ReferenceEquals(request.Bundle, bundle))
-            {
-                throw new InvalidOperationException("A prepared request belongs to another bundle snapshot.");
-            }
-
-            position[r] = new (KindGroup, int)[request.Encoded.Length];
-            for (int row = 0; row < request.Encoded.Length; row++)
-            {
-                TaskInputKind kind = request.Plan.Rows[row].Kind;
-                if (!groups.TryGetValue(kind, out KindGroup? group))
-                {
-                    group = new KindGroup(kind);
-                    groups.Add(kind, group);
-                }
-
-                position[r][row] = (group, group.Rows.Count);
-                group.Rows.Add(request.Encoded[row]);
-            }
-
-            foreach (TaskDefinition task in request.Plan.Tasks)
-            {
-                if (groups.TryGetValue(task.Input, out KindGroup? group) && !group.Tasks.Contains(task))
-                {
-                    group.Tasks.Add(task);
-                }
-            }
-        }
-
+        LoadedBundle bundle = requests[0].Snapshot;
+        (Dictionary<TaskInputKind, KindGroup> groups, (KindGroup Group, int Row)[][] position) = GroupRows(bundle, requests);
         try
         {
             using RunOptions runOptions = bundle.RunSettings.NewRunOptions();
@@ -226,6 +184,45 @@ public sealed partial class MultiTaskEngine
                 group.HeadOutputs.ForEach(output => output.Dispose());
             }
         }
+    }
+
+    /// <summary>Every (request, plan row)'s place: which input-kind group and which row in it; each group lists the tasks reading it.</summary>
+    private static (Dictionary<TaskInputKind, KindGroup> Groups, (KindGroup Group, int Row)[][] Position) GroupRows(LoadedBundle bundle, IReadOnlyList<PreparedRequest> requests)
+    {
+        var groups = new Dictionary<TaskInputKind, KindGroup>(2);
+        var position = new (KindGroup Group, int Row)[requests.Count][];
+        for (int r = 0; r < requests.Count; r++)
+        {
+            PreparedRequest request = requests[r];
+            if (!ReferenceEquals(request.Snapshot, bundle))
+            {
+                throw new InvalidOperationException("A prepared request belongs to another bundle snapshot.");
+            }
+
+            position[r] = new (KindGroup, int)[request.Encoded.Length];
+            for (int row = 0; row < request.Encoded.Length; row++)
+            {
+                TaskInputKind kind = request.Plan.Rows[row].Kind;
+                if (!groups.TryGetValue(kind, out KindGroup? group))
+                {
+                    group = new KindGroup(kind);
+                    groups.Add(kind, group);
+                }
+
+                position[r][row] = (group, group.Rows.Count);
+                group.Rows.Add(request.Encoded[row]);
+            }
+
+            foreach (TaskDefinition task in request.Plan.Tasks)
+            {
+                if (groups.TryGetValue(task.Input, out KindGroup? group) && !group.Tasks.Contains(task))
+                {
+                    group.Tasks.Add(task);
+                }
+            }
+        }
+
+        return (groups, position);
     }
 
     /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>

@@ -237,14 +237,23 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
     [Fact]
     public async Task The_engine_serves_several_requests_in_one_call_with_their_own_results()
     {
-        InferenceRequest[] requests =
+        (ClassifyInput[] Inputs, string[]? Tasks)[] requests =
         [
-            new([new ClassifyInput(Texts[0])], [SingleTask]),
-            new([new ClassifyInput(Texts[1], Texts[2]), new ClassifyInput(Texts[3], Texts[4])], null),
-            new([new ClassifyInput(Texts[5], Texts[0])], [SingleTask, PairTask]),
+            ([new ClassifyInput(Texts[0])], [SingleTask]),
+            ([new ClassifyInput(Texts[1], Texts[2]), new ClassifyInput(Texts[3], Texts[4])], null),
+            ([new ClassifyInput(Texts[5], Texts[0])], [SingleTask, PairTask]),
         ];
 
-        IReadOnlyList<ClassifyBatchResult> together = await fixture.Engine.ClassifyManyAsync(requests);
+        PreparedRequest[] prepared = [.. requests.Select(r => fixture.Engine.Prepare(r.Inputs, r.Tasks))];
+        IReadOnlyList<ClassifyBatchResult> together;
+        try
+        {
+            together = await fixture.Engine.RunAsync(prepared, CancellationToken.None);
+        }
+        finally
+        {
+            Array.ForEach(prepared, p => p.Dispose());
+        }
 
         for (int i = 0; i < requests.Length; i++)
         {
@@ -254,8 +263,8 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
 
     private int TokenLength(string text)
     {
-        LoadedBundle bundle = fixture.Engine.Current!;
-        return MultiTaskEngine.Prepare(bundle, [new ClassifyInput(text)], [SingleTask]).MaxLength;
+        using PreparedRequest prepared = fixture.Engine.Prepare([new ClassifyInput(text)], [SingleTask]);
+        return prepared.MaxLength;
     }
 
     private static void AssertSameResults(ClassifyBatchResult expected, ClassifyBatchResult actual, string what)
