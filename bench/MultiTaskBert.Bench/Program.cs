@@ -221,7 +221,7 @@ async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyGlueAsync(ClassifyInput[]
             string[] names = [.. tasks.Where(t => t.Input == kind && glueTasks.Contains(t.Name)).Select(t => t.Name)];
             if (inputs.Length > 0 && names.Length > 0)
             {
-                prepared.Add(engine.Prepare(inputs, names));
+                prepared.Add(engine.Prepare(new ClassifyQuery(inputs, names)));
             }
         }
 

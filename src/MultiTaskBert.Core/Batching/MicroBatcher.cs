@@ -77,20 +77,24 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     /// <summary>Requests waiting for a batch now.</summary>
     public int QueueDepth => Volatile.Read(ref _depth);
 
+    /// <inheritdoc cref="ClassifyAsync(ClassifyQuery, CancellationToken)"/>
+    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+        ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
+
     /// <summary>
-    /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(IReadOnlyList{ClassifyInput}, IReadOnlyList{string}?, CancellationToken)"/>:
+    /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(ClassifyQuery, CancellationToken)"/>:
     /// bad input throws <see cref="InvalidClassifyRequestException"/> at once (never affects other requests).
     /// </summary>
-    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    public Task<ClassifyBatchResult> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(query);
         if (!_options.Enabled)
         {
-            return _engine.ClassifyAsync(inputs, tasks, cancellationToken);
+            return _engine.ClassifyAsync(query, cancellationToken);
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        PreparedRequest prepared = _engine.Prepare(inputs, tasks);
+        PreparedRequest prepared = _engine.Prepare(query);
         try
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -39,10 +39,14 @@ public sealed partial class MultiTaskEngine
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
 
-    /// <summary>Serves one request on the snapshot in service.</summary>
-    public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    /// <summary>Serves <paramref name="inputs"/> with <paramref name="tasks"/> (null: every task served by default that fits).</summary>
+    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+        ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
+
+    /// <summary>Serves one request on the snapshot in service (bad input: see <see cref="Prepare"/>).</summary>
+    public async Task<ClassifyBatchResult> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
-        using PreparedRequest request = Prepare(inputs, tasks);
+        using PreparedRequest request = Prepare(query);
         IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }
@@ -50,16 +54,24 @@ public sealed partial class MultiTaskEngine
     /// <summary>
     /// Leases the snapshot in service and validates and tokenizes one request against it, on the
     /// caller's thread. The request holds the lease until it is disposed; bad input throws
-    /// <see cref="InvalidClassifyRequestException"/> and holds nothing.
+    /// <see cref="InvalidClassifyRequestException"/> naming its fields by the query's
+    /// <see cref="ClassifyQuery.Fields"/>, and holds nothing. The fallback thresholds are checked
+    /// against this snapshot, the one the request's answers come from.
     /// </summary>
     /// <exception cref="EngineNotReadyException">No snapshot is in service.</exception>
-    internal PreparedRequest Prepare(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
+    internal PreparedRequest Prepare(ClassifyQuery query)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(query);
         LoadedBundle snapshot = Snapshots.Lease();
         try
         {
-            return Plan(snapshot, inputs, tasks, leased: true);
+            Dictionary<string, string[]> thresholdProblems = FallbackThresholdCheck.Problems(query.FallbackThresholds, snapshot);
+            if (thresholdProblems.Count > 0)
+            {
+                throw new InvalidClassifyRequestException(thresholdProblems);
+            }
+
+            return Plan(snapshot, query.Inputs, query.Tasks, query.Fields, leased: true);
         }
         catch
         {
@@ -68,9 +80,9 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private static PreparedRequest Plan(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, bool leased)
+    private static PreparedRequest Plan(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
     {
-        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
+        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks, fields);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
         // Per-token kinds (tagging) read words of the original text; align them here, once per
@@ -138,7 +150,7 @@ public sealed partial class MultiTaskEngine
         CancellationToken cancellationToken)
     {
         // The caller (the registry, before the swap) keeps the snapshot alive: no lease of its own.
-        using PreparedRequest request = Plan(bundle, inputs, tasks, leased: false);
+        using PreparedRequest request = Plan(bundle, inputs, tasks, RequestFieldNames.Batch, leased: false);
         IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }

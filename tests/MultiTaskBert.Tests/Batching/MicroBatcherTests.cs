@@ -244,7 +244,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
             ([new ClassifyInput(Texts[5], Texts[0])], [SingleTask, PairTask]),
         ];
 
-        PreparedRequest[] prepared = [.. requests.Select(r => fixture.Engine.Prepare(r.Inputs, r.Tasks))];
+        PreparedRequest[] prepared = [.. requests.Select(r => fixture.Engine.Prepare(new ClassifyQuery(r.Inputs, r.Tasks)))];
         IReadOnlyList<ClassifyBatchResult> together;
         try
         {
@@ -263,7 +263,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
 
     private int TokenLength(string text)
     {
-        using PreparedRequest prepared = fixture.Engine.Prepare([new ClassifyInput(text)], [SingleTask]);
+        using PreparedRequest prepared = fixture.Engine.Prepare(new ClassifyQuery([new ClassifyInput(text)], [SingleTask]));
         return prepared.MaxLength;
     }
 

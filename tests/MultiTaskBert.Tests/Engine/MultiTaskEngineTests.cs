@@ -147,6 +147,27 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_one_input_body_names_its_fields_without_the_inputs_level()
+    {
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync(new ClassifyQuery([new ClassifyInput("hello")], [TestBundle.PairTask.Name], Fields: RequestFieldNames.OneInput)));
+
+        Assert.Equal("textPair", error.Field);
+    }
+
+    [Fact]
+    public async Task Fallback_thresholds_are_checked_by_the_engine_against_its_snapshot_with_every_problem()
+    {
+        var thresholds = new Dictionary<string, double> { ["no-such-task"] = 0.5, [TestBundle.RegressionTask.Name] = 0.5 };
+
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync(new ClassifyQuery([new ClassifyInput("hello")], null, thresholds)));
+
+        Assert.Equal(["fallbackThresholds.no-such-task", $"fallbackThresholds.{TestBundle.RegressionTask.Name}"], error.Errors.Keys);
+        Assert.Equal($"task '{TestBundle.RegressionTask.Name}' has no fallback to set a threshold for", error.Errors[$"fallbackThresholds.{TestBundle.RegressionTask.Name}"].Single());
+    }
+
+    [Fact]
     public async Task A_cancelled_request_stops_with_operation_cancelled()
     {
         using var cancelled = new CancellationTokenSource();
