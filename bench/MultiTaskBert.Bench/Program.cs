@@ -51,7 +51,7 @@ foreach (GraphOptimization level in new[] { GraphOptimization.Basic, GraphOptimi
     levelEngines[level] = (levelSessions, levelServing);
 }
 
-LoadedBundle bundle = engine.Current!;
+BundleSnapshot bundle = engine.Current!;
 // The trained heads, which have one-model-per-task baselines (not the embedding or tasks from examples).
 TaskDefinition[] tasks = [.. bundle.Tasks.Where(t => t.Kind != EmbeddingKind.Instance && t.Kind != ExamplesKind.Instance)];
 string[] glueTasks = [.. tasks.Where(t => glue.Contains(t.Name)).Select(t => t.Name)];
@@ -255,7 +255,7 @@ static double TimeSync(Action action)
 }
 
 // With `parts`, records the milliseconds of the trunk pass ("trunk") and of each head (by task).
-static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
+static void RunTrunkAndHeads(BundleSnapshot bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
 {
     using var runOptions = new RunOptions();
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
@@ -282,7 +282,7 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
     }
 }
 
-static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, IReadOnlyDictionary<string, HeadRunner> heads)
+static void RunTrunkAndConcurrentHeads(BundleSnapshot bundle, TokenBatch batch, TaskDefinition[] tasks, IReadOnlyDictionary<string, HeadRunner> heads)
 {
     using var runOptions = new RunOptions();
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];

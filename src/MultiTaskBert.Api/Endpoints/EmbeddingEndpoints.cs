@@ -188,7 +188,7 @@ internal static class EmbeddingEndpoints
     /// </summary>
     private static TaskDefinition ResolveModel(MultiTaskEngine engine, JsonElement? root)
     {
-        LoadedBundle bundle = engine.Current
+        BundleSnapshot bundle = engine.Current
             ?? throw new EmbeddingRequestException(StatusCodes.Status503ServiceUnavailable, null, "The model is still loading.", "unhealthy");
         TaskDefinition[] embeddings = [.. bundle.Tasks.Where(t => t.Kind == EmbeddingKind.Instance)];
         if (embeddings.Length == 0)

@@ -63,7 +63,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         }
     }
 
-    internal Task<IReadOnlyList<Example>> ExamplesAsync(LoadedBundle bundle, RequestExamples kind, CancellationToken cancellationToken) =>
+    internal Task<IReadOnlyList<Example>> ExamplesAsync(BundleSnapshot bundle, RequestExamples kind, CancellationToken cancellationToken) =>
         _cache.GetOrAdd((bundle.ModelId, kind), key => new(() => BuildAsync(bundle.Tasks, key.Kind, CancellationToken.None)))
             .Value.WaitAsync(cancellationToken);
 

@@ -7,7 +7,7 @@ namespace MultiTaskBert.Core.Batching;
 /// One queued request and the promise its caller awaits: the prepared request goes to the engine
 /// and is disposed when it leaves the batcher. It completes as cancelled as soon as its caller cancels.
 /// </summary>
-internal sealed class PendingRequest : IBatchCandidate<LoadedBundle>
+internal sealed class PendingRequest : IBatchCandidate<BundleSnapshot>
 {
     private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _registration;
@@ -35,7 +35,7 @@ internal sealed class PendingRequest : IBatchCandidate<LoadedBundle>
     /// <summary>When it was queued (<see cref="Stopwatch.GetTimestamp"/>).</summary>
     public long EnqueuedAt { get; }
 
-    public LoadedBundle Snapshot => Request.Snapshot;
+    public BundleSnapshot Snapshot => Request.Snapshot;
 
     public Task<ClassifyBatchResult> Task => _completion.Task;
 

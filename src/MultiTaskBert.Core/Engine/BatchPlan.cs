@@ -37,7 +37,7 @@ internal sealed class BatchPlan
         throw new InvalidOperationException($"No {kind} row for input {inputIndex}.");
     }
 
-    public static BatchPlan Create(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames, RequestFieldNames fields)
+    public static BatchPlan Create(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames, RequestFieldNames fields)
     {
         if (inputs.Count == 0)
         {
@@ -96,7 +96,7 @@ internal sealed class BatchPlan
         return new BatchPlan(rows, tasksPerInput, distinct);
     }
 
-    private static List<TaskDefinition> ResolveTasks(LoadedBundle bundle, IReadOnlyList<string> taskNames)
+    private static List<TaskDefinition> ResolveTasks(BundleSnapshot bundle, IReadOnlyList<string> taskNames)
     {
         if (taskNames.Count == 0)
         {

@@ -10,7 +10,7 @@ namespace MultiTaskBert.Core.Engine;
 /// </summary>
 internal static class FallbackThresholdCheck
 {
-    public static Dictionary<string, string[]> Problems(IReadOnlyDictionary<string, double>? thresholds, LoadedBundle bundle)
+    public static Dictionary<string, string[]> Problems(IReadOnlyDictionary<string, double>? thresholds, BundleSnapshot bundle)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         foreach ((string name, double threshold) in thresholds ?? new Dictionary<string, double>())

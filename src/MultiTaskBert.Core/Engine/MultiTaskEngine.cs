@@ -32,7 +32,7 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
-    public LoadedBundle? Current => Snapshots.Current;
+    public BundleSnapshot? Current => Snapshots.Current;
 
     public bool IsReady => Current is not null;
 
@@ -62,7 +62,7 @@ public sealed partial class MultiTaskEngine
     internal PreparedRequest Prepare(ClassifyQuery query)
     {
         ArgumentNullException.ThrowIfNull(query);
-        LoadedBundle snapshot = Snapshots.Lease();
+        BundleSnapshot snapshot = Snapshots.Lease();
         try
         {
             Dictionary<string, string[]> thresholdProblems = FallbackThresholdCheck.Problems(query.FallbackThresholds, snapshot);
@@ -80,7 +80,7 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private static PreparedRequest Plan(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
+    private static PreparedRequest Plan(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
     {
         BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks, fields);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
@@ -108,7 +108,7 @@ public sealed partial class MultiTaskEngine
     /// <see cref="RunSettings.MaxHeadRunMs"/>). A head that fails either is a
     /// <see cref="BundleValidationException"/> naming its file and the failure.
     /// </summary>
-    internal async Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
+    internal async Task WarmUpAsync(BundleSnapshot bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
     {
         if (tasks.Count == 0)
         {
@@ -128,7 +128,7 @@ public sealed partial class MultiTaskEngine
         LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
     }
 
-    private static void RequireAnswers(LoadedBundle bundle, ClassifyBatchResult result, string run)
+    private static void RequireAnswers(BundleSnapshot bundle, ClassifyBatchResult result, string run)
     {
         foreach (IReadOnlyDictionary<string, TaskPrediction> input in result.Results)
         {
@@ -144,7 +144,7 @@ public sealed partial class MultiTaskEngine
     }
 
     private async Task<ClassifyBatchResult> ClassifyAsync(
-        LoadedBundle bundle,
+        BundleSnapshot bundle,
         IReadOnlyList<ClassifyInput> inputs,
         IReadOnlyList<string>? tasks,
         CancellationToken cancellationToken)
@@ -164,7 +164,7 @@ public sealed partial class MultiTaskEngine
     /// </summary>
     internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(IReadOnlyList<PreparedRequest> requests, CancellationToken cancellationToken)
     {
-        LoadedBundle bundle = requests[0].Snapshot;
+        BundleSnapshot bundle = requests[0].Snapshot;
         (Dictionary<TaskInputKind, KindGroup> groups, (KindGroup Group, int Row)[][] position) = GroupRows(bundle, requests);
         try
         {
@@ -199,7 +199,7 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>Every (request, plan row)'s place: which input-kind group and which row in it; each group lists the tasks reading it.</summary>
-    private static (Dictionary<TaskInputKind, KindGroup> Groups, (KindGroup Group, int Row)[][] Position) GroupRows(LoadedBundle bundle, IReadOnlyList<PreparedRequest> requests)
+    private static (Dictionary<TaskInputKind, KindGroup> Groups, (KindGroup Group, int Row)[][] Position) GroupRows(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests)
     {
         var groups = new Dictionary<TaskInputKind, KindGroup>(2);
         var position = new (KindGroup Group, int Row)[requests.Count][];
@@ -238,7 +238,7 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>
-    private static ClassifyBatchResult[] Answers(LoadedBundle bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
+    private static ClassifyBatchResult[] Answers(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
     {
         var results = new ClassifyBatchResult[requests.Count];
         for (int r = 0; r < requests.Count; r++)
@@ -272,7 +272,7 @@ public sealed partial class MultiTaskEngine
     /// each bucket runs the trunk once (only the branch layers its tasks need) and then every head.
     /// A head that fails (or is quarantined) fails its task for the bucket's rows only.
     /// </summary>
-    private async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
+    private async Task RunGroupAsync(BundleSnapshot bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
         foreach (TaskDefinition task in group.Tasks)
         {
@@ -328,7 +328,7 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private static TaskFailure Quarantined(LoadedBundle bundle, TaskDefinition task, string reason) =>
+    private static TaskFailure Quarantined(BundleSnapshot bundle, TaskDefinition task, string reason) =>
         new(task.Kind, "The head is quarantined.",
             $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
 
@@ -336,7 +336,7 @@ public sealed partial class MultiTaskEngine
     /// Stores a head run's rows for the answers: each row's values when they are all finite, else
     /// that row's failure; the run's failure for every row when it failed. Counts the run for the quarantine.
     /// </summary>
-    private void Keep(LoadedBundle bundle, KindGroup group, HeadRun run, int[] rows)
+    private void Keep(BundleSnapshot bundle, KindGroup group, HeadRun run, int[] rows)
     {
         TaskDefinition task = run.Task;
         RowOutput[] perRow = group.Outputs[task];
@@ -387,7 +387,7 @@ public sealed partial class MultiTaskEngine
         return count;
     }
 
-    private async Task<HeadRun[]> RunHeadsAsync(LoadedBundle bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
+    private async Task<HeadRun[]> RunHeadsAsync(BundleSnapshot bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
     {
         if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
         {
@@ -427,7 +427,7 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>One head's run; a failure of the head (not a cancellation) is kept as the task's failure.</summary>
-    private HeadRun RunHead(LoadedBundle bundle, TaskDefinition task, HeadInput input, CancellationToken cancellationToken)
+    private HeadRun RunHead(BundleSnapshot bundle, TaskDefinition task, HeadInput input, CancellationToken cancellationToken)
     {
         long start = Stopwatch.GetTimestamp();
         try

@@ -60,7 +60,7 @@ public static class HostileHeads
     {
         var serving = new ServingParts(sessions);
         ModelBundle loaded = await BundleLoader.LoadAsync(bundle.Directory);
-        serving.Snapshots.Replace(expected: null, LoadedBundle.Create(loaded, sessions));
+        serving.Snapshots.Replace(expected: null, BundleSnapshot.Create(loaded, sessions));
         return serving;
     }
 

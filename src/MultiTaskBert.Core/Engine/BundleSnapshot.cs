@@ -20,14 +20,14 @@ namespace MultiTaskBert.Core.Engine;
 /// newer snapshots (<see cref="SharedSession{T}"/>) and disposed only when no snapshot holds them.
 /// In-flight requests therefore finish on the snapshot they started with.
 /// </remarks>
-public sealed class LoadedBundle : IDisposable
+public sealed class BundleSnapshot : IDisposable
 {
     private readonly SharedSession<TrunkRunner> _trunk;
     private readonly FrozenDictionary<string, SharedSession<HeadRunner>> _heads;
     private int _leases = 1;
     private int _retired;
 
-    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings, bool float16)
+    private BundleSnapshot(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings, bool float16)
     {
         Bundle = bundle;
         UsesFloat16Graphs = float16;
@@ -61,9 +61,9 @@ public sealed class LoadedBundle : IDisposable
     /// <summary>True once retired and every lease was released (its sessions references are gone).</summary>
     internal bool IsDrained => Volatile.Read(ref _leases) == 0;
 
-    internal bool SharesTrunkWith(LoadedBundle other) => ReferenceEquals(_trunk, other._trunk);
+    internal bool SharesTrunkWith(BundleSnapshot other) => ReferenceEquals(_trunk, other._trunk);
 
-    internal bool SharesHeadWith(LoadedBundle other, string task) =>
+    internal bool SharesHeadWith(BundleSnapshot other, string task) =>
         _heads.TryGetValue(task, out SharedSession<HeadRunner>? mine) && other._heads.TryGetValue(task, out SharedSession<HeadRunner>? theirs)
         && ReferenceEquals(mine, theirs);
 
@@ -72,7 +72,7 @@ public sealed class LoadedBundle : IDisposable
     internal bool IsTrunkDisposed => _trunk.IsDisposed;
 
     /// <summary>Creates every session once and checks each graph against the manifest.</summary>
-    public static LoadedBundle Create(ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous: null);
+    public static BundleSnapshot Create(ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous: null);
 
     /// <summary>
     /// A snapshot of <paramref name="bundle"/> that shares with <paramref name="previous"/> the
@@ -80,9 +80,9 @@ public sealed class LoadedBundle : IDisposable
     /// entry is unchanged; only the rest is loaded and checked. The caller must hold
     /// <paramref name="previous"/> alive (in service) during the call.
     /// </summary>
-    internal static LoadedBundle Derive(LoadedBundle previous, ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous);
+    internal static BundleSnapshot Derive(BundleSnapshot previous, ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous);
 
-    private static LoadedBundle Build(ModelBundle bundle, OnnxSessionFactory sessions, LoadedBundle? previous)
+    private static BundleSnapshot Build(ModelBundle bundle, OnnxSessionFactory sessions, BundleSnapshot? previous)
     {
         var taken = new List<Action>();
         bool float16 = sessions.UsesFloat16Graphs(bundle);
@@ -134,7 +134,7 @@ public sealed class LoadedBundle : IDisposable
                 heads.Add(task.Name, head);
             }
 
-            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings, float16);
+            return new BundleSnapshot(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings, float16);
         }
         catch
         {
