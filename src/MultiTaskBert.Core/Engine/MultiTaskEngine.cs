@@ -82,7 +82,7 @@ public sealed partial class MultiTaskEngine
 
     private static PreparedRequest Plan(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
     {
-        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks, fields);
+        RequestPlan plan = RequestPlan.Create(bundle, inputs, tasks, fields);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
         // Per-token kinds (tagging) read words of the original text; align them here, once per
@@ -244,7 +244,7 @@ public sealed partial class MultiTaskEngine
         for (int r = 0; r < requests.Count; r++)
         {
             PreparedRequest request = requests[r];
-            BatchPlan plan = request.Plan;
+            RequestPlan plan = request.Plan;
             var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
             for (int input = 0; input < request.InputCount; input++)
             {

@@ -15,7 +15,7 @@ internal sealed class PreparedRequest : IDisposable
     private int _leased;
 
     // leased: whether this request took a lease of its own (false: the caller keeps the snapshot alive, as the warm-up does).
-    public PreparedRequest(BundleSnapshot snapshot, bool leased, int inputCount, BatchPlan plan, EncodedInput[] encoded, WordAlignment?[] alignments)
+    public PreparedRequest(BundleSnapshot snapshot, bool leased, int inputCount, RequestPlan plan, EncodedInput[] encoded, WordAlignment?[] alignments)
     {
         Snapshot = snapshot;
         _leased = leased ? 1 : 0;
@@ -28,7 +28,7 @@ internal sealed class PreparedRequest : IDisposable
 
     public BundleSnapshot Snapshot { get; }
     public int InputCount { get; }
-    public BatchPlan Plan { get; }
+    public RequestPlan Plan { get; }
     public EncodedInput[] Encoded { get; }
     public WordAlignment?[] Alignments { get; }
 

@@ -7,9 +7,9 @@ namespace MultiTaskBert.Core.Engine;
 /// always reads <c>[CLS] text [SEP]</c> and a pair task <c>[CLS] text [SEP] textPair [SEP]</c>, so an
 /// input that needs both gets two rows; all rows share one trunk pass.
 /// </summary>
-internal sealed class BatchPlan
+internal sealed class RequestPlan
 {
-    private BatchPlan(IReadOnlyList<PlanRow> rows, IReadOnlyList<TaskDefinition>[] tasksPerInput, IReadOnlyList<TaskDefinition> tasks)
+    private RequestPlan(IReadOnlyList<PlanRow> rows, IReadOnlyList<TaskDefinition>[] tasksPerInput, IReadOnlyList<TaskDefinition> tasks)
     {
         Rows = rows;
         TasksPerInput = tasksPerInput;
@@ -37,7 +37,7 @@ internal sealed class BatchPlan
         throw new InvalidOperationException($"No {kind} row for input {inputIndex}.");
     }
 
-    public static BatchPlan Create(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames, RequestFieldNames fields)
+    public static RequestPlan Create(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames, RequestFieldNames fields)
     {
         if (inputs.Count == 0)
         {
@@ -93,7 +93,7 @@ internal sealed class BatchPlan
         }
 
         TaskDefinition[] distinct = [.. tasksPerInput.SelectMany(t => t).Distinct()];
-        return new BatchPlan(rows, tasksPerInput, distinct);
+        return new RequestPlan(rows, tasksPerInput, distinct);
     }
 
     private static List<TaskDefinition> ResolveTasks(BundleSnapshot bundle, IReadOnlyList<string> taskNames)
