@@ -210,7 +210,7 @@ foreach ((OnnxSessionFactory levelSessions, ServingParts levelServing) in levelE
 return 0;
 
 // The GLUE tasks of each input kind as one request per kind, run together in one engine call.
-async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyGlueAsync(ClassifyInput[] batch)
+async Task<IReadOnlyList<RequestPredictions>> ClassifyGlueAsync(ClassifyInput[] batch)
 {
     var prepared = new List<PreparedRequest>(2);
     try

@@ -95,11 +95,11 @@ internal static class ClassifyEndpoints
     }
 
     /// <summary>The run's answer in the endpoint's shape (serialized whole before its first byte), or its validation problem.</summary>
-    private static Results<CompleteJson<T>, ValidationProblem> Respond<T>((ClassifyBatchResult? Result, ValidationProblem? Invalid) run, Func<ClassifyBatchResult, T> answer) =>
+    private static Results<CompleteJson<T>, ValidationProblem> Respond<T>((RequestPredictions? Result, ValidationProblem? Invalid) run, Func<RequestPredictions, T> answer) =>
         run.Result is null ? run.Invalid! : new CompleteJson<T>(answer(run.Result));
 
     /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
-    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunAsync(
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunAsync(
         ClassifyRequest request, MicroBatcher batcher, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
@@ -115,7 +115,7 @@ internal static class ClassifyEndpoints
     }
 
     /// <summary>Validates and runs a batch; exactly one of the pair is set.</summary>
-    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunBatchAsync(
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunBatchAsync(
         ClassifyBatchRequest request, MicroBatcher batcher, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
@@ -131,7 +131,7 @@ internal static class ClassifyEndpoints
     }
 
     /// <summary>Runs a checked request; what only the snapshot can check (tasks, thresholds) comes back as its problem.</summary>
-    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunQueryAsync(
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunQueryAsync(
         MicroBatcher batcher, ClassifyQuery query, CancellationToken cancellationToken)
     {
         try

@@ -259,7 +259,7 @@ internal static class EmbeddingEndpoints
     {
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync([.. texts.Select(t => new ClassifyInput(t))], [task.Name], cancellationToken);
+            RequestPredictions result = await batcher.ClassifyAsync([.. texts.Select(t => new ClassifyInput(t))], [task.Name], cancellationToken);
             return [.. result.Results.Select(r => (EmbeddingPrediction)r[task.Name])];
         }
         catch (QueueFullException ex)

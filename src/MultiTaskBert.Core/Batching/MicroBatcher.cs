@@ -78,14 +78,14 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     public int QueueDepth => Volatile.Read(ref _depth);
 
     /// <inheritdoc cref="ClassifyAsync(ClassifyQuery, CancellationToken)"/>
-    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+    public Task<RequestPredictions> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
         ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
 
     /// <summary>
     /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(ClassifyQuery, CancellationToken)"/>:
     /// bad input throws <see cref="InvalidClassifyRequestException"/> at once (never affects other requests).
     /// </summary>
-    public Task<ClassifyBatchResult> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
+    public Task<RequestPredictions> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(query);
         if (!_options.Enabled)
@@ -304,7 +304,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         List<CancellationTokenRegistration> callers = CancelWhenAllCallersCancel(batch, nobodyWaits);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync([.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
+            IReadOnlyList<RequestPredictions> results = await _engine.RunAsync([.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
@@ -361,7 +361,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, pending.CallerToken);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync([pending.Request], stop.Token).ConfigureAwait(false);
+            IReadOnlyList<RequestPredictions> alone = await _engine.RunAsync([pending.Request], stop.Token).ConfigureAwait(false);
             pending.Complete(alone[0]);
         }
         catch (Exception single)

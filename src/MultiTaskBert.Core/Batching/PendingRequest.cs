@@ -9,7 +9,7 @@ namespace MultiTaskBert.Core.Batching;
 /// </summary>
 internal sealed class PendingRequest : IBatchCandidate<BundleSnapshot>
 {
-    private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<RequestPredictions> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _registration;
     private int _finished;
 
@@ -37,9 +37,9 @@ internal sealed class PendingRequest : IBatchCandidate<BundleSnapshot>
 
     public BundleSnapshot Snapshot => Request.Snapshot;
 
-    public Task<ClassifyBatchResult> Task => _completion.Task;
+    public Task<RequestPredictions> Task => _completion.Task;
 
-    public void Complete(ClassifyBatchResult result)
+    public void Complete(RequestPredictions result)
     {
         _completion.TrySetResult(result);
         Finish();

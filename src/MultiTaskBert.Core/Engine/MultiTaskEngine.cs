@@ -40,14 +40,14 @@ public sealed partial class MultiTaskEngine
     internal SnapshotHolder Snapshots { get; }
 
     /// <summary>Serves <paramref name="inputs"/> with <paramref name="tasks"/> (null: every task served by default that fits).</summary>
-    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+    public Task<RequestPredictions> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
         ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
 
     /// <summary>Serves one request on the snapshot in service (bad input: see <see cref="Prepare"/>).</summary>
-    public async Task<ClassifyBatchResult> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
+    public async Task<RequestPredictions> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
         using PreparedRequest request = Prepare(query);
-        IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<RequestPredictions> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }
 
@@ -115,20 +115,20 @@ public sealed partial class MultiTaskEngine
             return;
         }
 
-        ClassifyBatchResult small = await ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up"), new ClassifyInput("warm up the head", "with a longer pair")], tasks, cancellationToken).ConfigureAwait(false);
+        RequestPredictions small = await ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up"), new ClassifyInput("warm up the head", "with a longer pair")], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, small, "a warm-up run on 2 short inputs");
 
         // Words enough to be truncated to the longest sequence, for both parts of a pair.
         string longest = string.Join(' ', Enumerable.Repeat("warm", bundle.Encoder.MaxSequenceLength));
         int rows = bundle.RunSettings.LargestHeadRows(bundle.Encoder.MaxSequenceLength);
         long start = Stopwatch.GetTimestamp();
-        ClassifyBatchResult largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
+        RequestPredictions largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, largest, $"a warm-up run at the largest head input ({rows} rows of {bundle.Encoder.MaxSequenceLength} tokens)");
         double elapsedMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
     }
 
-    private static void RequireAnswers(BundleSnapshot bundle, ClassifyBatchResult result, string run)
+    private static void RequireAnswers(BundleSnapshot bundle, RequestPredictions result, string run)
     {
         foreach (IReadOnlyDictionary<string, TaskPrediction> input in result.Results)
         {
@@ -143,7 +143,7 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private async Task<ClassifyBatchResult> ClassifyAsync(
+    private async Task<RequestPredictions> ClassifyAsync(
         BundleSnapshot bundle,
         IReadOnlyList<ClassifyInput> inputs,
         IReadOnlyList<string>? tasks,
@@ -151,7 +151,7 @@ public sealed partial class MultiTaskEngine
     {
         // The caller (the registry, before the swap) keeps the snapshot alive: no lease of its own.
         using PreparedRequest request = Plan(bundle, inputs, tasks, RequestFieldNames.Batch, leased: false);
-        IReadOnlyList<ClassifyBatchResult> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<RequestPredictions> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }
 
@@ -162,7 +162,7 @@ public sealed partial class MultiTaskEngine
     /// trunk once with only the branch layers its tasks need, then every head of that kind runs
     /// once over the group. The requests keep their leases: their owner disposes them.
     /// </summary>
-    internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(IReadOnlyList<PreparedRequest> requests, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<RequestPredictions>> RunAsync(IReadOnlyList<PreparedRequest> requests, CancellationToken cancellationToken)
     {
         BundleSnapshot bundle = requests[0].Snapshot;
         (Dictionary<TaskInputKind, KindGroup> groups, (KindGroup Group, int Row)[][] position) = GroupRows(bundle, requests);
@@ -238,9 +238,9 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>
-    private static ClassifyBatchResult[] Answers(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
+    private static RequestPredictions[] Answers(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
     {
-        var results = new ClassifyBatchResult[requests.Count];
+        var results = new RequestPredictions[requests.Count];
         for (int r = 0; r < requests.Count; r++)
         {
             PreparedRequest request = requests[r];
@@ -261,7 +261,7 @@ public sealed partial class MultiTaskEngine
                 perInput[input] = predictions;
             }
 
-            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
+            results[r] = new RequestPredictions(bundle.ModelId, perInput);
         }
 
         return results;

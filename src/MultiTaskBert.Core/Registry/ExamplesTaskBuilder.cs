@@ -134,7 +134,7 @@ public static class ExamplesTaskBuilder
         var vectors = new List<float[]>(texts.Count);
         foreach (string[] chunk in texts.Chunk(EmbedChunk))
         {
-            ClassifyBatchResult result = await engine.ClassifyAsync([.. chunk.Select(t => new ClassifyInput(t))], [task], cancellationToken).ConfigureAwait(false);
+            RequestPredictions result = await engine.ClassifyAsync([.. chunk.Select(t => new ClassifyInput(t))], [task], cancellationToken).ConfigureAwait(false);
             vectors.AddRange(result.Results.Select(r => ((EmbeddingPrediction)r[task]).Vector));
         }
 

@@ -66,7 +66,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
         {
             while (!stop.IsCancellationRequested)
             {
-                ClassifyBatchResult result = await _engine.ClassifyAsync([new ClassifyInput("a fine film", "a good film")], ["rte", "snips", "sst2", "stsb"]);
+                RequestPredictions result = await _engine.ClassifyAsync([new ClassifyInput("a fine film", "a good film")], ["rte", "snips", "sst2", "stsb"]);
                 Assert.Equal(4, result.Results[0].Count);
                 Interlocked.Increment(ref served);
             }

@@ -17,7 +17,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         ParityCase reference = ParityFile.Fixture.Cases[index];
         Assert.NotEmpty(reference.Outputs);
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+        RequestPredictions result = await fixture.Engine.ClassifyAsync(
             [new ClassifyInput(reference.Text, reference.TextPair)], [.. reference.Outputs.Keys]);
 
         foreach ((string task, float[] expected) in reference.Outputs)
@@ -49,7 +49,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
             return; // no calibrated task reads this kind of input
         }
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text, reference.TextPair)], [.. distances.Keys]);
+        RequestPredictions result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text, reference.TextPair)], [.. distances.Keys]);
 
         foreach ((string task, double expected) in distances)
         {
@@ -76,11 +76,11 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         await serving.Registry.LoadAsync(TestBundle.Directory);
         MultiTaskEngine engine = serving.Engine;
 
-        ClassifyBatchResult batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
+        RequestPredictions batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
 
         for (int i = 0; i < cases.Length; i++)
         {
-            ClassifyBatchResult alone = await fixture.Engine.ClassifyAsync([new ClassifyInput(cases[i].Text)], tasks);
+            RequestPredictions alone = await fixture.Engine.ClassifyAsync([new ClassifyInput(cases[i].Text)], tasks);
             foreach (string task in tasks)
             {
                 IReadOnlyList<float> expected = alone.Results[0][task].Logits;
@@ -101,8 +101,8 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         string single = TestBundle.SingleClassificationTask.Name;
         string pair = TestBundle.PairTask.Name;
 
-        ClassifyBatchResult both = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text, pairCase.TextPair)], [single, pair]);
-        ClassifyBatchResult singleOnly = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text)], [single]);
+        RequestPredictions both = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text, pairCase.TextPair)], [single, pair]);
+        RequestPredictions singleOnly = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text)], [single]);
 
         // The single-sentence head sees "[CLS] text [SEP]" even when the request carries a pair.
         Assert.Equal(singleOnly.Results[0][single].Logits, both.Results[0][single].Logits);
@@ -112,7 +112,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
     [Fact]
     public async Task Classification_scores_are_a_softmax_and_regression_is_clamped()
     {
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+        RequestPredictions result = await fixture.Engine.ClassifyAsync(
             [new ClassifyInput("a plain sentence", "another plain sentence")],
             [TestBundle.SingleClassificationTask.Name, TestBundle.RegressionTask.Name]);
 

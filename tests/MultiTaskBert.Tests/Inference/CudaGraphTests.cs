@@ -77,8 +77,8 @@ public sealed class CudaGraphTests
             Assert.True(float16.Current!.UsesFloat16Graphs);
             Assert.Equal(TestBundle.Manifest.Trunk.Float16!.File, float16.Current.TrunkFile);
             ClassifyInput[] inputs = [new("wake me up at 7 am tomorrow"), new("It's a charming and often affecting journey.")];
-            ClassifyBatchResult expected = await reference.ClassifyAsync(inputs, null);
-            ClassifyBatchResult actual = await float16.ClassifyAsync(inputs, null);
+            RequestPredictions expected = await reference.ClassifyAsync(inputs, null);
+            RequestPredictions actual = await float16.ClassifyAsync(inputs, null);
 
             // ONNX Runtime's CPU provider computes most float16 nodes in float32 between casts, so the
             // logits differ from the default graphs' by the float16 rounding of weights and some
