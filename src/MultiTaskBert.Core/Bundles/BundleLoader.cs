@@ -45,21 +45,8 @@ public static partial class BundleLoader
         }
         catch (JsonException ex)
         {
-            throw new BundleValidationException(ManifestFileName, FieldOf(ex), $"invalid manifest JSON: {ex.Message}", ex);
+            throw new BundleValidationException(ManifestFileName, JsonErrorField.Of(ex, "(root)"), $"invalid manifest JSON: {ex.Message}", ex);
         }
-    }
-
-    /// <summary>Turns System.Text.Json's "$.tasks[0].head" (+ missing property) into "tasks[0].head.sha256".</summary>
-    private static string FieldOf(JsonException ex)
-    {
-        string field = ex.Path is null or "$" ? "(root)" : ex.Path.StartsWith("$.", StringComparison.Ordinal) ? ex.Path[2..] : ex.Path;
-        Match missing = MissingPropertyPattern().Match(ex.Message);
-        if (missing.Success)
-        {
-            field = field == "(root)" ? missing.Groups[1].Value : $"{field}.{missing.Groups[1].Value}";
-        }
-
-        return field;
     }
 
     private static async Task<ModelBundle> ValidateAsync(string directory, BundleManifest manifest, CancellationToken cancellationToken)
@@ -350,7 +337,4 @@ public static partial class BundleLoader
 
     [GeneratedRegex("^" + TaskNameRule + @"\z", RegexOptions.CultureInvariant)]
     private static partial Regex TaskNamePattern();
-
-    [GeneratedRegex("missing required properties including: '([^']+)'")]
-    private static partial Regex MissingPropertyPattern();
 }
