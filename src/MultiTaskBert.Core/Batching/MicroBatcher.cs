@@ -158,28 +158,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                 }
 
                 Drain(reader, waiting);
-                if (waiting.Count == 0)
-                {
-                    continue;
-                }
-
-                // Wait for company until the policy closes the batch.
-                while (true)
-                {
-                    long waitLeft = _policy.WaitLeft(waiting, Stopwatch.GetTimestamp(), Volatile.Read(ref _interArrivalTicks));
-                    if (waitLeft <= 0 || !await WaitForMoreAsync(reader, Stopwatch.GetElapsedTime(0, waitLeft)).ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    Drain(reader, waiting);
-                    if (waiting.Count == 0)
-                    {
-                        break; // Every waiting request was cancelled.
-                    }
-                }
-
-                if (waiting.Count == 0)
+                if (waiting.Count == 0 || !await WaitForCompanyAsync(reader, waiting).ConfigureAwait(false))
                 {
                     continue;
                 }
@@ -210,6 +189,25 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             {
                 Interlocked.Decrement(ref _depth);
                 pending.Fail(new OperationCanceledException("The service is shutting down."));
+            }
+        }
+    }
+
+    /// <summary>Waits for company until the policy closes the batch; false when every waiting request was cancelled meanwhile.</summary>
+    private async Task<bool> WaitForCompanyAsync(ChannelReader<PendingRequest> reader, List<PendingRequest> waiting)
+    {
+        while (true)
+        {
+            long waitLeft = _policy.WaitLeft(waiting, Stopwatch.GetTimestamp(), Volatile.Read(ref _interArrivalTicks));
+            if (waitLeft <= 0 || !await WaitForMoreAsync(reader, Stopwatch.GetElapsedTime(0, waitLeft)).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            Drain(reader, waiting);
+            if (waiting.Count == 0)
+            {
+                return false;
             }
         }
     }
