@@ -40,7 +40,7 @@ public sealed class BundleSnapshot : IDisposable
 
     public ModelBundle Bundle { get; }
 
-    /// <summary>Whether the float16 trunk and the heads' float graphs serve (<see cref="OnnxSessionFactory.UsesFloat16Graphs"/>).</summary>
+    /// <summary>Whether the float16 trunk and the heads' float graphs serve (<see cref="GraphSelection.ServesFloat16"/>).</summary>
     public bool UsesFloat16Graphs { get; }
 
     /// <summary>The trunk graph that serves, as the manifest names it.</summary>
@@ -85,7 +85,7 @@ public sealed class BundleSnapshot : IDisposable
     private static BundleSnapshot Build(ModelBundle bundle, OnnxSessionFactory sessions, BundleSnapshot? previous)
     {
         var taken = new List<Action>();
-        bool float16 = sessions.UsesFloat16Graphs(bundle);
+        bool float16 = GraphSelection.ServesFloat16(bundle, sessions.Precision, sessions.Target);
         try
         {
             BertInputEncoder encoder;

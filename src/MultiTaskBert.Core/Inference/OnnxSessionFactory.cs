@@ -64,23 +64,8 @@ public sealed partial class OnnxSessionFactory : IDisposable
         return new InferenceSession(modelPath, sessionOptions);
     }
 
-    /// <summary>
-    /// Whether <paramref name="bundle"/> serves its float16 graphs (<c>Inference:Precision</c>; Auto:
-    /// on CUDA when the bundle has them). Float16 asked for and absent stops the load naming the field.
-    /// </summary>
-    public bool UsesFloat16Graphs(Bundles.ModelBundle bundle)
-    {
-        ArgumentNullException.ThrowIfNull(bundle);
-        return _options.Precision switch
-        {
-            GraphPrecision.Default => false,
-            GraphPrecision.Float16 => bundle.Float16TrunkPath is not null
-                ? true
-                : throw new Bundles.BundleValidationException(Bundles.BundleLoader.ManifestFileName, "trunk.float16",
-                    "Inference:Precision is Float16 but the bundle has no float16 trunk (add one with `mtbert bundle add-cuda-trunk`)"),
-            _ => Target == ExecutionTarget.Cuda && bundle.Float16TrunkPath is not null,
-        };
-    }
+    /// <summary><c>Inference:Precision</c>: which graphs serve (<see cref="GraphSelection.ServesFloat16"/>).</summary>
+    public GraphPrecision Precision => _options.Precision;
 
     private SessionOptions CreateSessionOptions()
     {

@@ -211,7 +211,7 @@ public sealed class CudaGraphTests
         string work = Path.Combine(Path.GetTempPath(), "mtbert-profile-" + Guid.NewGuid().ToString("N"));
         IReadOnlyDictionary<string, IReadOnlyList<NodeRun>> runs = NodePlacement.ProfileBundle(sessions, bundle, work);
         Directory.Delete(work, recursive: true);
-        Assert.True(sessions.UsesFloat16Graphs(bundle) || !bundle.Manifest.Trunk.Int8Matmuls, "an int8 bundle without trunk.float16 cannot run on CUDA alone");
+        Assert.True(GraphSelection.ServesFloat16(bundle, sessions.Precision, sessions.Target) || !bundle.Manifest.Trunk.Int8Matmuls, "an int8 bundle without trunk.float16 cannot run on CUDA alone");
         Assert.All(runs, graph => Assert.NotEmpty(graph.Value));
         IReadOnlyList<NodeRun> fallbacks = NodePlacement.FloatFallbacks(runs.Values.SelectMany(r => r));
         Assert.True(fallbacks.Count == 0, "float nodes on the CPU: " + string.Join(", ", fallbacks.Select(f => $"{f.Node} ({f.OpType}, {f.Provider})")));
