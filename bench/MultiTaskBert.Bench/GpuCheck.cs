@@ -116,7 +116,7 @@ internal static class GpuCheck
 
             foreach (TaskDefinition task in bundle.Tasks)
             {
-                bundle.Heads[task.Name].Run(hidden, mask, probe.Length, (int)probeBatch.Shape[1], CancellationToken.None).Dispose();
+                bundle.Heads[task.Name].Run(hidden, mask, probe.Length, (int)probeBatch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose();
             }
 
             Say($"- every head ran on those values ({bundle.Tasks.Count} heads; each head's logits alone come back to the host)");
@@ -262,7 +262,7 @@ internal static class GpuCheck
         using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
         TaskDefinition definition = bundle.Tasks.First(t => t.Name == task);
         using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, [.. definition.TrunkLayers.Order()], runOptions);
-        using HeadOutput output = bundle.Heads[task].Run(hidden, mask, 1, (int)batch.Shape[1], CancellationToken.None);
+        using HeadOutput output = bundle.Heads[task].Run(hidden, mask, 1, (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None);
         return output.Row(0).ToArray();
     }
 

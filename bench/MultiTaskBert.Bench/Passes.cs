@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
@@ -10,7 +11,7 @@ internal static class Passes
     // The served baselines and trunk split their rows into the same length buckets as the engine
     // (Batching:BucketOverheadTokens), so padding favours neither side.
     public static IEnumerable<TokenBatch> PaddedBuckets(BundleSnapshot bundle, EncodedInput[] encoded) =>
-        LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens)
+        LengthBuckets.Split([.. encoded.Select(e => e.Length)], BatchingOptions.DefaultBucketOverheadTokens)
             .Select(rows => TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));
 
     public static void RunBaseline(InferenceSession session, BundleSnapshot bundle, ClassifyInput[] inputs, TaskInputKind kind)

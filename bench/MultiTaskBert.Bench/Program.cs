@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.HeadKinds;
@@ -35,8 +36,8 @@ MultiTaskEngine engine = serving.Engine;
 // Variant: the same bundle with Batching:ParallelHeads on (heads of a batch run concurrently).
 using var parallelSessions = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads },
-    NullLogger<OnnxSessionFactory>.Instance, parallelHeads: true);
-using var parallelServing = new ServingParts(parallelSessions);
+    NullLogger<OnnxSessionFactory>.Instance);
+using var parallelServing = new ServingParts(parallelSessions, batching: new BatchingOptions { ParallelHeads = true });
 await parallelServing.Registry.LoadAsync(options.Bundle);
 MultiTaskEngine parallelEngine = parallelServing.Engine;
 // Variants: the same bundle at lower graph optimisation levels (is ORT_ENABLE_ALL worth it?).
@@ -72,7 +73,7 @@ int baselineLayers = index["layers"]!.GetValue<int>();
 using var singleThreaded = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = 1 },
     NullLogger<OnnxSessionFactory>.Instance);
-Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t, singleThreaded.RunSettings));
+Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t, singleThreaded));
 
 // Utterances: the dev sets of the bundle's tasks, round-robin so every batch mixes tasks.
 List<ClassifyInput> pool = Utterances.Load(options.Data, tasks, options.PerTask);
@@ -268,7 +269,7 @@ static void RunTrunkAndHeads(BundleSnapshot bundle, TokenBatch batch, TaskDefini
         foreach (TaskDefinition task in tasks)
         {
             start = Stopwatch.GetTimestamp();
-            bundle.Heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose();
+            bundle.Heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose();
             Record(task.Name, start);
         }
     }
@@ -288,7 +289,7 @@ static void RunTrunkAndConcurrentHeads(BundleSnapshot bundle, TokenBatch batch, 
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose());
+    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose());
 }
 
 internal sealed record Row(string Config, int BatchSize, List<double> LatenciesMs)

@@ -27,11 +27,10 @@ public sealed class BundleSnapshot : IDisposable
     private int _leases = 1;
     private int _retired;
 
-    private BundleSnapshot(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings, bool float16)
+    private BundleSnapshot(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, bool float16)
     {
         Bundle = bundle;
         UsesFloat16Graphs = float16;
-        RunSettings = runSettings;
         Encoder = encoder;
         _trunk = trunk;
         _heads = heads;
@@ -54,9 +53,6 @@ public sealed class BundleSnapshot : IDisposable
     /// <summary>The tasks whose head is quarantined (<see cref="HeadHealth"/>) and why.</summary>
     public IEnumerable<(TaskDefinition Task, string Reason)> Quarantined =>
         Tasks.Select(t => (Task: t, Reason: Heads[t.Name].Health.Quarantine)).Where(q => q.Reason is not null).Select(q => (q.Task, q.Reason!));
-
-    /// <summary>How batches run: heads side by side or not, length buckets (from the inference options).</summary>
-    internal RunSettings RunSettings { get; }
 
     /// <summary>True once retired and every lease was released (its sessions references are gone).</summary>
     internal bool IsDrained => Volatile.Read(ref _leases) == 0;
@@ -129,12 +125,12 @@ public sealed class BundleSnapshot : IDisposable
                 string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
                 InferenceSession headSession = CreateSession(sessions, graph.FullPath, graph.RelativePath, $"{field}.file", taken);
                 GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
-                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions.RunSettings));
+                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);
             }
 
-            return new BundleSnapshot(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings, float16);
+            return new BundleSnapshot(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), float16);
         }
         catch
         {

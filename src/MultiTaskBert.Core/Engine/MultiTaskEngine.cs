@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
@@ -20,14 +22,30 @@ namespace MultiTaskBert.Core.Engine;
 public sealed partial class MultiTaskEngine
 {
     private readonly EngineMetrics _metrics;
+    private readonly OnnxSessionFactory _sessions;
+    private readonly BatchingOptions _batching;
+    private readonly HeadGuardOptions _guards;
+    private readonly int _passTokens;
     private readonly ILogger _logger;
 
-    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, ILogger<MultiTaskEngine>? logger = null)
+    /// <param name="snapshots">Where the snapshots it runs are leased from.</param>
+    /// <param name="metrics">Trunk and head timings, head failures.</param>
+    /// <param name="sessions">The device (the pass limit's default) and the run options.</param>
+    /// <param name="batching">How one batch runs: <c>Batching:ParallelHeads</c>, <c>BucketOverheadTokens</c>, <c>MaxPassTokens</c>, <c>MaxBatchSize</c> (the warm-up's largest input).</param>
+    /// <param name="guards"><c>HeadGuards</c>: a head run's time limit and the failures that quarantine it.</param>
+    /// <param name="logger">Head failures, quarantines, the warm-up's time.</param>
+    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, OnnxSessionFactory sessions,
+        IOptions<BatchingOptions> batching, IOptions<HeadGuardOptions> guards, ILogger<MultiTaskEngine>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(snapshots);
         ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(sessions);
         Snapshots = snapshots;
         _metrics = metrics;
+        _sessions = sessions;
+        _batching = batching.Value;
+        _guards = guards.Value;
+        _passTokens = BatchingOptions.PassLimit(_batching.MaxPassTokens, sessions.Target);
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
@@ -35,6 +53,12 @@ public sealed partial class MultiTaskEngine
     public BundleSnapshot? Current => Snapshots.Current;
 
     public bool IsReady => Current is not null;
+
+    /// <summary>The <c>Batching</c> settings a batch runs with.</summary>
+    internal BatchingOptions Batching => _batching;
+
+    /// <summary>Padded tokens of one trunk pass at most: <c>Batching:MaxPassTokens</c>, or the device's default.</summary>
+    internal int PassTokens => _passTokens;
 
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
@@ -104,8 +128,8 @@ public sealed partial class MultiTaskEngine
     /// Runs <paramref name="tasks"/> of a snapshot not yet in service, so that its new sessions are
     /// loaded and fail (if they do) before it serves: once on two inputs of different lengths (a head
     /// that ignores the batch axis fails here), once at the largest head input a batch can make
-    /// (<see cref="RunSettings.LargestHeadRows"/> rows of the longest sequence: within
-    /// <see cref="RunSettings.MaxHeadRunMs"/>). A head that fails either is a
+    /// (<see cref="BatchingOptions.LargestHeadRows"/> rows of the longest sequence: within
+    /// <see cref="HeadGuardOptions.MaxRunMs"/>). A head that fails either is a
     /// <see cref="BundleValidationException"/> naming its file and the failure.
     /// </summary>
     internal async Task WarmUpAsync(BundleSnapshot bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
@@ -120,12 +144,12 @@ public sealed partial class MultiTaskEngine
 
         // Words enough to be truncated to the longest sequence, for both parts of a pair.
         string longest = string.Join(' ', Enumerable.Repeat("warm", bundle.Encoder.MaxSequenceLength));
-        int rows = bundle.RunSettings.LargestHeadRows(bundle.Encoder.MaxSequenceLength);
+        int rows = _batching.LargestHeadRows(bundle.Encoder.MaxSequenceLength, _sessions.Target);
         long start = Stopwatch.GetTimestamp();
         RequestPredictions largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, largest, $"a warm-up run at the largest head input ({rows} rows of {bundle.Encoder.MaxSequenceLength} tokens)");
         double elapsedMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
+        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, _guards.MaxRunMs);
     }
 
     private static void RequireAnswers(BundleSnapshot bundle, RequestPredictions result, string run)
@@ -168,7 +192,7 @@ public sealed partial class MultiTaskEngine
         (Dictionary<TaskInputKind, KindGroup> groups, (KindGroup Group, int Row)[][] position) = GroupRows(bundle, requests);
         try
         {
-            using RunOptions runOptions = bundle.RunSettings.NewRunOptions();
+            using RunOptions runOptions = _sessions.NewRunOptions();
 
             // Cancelled (every request of the batch gone, or shutdown): ONNX Runtime stops between kernels.
             await using (cancellationToken.Register(() => runOptions.Terminate = true))
@@ -285,7 +309,7 @@ public sealed partial class MultiTaskEngine
         {
             if (bundle.Heads[task.Name].Health.Quarantine is { } reason)
             {
-                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(bundle, task, reason)));
+                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(task, reason)));
             }
             else
             {
@@ -302,7 +326,7 @@ public sealed partial class MultiTaskEngine
         int[] layers = [.. serving.SelectMany(t => t.TrunkLayers).Distinct().Order()];
 
         IReadOnlyList<int[]> buckets = LengthBuckets.Split(
-            [.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens, bundle.RunSettings.MaxPassTokens);
+            [.. group.Rows.Select(r => r.Length)], _batching.BucketOverheadTokens, _passTokens);
         foreach (int[] rows in buckets)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -328,9 +352,9 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private static TaskFailure Quarantined(BundleSnapshot bundle, TaskDefinition task, string reason) =>
+    private TaskFailure Quarantined(TaskDefinition task, string reason) =>
         new(task.Kind, "The head is quarantined.",
-            $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
+            $"task '{task.Name}' version {task.Version} failed {_guards.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
 
     /// <summary>
     /// Stores a head run's rows for the answers: each row's values when they are all finite, else
@@ -370,9 +394,9 @@ public sealed partial class MultiTaskEngine
 
         _metrics.RecordHeadFailure(task);
         LogHeadFailed(_logger, task.Name, task.Version, failed);
-        if (health.RecordFailure(failed))
+        if (health.RecordFailure(failed, _guards.QuarantineAfter))
         {
-            LogHeadQuarantined(_logger, task.Name, task.Version, bundle.RunSettings.QuarantineAfter, failed);
+            LogHeadQuarantined(_logger, task.Name, task.Version, _guards.QuarantineAfter, failed);
         }
     }
 
@@ -389,7 +413,7 @@ public sealed partial class MultiTaskEngine
 
     private async Task<HeadRun[]> RunHeadsAsync(BundleSnapshot bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
     {
-        if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
+        if (tasks.Count == 1 || !_batching.ParallelHeads)
         {
             var runs = new List<HeadRun>(tasks.Count);
             try
@@ -432,7 +456,7 @@ public sealed partial class MultiTaskEngine
         long start = Stopwatch.GetTimestamp();
         try
         {
-            HeadOutput output = bundle.Heads[task.Name].Run(input.Hidden, input.AttentionMask, input.Rows, input.Sequence, cancellationToken);
+            HeadOutput output = bundle.Heads[task.Name].Run(input.Hidden, input.AttentionMask, input.Rows, input.Sequence, _guards.MaxRunMs, cancellationToken);
             return new HeadRun(task, output, null);
         }
         catch (HeadFaultException fault)

@@ -78,8 +78,8 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "nan-mid.onnx", "bad");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(quarantineAfter: 2);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { QuarantineAfter = 2 });
         int tokens = serving.Engine.Current!.Encoder.Encode(MidText, null).Length;
         Assert.InRange(tokens, 17, 31);
 
@@ -109,8 +109,8 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "slow-loop.onnx", "slow");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(maxRunMs: 200);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { MaxRunMs = 200 });
 
         RequestPredictions result = await serving.Engine.ClassifyAsync([new ClassifyInput(LongText)], ["slow", "sst2"]);
 
@@ -125,8 +125,8 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "slow-loop.onnx", "slow");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(maxRunMs: 0);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { MaxRunMs = 0 });
         await using var batcher = new MicroBatcher(serving.Engine, new BatchingOptions { MaxWaitMs = 1, MaxConcurrentBatches = 1 }, NullLogger<MicroBatcher>.Instance);
         using var started = new BatchStarts(batcher);
         using var caller = new CancellationTokenSource();

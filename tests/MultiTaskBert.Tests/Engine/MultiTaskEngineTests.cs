@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
@@ -69,10 +70,8 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
     {
         ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
-        using var sessions = new OnnxSessionFactory(
-            new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance,
-            bucketOverheadTokens: bucketOverheadTokens, maxPassTokens: maxPassTokens);
-        using var serving = new ServingParts(sessions);
+        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+        using var serving = new ServingParts(sessions, batching: new BatchingOptions { BucketOverheadTokens = bucketOverheadTokens, MaxPassTokens = maxPassTokens });
         await serving.Registry.LoadAsync(TestBundle.Directory);
         MultiTaskEngine engine = serving.Engine;
 
