@@ -58,7 +58,7 @@ internal static class GpuCheck
         MultiTaskEngine engine = serving.Engine, cpuEngine = cpuServing.Engine, cpuFloat16Engine = cpuFloat16Serving.Engine;
         await serving.Registry.LoadAsync(bundleDir);
         await cpuServing.Registry.LoadAsync(bundleDir);
-        LoadedBundle bundle = engine.Current!;
+        BundleSnapshot bundle = engine.Current!;
         bool hasFloat16 = bundle.Bundle.Float16TrunkPath is not null;
         if (hasFloat16)
         {
@@ -116,7 +116,7 @@ internal static class GpuCheck
 
             foreach (TaskDefinition task in bundle.Tasks)
             {
-                bundle.Heads[task.Name].Run(hidden, mask, probe.Length, (int)probeBatch.Shape[1], CancellationToken.None).Dispose();
+                bundle.Heads[task.Name].Run(hidden, mask, probe.Length, (int)probeBatch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose();
             }
 
             Say($"- every head ran on those values ({bundle.Tasks.Count} heads; each head's logits alone come back to the host)");
@@ -203,7 +203,7 @@ internal static class GpuCheck
         return failures.Count == 0 ? 0 : 1;
     }
 
-    private static void ParityCheck(LoadedBundle device, LoadedBundle cpu, LoadedBundle? cpuFloat16, string parityPath, bool cuda, Action<string> say, List<string> failures)
+    private static void ParityCheck(BundleSnapshot device, BundleSnapshot cpu, BundleSnapshot? cpuFloat16, string parityPath, bool cuda, Action<string> say, List<string> failures)
     {
         if (!File.Exists(parityPath))
         {
@@ -255,14 +255,14 @@ internal static class GpuCheck
     private static double ReadRecordedDifference(string manifestPath) =>
         JsonNode.Parse(File.ReadAllText(manifestPath))!["trunk"]?["float16"]?["maxParityLogitDifference"]?.GetValue<double>() ?? 0;
 
-    private static float[] Logits(LoadedBundle bundle, string task, int[] ids, int[] types)
+    private static float[] Logits(BundleSnapshot bundle, string task, int[] ids, int[] types)
     {
         TokenBatch batch = TokenBatch.Pad([new EncodedInput(ids, types, [])], bundle.Encoder.PaddingTokenId);
         using var runOptions = new RunOptions();
         using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
         TaskDefinition definition = bundle.Tasks.First(t => t.Name == task);
         using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, [.. definition.TrunkLayers.Order()], runOptions);
-        using HeadOutput output = bundle.Heads[task].Run(hidden, mask, 1, (int)batch.Shape[1], CancellationToken.None);
+        using HeadOutput output = bundle.Heads[task].Run(hidden, mask, 1, (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None);
         return output.Row(0).ToArray();
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
@@ -9,11 +10,11 @@ internal static class Passes
 {
     // The served baselines and trunk split their rows into the same length buckets as the engine
     // (Batching:BucketOverheadTokens), so padding favours neither side.
-    public static IEnumerable<TokenBatch> PaddedBuckets(LoadedBundle bundle, EncodedInput[] encoded) =>
-        LengthBuckets.Split([.. encoded.Select(e => e.Length)], bundle.RunSettings.BucketOverheadTokens)
+    public static IEnumerable<TokenBatch> PaddedBuckets(BundleSnapshot bundle, EncodedInput[] encoded) =>
+        LengthBuckets.Split([.. encoded.Select(e => e.Length)], BatchingOptions.DefaultBucketOverheadTokens)
             .Select(rows => TokenBatch.Pad([.. rows.Select(r => encoded[r])], bundle.Encoder.PaddingTokenId));
 
-    public static void RunBaseline(InferenceSession session, LoadedBundle bundle, ClassifyInput[] inputs, TaskInputKind kind)
+    public static void RunBaseline(InferenceSession session, BundleSnapshot bundle, ClassifyInput[] inputs, TaskInputKind kind)
     {
         EncodedInput[] encoded = [.. inputs.Select(i => bundle.Encoder.Encode(i.Text, kind == TaskInputKind.Pair ? i.TextPair : null))];
         foreach (TokenBatch batch in PaddedBuckets(bundle, encoded))
@@ -33,7 +34,7 @@ internal static class Passes
         _ = outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
-    public static void RunTrunk(LoadedBundle bundle, ClassifyInput[] inputs, TaskDefinition[] tasks)
+    public static void RunTrunk(BundleSnapshot bundle, ClassifyInput[] inputs, TaskDefinition[] tasks)
     {
         using var runOptions = new RunOptions();
         foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.HeadKinds;
@@ -35,8 +36,8 @@ MultiTaskEngine engine = serving.Engine;
 // Variant: the same bundle with Batching:ParallelHeads on (heads of a batch run concurrently).
 using var parallelSessions = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = options.Threads },
-    NullLogger<OnnxSessionFactory>.Instance, parallelHeads: true);
-using var parallelServing = new ServingParts(parallelSessions);
+    NullLogger<OnnxSessionFactory>.Instance);
+using var parallelServing = new ServingParts(parallelSessions, batching: new BatchingOptions { ParallelHeads = true });
 await parallelServing.Registry.LoadAsync(options.Bundle);
 MultiTaskEngine parallelEngine = parallelServing.Engine;
 // Variants: the same bundle at lower graph optimisation levels (is ORT_ENABLE_ALL worth it?).
@@ -51,7 +52,7 @@ foreach (GraphOptimization level in new[] { GraphOptimization.Basic, GraphOptimi
     levelEngines[level] = (levelSessions, levelServing);
 }
 
-LoadedBundle bundle = engine.Current!;
+BundleSnapshot bundle = engine.Current!;
 // The trained heads, which have one-model-per-task baselines (not the embedding or tasks from examples).
 TaskDefinition[] tasks = [.. bundle.Tasks.Where(t => t.Kind != EmbeddingKind.Instance && t.Kind != ExamplesKind.Instance)];
 string[] glueTasks = [.. tasks.Where(t => glue.Contains(t.Name)).Select(t => t.Name)];
@@ -72,7 +73,7 @@ int baselineLayers = index["layers"]!.GetValue<int>();
 using var singleThreaded = new OnnxSessionFactory(
     new InferenceOptions { Device = InferenceDevice.Cpu, IntraOpThreads = 1 },
     NullLogger<OnnxSessionFactory>.Instance);
-Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t, singleThreaded.RunSettings));
+Dictionary<string, HeadRunner> oneThreadHeads = tasks.ToDictionary(t => t.Name, t => new HeadRunner(singleThreaded.CreateSession(t.Head.FullPath), t, singleThreaded));
 
 // Utterances: the dev sets of the bundle's tasks, round-robin so every batch mixes tasks.
 List<ClassifyInput> pool = Utterances.Load(options.Data, tasks, options.PerTask);
@@ -112,7 +113,7 @@ foreach (int size in options.Sizes)
         // (a) the merged bundle: trunk once per input kind, every head of that kind.
         (double a, long aBytes) = await TimeAndAllocations(() => engine.ClassifyAsync(batch, null));
         double aParallel = await Time(() => parallelEngine.ClassifyAsync(batch, null));
-        double aGlue = await Time(() => engine.ClassifyManyAsync(GlueRequests(batch)));
+        double aGlue = await Time(() => ClassifyGlueAsync(batch));
 
         // (b) one whole model per task, each on the inputs of its kind.
         double b = 0, bGlue = 0;
@@ -209,20 +210,28 @@ foreach ((OnnxSessionFactory levelSessions, ServingParts levelServing) in levelE
 
 return 0;
 
-IReadOnlyList<InferenceRequest> GlueRequests(ClassifyInput[] batch)
+// The GLUE tasks of each input kind as one request per kind, run together in one engine call.
+async Task<IReadOnlyList<RequestPredictions>> ClassifyGlueAsync(ClassifyInput[] batch)
 {
-    var requests = new List<InferenceRequest>(2);
-    foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })
+    var prepared = new List<PreparedRequest>(2);
+    try
     {
-        ClassifyInput[] inputs = [.. batch.Where(i => i.IsPair == (kind == TaskInputKind.Pair))];
-        string[] names = [.. tasks.Where(t => t.Input == kind && glueTasks.Contains(t.Name)).Select(t => t.Name)];
-        if (inputs.Length > 0 && names.Length > 0)
+        foreach (TaskInputKind kind in new[] { TaskInputKind.Single, TaskInputKind.Pair })
         {
-            requests.Add(new InferenceRequest(inputs, names));
+            ClassifyInput[] inputs = [.. batch.Where(i => i.IsPair == (kind == TaskInputKind.Pair))];
+            string[] names = [.. tasks.Where(t => t.Input == kind && glueTasks.Contains(t.Name)).Select(t => t.Name)];
+            if (inputs.Length > 0 && names.Length > 0)
+            {
+                prepared.Add(engine.Prepare(new ClassifyQuery(inputs, names)));
+            }
         }
-    }
 
-    return requests;
+        return await engine.RunAsync(prepared, CancellationToken.None);
+    }
+    finally
+    {
+        prepared.ForEach(p => p.Dispose());
+    }
 }
 
 static async Task<double> Time<T>(Func<Task<T>> action)
@@ -247,7 +256,7 @@ static double TimeSync(Action action)
 }
 
 // With `parts`, records the milliseconds of the trunk pass ("trunk") and of each head (by task).
-static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
+static void RunTrunkAndHeads(BundleSnapshot bundle, TokenBatch batch, TaskDefinition[] tasks, bool headsToo = true, Dictionary<string, List<double>>? parts = null)
 {
     using var runOptions = new RunOptions();
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
@@ -260,7 +269,7 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
         foreach (TaskDefinition task in tasks)
         {
             start = Stopwatch.GetTimestamp();
-            bundle.Heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose();
+            bundle.Heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose();
             Record(task.Name, start);
         }
     }
@@ -274,13 +283,13 @@ static void RunTrunkAndHeads(LoadedBundle bundle, TokenBatch batch, TaskDefiniti
     }
 }
 
-static void RunTrunkAndConcurrentHeads(LoadedBundle bundle, TokenBatch batch, TaskDefinition[] tasks, IReadOnlyDictionary<string, HeadRunner> heads)
+static void RunTrunkAndConcurrentHeads(BundleSnapshot bundle, TokenBatch batch, TaskDefinition[] tasks, IReadOnlyDictionary<string, HeadRunner> heads)
 {
     using var runOptions = new RunOptions();
     int[] layers = [.. tasks.SelectMany(t => t.TrunkLayers).Distinct().Order()];
     using OrtValue mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, batch.Shape);
     using TrunkOutputs hidden = bundle.Trunk.Run(batch, mask, layers, runOptions);
-    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], CancellationToken.None).Dispose());
+    Parallel.ForEach(tasks, task => heads[task.Name].Run(hidden, mask, (int)batch.Shape[0], (int)batch.Shape[1], maxRunMs: 0, CancellationToken.None).Dispose());
 }
 
 internal sealed record Row(string Config, int BatchSize, List<double> LatenciesMs)

@@ -111,29 +111,36 @@ def quantize_matmuls_int8(model: onnx.ModelProto, weights: dict[bytes, tuple[np.
         constant(f"{p}/scales", scales)
         constant(f"{p}/rows", np.array([-1, k], np.int64))
         constant(f"{p}/n", np.array([n], np.int64))
-        nodes += [
-            helper.make_node("Shape", [x], [f"{p}/shape"]),
-            helper.make_node("Reshape", [x, f"{p}/rows"], [f"{p}/x"]),  # [rows, in]
-            helper.make_node("ReduceMax", [f"{p}/x"], [f"{p}/max"], axes=[1], keepdims=0),
-            helper.make_node("ReduceMin", [f"{p}/x"], [f"{p}/min"], axes=[1], keepdims=0),
-            helper.make_node("Neg", [f"{p}/min"], [f"{p}/-min"]),
-            helper.make_node("Max", [f"{p}/max", f"{p}/-min", shared["tiny"]], [f"{p}/absmax"]),
-            helper.make_node("Div", [f"{p}/absmax", shared["127"]], [f"{p}/scale"]),  # one scale per row
-            helper.make_node("Shape", [f"{p}/scale"], [f"{p}/rows_shape"]),
-            helper.make_node("ConstantOfShape", [f"{p}/rows_shape"], [f"{p}/zero_points"],
-                             value=helper.make_tensor("value", TensorProto.UINT8, [1], [128])),
-            helper.make_node("QuantizeLinear", [f"{p}/x", f"{p}/scale", f"{p}/zero_points"], [f"{p}/xq"], axis=0),
-            helper.make_node("MatMulIntegerToFloat", [f"{p}/xq", f"{p}/codes", shared["one"], f"{p}/scales", shared["zero_point"], shared["zero_point"]],
-                             [f"{p}/acc"], domain="com.microsoft"),
-            helper.make_node("Unsqueeze", [f"{p}/scale", shared["last"]], [f"{p}/row_scale"]),
-            helper.make_node("Mul", [f"{p}/acc", f"{p}/row_scale"], [f"{p}/y"]),
-            helper.make_node("Slice", [f"{p}/shape", shared["first"], shared["last"]], [f"{p}/lead"]),
-            helper.make_node("Concat", [f"{p}/lead", f"{p}/n"], [f"{p}/out_shape"], axis=0),
-            helper.make_node("Reshape", [f"{p}/y", f"{p}/out_shape"], [y]),
-        ]
+        nodes += _int8_matmul_nodes(p, x, y, shared)
         count += 1
     replace_nodes(model, nodes)
     return count
+
+
+def _int8_matmul_nodes(p: str, x: str, y: str, shared: dict[str, str]) -> list[onnx.NodeProto]:
+    """The nodes that compute MatMul `x` -> `y` from the int8 weight stored under prefix `p`: the
+    rows quantized around 128 with a scale each, the integer matmul, then the row scales and the
+    input's leading shape back."""
+    return [
+        helper.make_node("Shape", [x], [f"{p}/shape"]),
+        helper.make_node("Reshape", [x, f"{p}/rows"], [f"{p}/x"]),  # [rows, in]
+        helper.make_node("ReduceMax", [f"{p}/x"], [f"{p}/max"], axes=[1], keepdims=0),
+        helper.make_node("ReduceMin", [f"{p}/x"], [f"{p}/min"], axes=[1], keepdims=0),
+        helper.make_node("Neg", [f"{p}/min"], [f"{p}/-min"]),
+        helper.make_node("Max", [f"{p}/max", f"{p}/-min", shared["tiny"]], [f"{p}/absmax"]),
+        helper.make_node("Div", [f"{p}/absmax", shared["127"]], [f"{p}/scale"]),  # one scale per row
+        helper.make_node("Shape", [f"{p}/scale"], [f"{p}/rows_shape"]),
+        helper.make_node("ConstantOfShape", [f"{p}/rows_shape"], [f"{p}/zero_points"],
+                         value=helper.make_tensor("value", TensorProto.UINT8, [1], [128])),
+        helper.make_node("QuantizeLinear", [f"{p}/x", f"{p}/scale", f"{p}/zero_points"], [f"{p}/xq"], axis=0),
+        helper.make_node("MatMulIntegerToFloat", [f"{p}/xq", f"{p}/codes", shared["one"], f"{p}/scales", shared["zero_point"], shared["zero_point"]],
+                         [f"{p}/acc"], domain="com.microsoft"),
+        helper.make_node("Unsqueeze", [f"{p}/scale", shared["last"]], [f"{p}/row_scale"]),
+        helper.make_node("Mul", [f"{p}/acc", f"{p}/row_scale"], [f"{p}/y"]),
+        helper.make_node("Slice", [f"{p}/shape", shared["first"], shared["last"]], [f"{p}/lead"]),
+        helper.make_node("Concat", [f"{p}/lead", f"{p}/n"], [f"{p}/out_shape"], axis=0),
+        helper.make_node("Reshape", [f"{p}/y", f"{p}/out_shape"], [y]),
+    ]
 
 
 def replace_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .bundle import BundleWriter
 from .fallback import CURVE_FILE, FallbackChoice, fit_fallback
-from .checkpoint import BertConfig, load_checkpoint
+from .checkpoint import BertConfig, Checkpoint, load_checkpoint
 from .pipeline import TaskSession, served_metrics, set_threads
 from .runs import RUN_FILE, read_info
 from .data import load_task_spec, read_examples
@@ -30,11 +30,19 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
     data_root = (base / recipe["data"]).resolve()
     checkpoint = load_checkpoint(pretrained)
     retrain = set(only.split(",")) if only else None
+    started = time.time()
+    selected = set(tasks.split(",")) if tasks else None
+    results = _train_studies(recipe, recipe_path, checkpoint, data_root, runs, retrain, selected)
+    if selected is not None:
+        return  # a share of the training only; the bundle is built by a run over every task
+    _write_bundle(recipe, recipe_path, results, checkpoint, pretrained, data_root, runs, out, started)
+
+
+def _train_studies(recipe: dict, recipe_path: Path, checkpoint: Checkpoint, data_root: Path, runs: Path, retrain: set[str] | None, selected: set[str] | None) -> dict[str, SweepResult]:
+    """Each (selected) task's study, reused when current on the recipe's trunk, else (re)trained."""
     int8 = bool(recipe.get("int8Matmuls", False))  # the trunk's weight matmuls in int8 (`build_trunk`)
     mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
-    started = time.time()
     results: dict[str, SweepResult] = {}
-    selected = set(tasks.split(",")) if tasks else None
     if selected and not selected <= set(recipe["tasks"]):
         raise ValueError(f"--tasks names tasks the recipe lacks: {', '.join(sorted(selected - set(recipe['tasks'])))}")
     for task in recipe["tasks"]:
@@ -56,8 +64,12 @@ def build_from_recipe(recipe_path: Path, out: Path, runs: Path, only: str | None
         task_started = time.time()
         results[task] = run_sweep(session, folder, study, previous)
         print(f"{task}: chosen {results[task].chosen['run']} ({time.time() - task_started:.0f}s)", flush=True)
-    if selected is not None:
-        return  # a share of the training only; the bundle is built by a run over every task
+    return results
+
+
+def _write_bundle(recipe: dict, recipe_path: Path, results: dict[str, SweepResult], checkpoint: Checkpoint, pretrained: Path, data_root: Path, runs: Path, out: Path, started: float) -> None:
+    """Settles the trunk depth, fits the fallbacks, writes the chosen heads, plots and the report into `out`."""
+    mean_tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
     for task, result in results.items():
         if result.dev_examples is None:  # studies saved before the dev size was recorded
             result.dev_examples = len(read_examples(data_root / task / "dev.jsonl", load_task_spec(data_root, task)))
@@ -114,7 +126,30 @@ def write_report(
 ) -> None:
     total_layers = config.num_hidden_layers
     tokens = recipe.get("meanTokensForCost", MEAN_TOKENS)
-    lines = [
+    lines = _report_header(recipe, recipe_path)
+    lines += _summary_section(recipe, results, served, config, tokens)
+    bundle_cost, separate_cost = serving_cost_by_layers(results, config, tokens)
+    lines += [
+        "## Serving cost",
+        "",
+        f"Computed from layer shapes (`mtbert/cost.py`; `bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
+        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, with "
+        f"folded key and value projections; a tagging head's on every token; a thinner head costs its width); "
+        f"one full model per task runs {total_layers} layers × {len(results)} tasks. At {tokens} tokens per utterance that is "
+        f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
+        f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",
+        "",
+    ]
+    lines += fallback_section(fallbacks or {})
+    lines += time_section(results, train_examples or {})
+    lines += _per_task_section(recipe, results, out)
+    lines += recipe.get("notes", [])
+    (out / "REPORT.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _report_header(recipe: dict, recipe_path: Path) -> list[str]:
+    """The report's title, how to rebuild the bundle, how heads are chosen, and the summary table's head."""
+    return [
         f"# Default bundle `{recipe['name']}@{recipe['version']}`: report",
         "",
         "Rebuild from scratch (from the repository root; how long each stage took on a 2-core CPU is under \"Training time\" below):",
@@ -138,11 +173,14 @@ def write_report(
         "| task | metric | full FT | chosen head | branch layer | head layers | width | cost (layers) | chosen score | kept | target met | served score |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    kept = []
+
+
+def _summary_section(recipe: dict, results: dict[str, SweepResult], served: dict[str, dict[str, float]], config: BertConfig, tokens: float) -> list[str]:
+    """One summary row per task, the averages, what serving on the bundle's trunk changed, and the GLUE subset."""
+    lines: list[str] = []
     for task, r in results.items():
         c = r.chosen
         ratio = c["metrics"]["score"] / r.full["score"] * 100 if r.full and r.full["score"] > 0 else float("nan")
-        kept.append(ratio)
         cost = row_cost(c, r.output_kind, config, tokens)
         lines.append(f"| {task} | {r.primary} | {r.full['score']:.1f} | {c['run']} | {c['branch_layer']} | {c['head_layers']} | {c.get('width', 1.0):g} | {cost:.3f} | {c['metrics']['score']:.1f} | {ratio:.1f}% | {'yes' if r.target_met else 'no'} | {served[task]['score']:.1f} |")
     full_avg = sum(r.full["score"] for r in results.values()) / len(results)
@@ -166,20 +204,12 @@ def write_report(
         g_full = sum(results[t].full["score"] for t in glue) / len(glue)
         g_chosen = sum(results[t].chosen["metrics"]["score"] for t in glue) / len(glue)
         lines += [f"GLUE tasks alone ({', '.join(glue)}): full fine-tuning {g_full:.1f}, bundle {g_chosen:.1f} ({g_chosen / g_full * 100:.1f}%).", ""]
-    bundle_cost, separate_cost = serving_cost_by_layers(results, config, tokens)
-    lines += [
-        "## Serving cost",
-        "",
-        f"Computed from layer shapes (`mtbert/cost.py`; `bench/run.sh` measures it: docs/benchmarks.md): the bundle runs a trunk of "
-        f"{max(r.chosen['branch_layer'] for r in results.values())} layers once and {len(results)} heads (a classification head's last layer works on [CLS] only, with "
-        f"folded key and value projections; a tagging head's on every token; a thinner head costs its width); "
-        f"one full model per task runs {total_layers} layers × {len(results)} tasks. At {tokens} tokens per utterance that is "
-        f"{bundle_cost:.2f} vs {separate_cost} layer-equivalents: **{bundle_cost / separate_cost * 100:.1f}%** of the cost "
-        f"({100 - bundle_cost / separate_cost * 100:.1f}% lower).",
-        "",
-    ]
-    lines += fallback_section(fallbacks or {})
-    lines += time_section(results, train_examples or {})
+    return lines
+
+
+def _per_task_section(recipe: dict, results: dict[str, SweepResult], out: Path) -> list[str]:
+    """Each task's study table, its training settings and its frozen-layers plot."""
+    lines: list[str] = []
     lines += [
         "## Per task",
         "",
@@ -190,8 +220,7 @@ def write_report(
         lines += [f"Training: {json.dumps({k: v for k, v in settings.items() if k not in ('frozen', 'students')})}", ""]
         if (out / f"frozen-layers-{task}.png").is_file():
             lines += [f"![{task}: dev score against frozen layers](frozen-layers-{task}.png)", ""]
-    lines += recipe.get("notes", [])
-    (out / "REPORT.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines
 
 
 def reference_note(results: dict[str, SweepResult], recipe: dict) -> list[str]:

@@ -122,12 +122,8 @@ def train_reference(session: TaskSession, settings: ReferenceSettings, folder: P
     `stop_after` (tests): raise `Interrupted` after that many steps of this call, as a kill would."""
     folder.mkdir(parents=True, exist_ok=True)
     task = session.spec.name
-    if (folder / RESULT_FILE).is_file():
-        result = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
-        if result["settings"] == settings.to_json():
-            _log(folder, f"{task}: finished earlier (best epoch {result['bestEpoch']}, dev {result['best']}); skipped")
-            return result
-        raise ValueError(f"{folder}: holds a finished reference trained with other settings ({result['settings']}); use another run folder or remove it")
+    if (finished := _finished(folder, settings, task)) is not None:
+        return finished
     model = full_model(session, settings.seed)
     lengths = session.train.lengths()
     steps_per_epoch = len(epoch_batches(lengths, settings.batch_size, settings.seed, 0))
@@ -181,6 +177,16 @@ def train_reference(session: TaskSession, settings: ReferenceSettings, folder: P
     _log(folder, f"{task}: finished: best epoch {result['bestEpoch']}, dev {json.dumps(result['best'])}")
     return result
 
+
+def _finished(folder: Path, settings: ReferenceSettings, task: str) -> dict | None:
+    """The result of a reference finished earlier in `folder` with these settings (None: not finished); other settings are an error."""
+    if not (folder / RESULT_FILE).is_file():
+        return None
+    result = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+    if result["settings"] == settings.to_json():
+        _log(folder, f"{task}: finished earlier (best epoch {result['bestEpoch']}, dev {result['best']}); skipped")
+        return result
+    raise ValueError(f"{folder}: holds a finished reference trained with other settings ({result['settings']}); use another run folder or remove it")
 
 def _restore(path: Path, settings: ReferenceSettings, model: SingleTaskModel, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> dict:
     state = torch.load(path, map_location="cpu")

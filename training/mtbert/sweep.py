@@ -164,33 +164,9 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
     stages["frozen_states"] = round(time.time() - started, 1)
     kind, base = session.spec.output_kind, session.checkpoint.config
     full_settings = settings.full_settings()
-    kept = _kept_full(out, full_settings)
-    if settings.kept_reference is not None:
-        full = settings.kept_reference["best"]
-        stages["full_fine_tuning"] = settings.kept_reference.get("seconds", 0.0)  # as measured where it was trained
-    elif previous is not None and previous.full is not None and full_matches(previous.full_hyper, settings):
-        full = previous.full
-    elif kept is not None:
-        full, stages["full_fine_tuning"] = kept
-    elif settings.with_full:
-        started = time.time()
-        full = session.full(settings.reference_hyper)
-        stages["full_fine_tuning"] = round(time.time() - started, 1)
-        (out / FULL_FILE).write_text(json.dumps({"hyper": full_settings, "metrics": full, "seconds": stages["full_fine_tuning"]}, indent=2), encoding="utf-8")
-    else:
-        full = None
+    full = _full_reference(session, out, settings, previous, stages)
     done = {r["run"]: r for r in (previous.rows if previous else [])}
-    rows: list[dict] = []
-    teachers = []
-    for f in sorted(frozen):
-        name = f"f{f}"
-        if trained_with(out / name, hyper):  # kept from an earlier build, finished or not
-            info, head = load_run(out / name)
-            rows.append(done.get(name) or {"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper.get("seconds", 0.0)})
-        else:
-            info, head = session.partial(f, hyper, out / name)
-            rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
-        teachers.append((info, head, name))
+    rows, teachers = _train_teachers(session, out, sorted(frozen), hyper, done)
     reference = reference_score(full, rows)
     # Distil the good teachers (within tolerance of the reference), or the best one if none is.
     # Students are trained cheapest first (serving cost, then the deeper branch point: the order
@@ -229,6 +205,43 @@ def run_sweep(session: TaskSession, out: Path, settings: StudySettings, previous
     result.save(out)
     plot_frozen_layers(result, session.checkpoint.config.num_hidden_layers, out / "frozen-layers.png")
     return result
+
+
+def _full_reference(session: TaskSession, out: Path, settings: StudySettings, previous: SweepResult | None, stages: dict[str, float]) -> dict[str, float] | None:
+    """Full fine-tuning's metrics: a kept reference, the previous study's, an unfinished study's, or a new run (timed in `stages`)."""
+    full_settings = settings.full_settings()
+    kept = _kept_full(out, full_settings)
+    if settings.kept_reference is not None:
+        full = settings.kept_reference["best"]
+        stages["full_fine_tuning"] = settings.kept_reference.get("seconds", 0.0)  # as measured where it was trained
+    elif previous is not None and previous.full is not None and full_matches(previous.full_hyper, settings):
+        full = previous.full
+    elif kept is not None:
+        full, stages["full_fine_tuning"] = kept
+    elif settings.with_full:
+        started = time.time()
+        full = session.full(settings.reference_hyper)
+        stages["full_fine_tuning"] = round(time.time() - started, 1)
+        (out / FULL_FILE).write_text(json.dumps({"hyper": full_settings, "metrics": full, "seconds": stages["full_fine_tuning"]}, indent=2), encoding="utf-8")
+    else:
+        full = None
+    return full
+
+
+def _train_teachers(session: TaskSession, out: Path, frozen: list[int], hyper: Hyper, done: dict[str, dict]) -> tuple[list[dict], list[tuple]]:
+    """One partially fine-tuned head per frozen depth (kept from an earlier build when trained with `hyper`): the study's rows and the teachers."""
+    rows: list[dict] = []
+    teachers = []
+    for f in frozen:
+        name = f"f{f}"
+        if trained_with(out / name, hyper):  # kept from an earlier build, finished or not
+            info, head = load_run(out / name)
+            rows.append(done.get(name) or {"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper.get("seconds", 0.0)})
+        else:
+            info, head = session.partial(f, hyper, out / name)
+            rows.append({"method": "partial", "run": name, "branch_layer": f, "head_layers": info.head_layers, "metrics": info.metrics, "seconds": info.hyper["seconds"]})
+        teachers.append((info, head, name))
+    return rows, teachers
 
 
 def _kept_full(out: Path, settings: dict) -> tuple[dict[str, float], float] | None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +12,27 @@ import pytest
 from mtbert.cli import build_parser
 
 TRAINING = Path(__file__).resolve().parents[1]
-COMMANDS = ["train", "distill", "full", "sweep", "bundle", "export-head", "export-single", "export-baselines", "fixtures", "recipe"]
+COMMANDS = ["train", "distill", "full", "reference", "sweep", "bundle", "embedding-eval", "fallback", "export-head", "export-single", "export-baselines", "fixtures", "recipe"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mtbert", *args], cwd=TRAINING, capture_output=True, text=True, timeout=300)
 
 
+def test_the_parser_has_exactly_these_commands() -> None:
+    """A command added or dropped fails here until COMMANDS (and so the help test) follows."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(commands.choices) == COMMANDS
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command: str) -> None:
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
-    assert exit_info.value.code == 0
+    assert exit_info.value.code == 0  # argparse exits 0 after any help: the text is what is checked
+    help_text = capsys.readouterr().out
+    assert help_text.startswith(f"usage: mtbert {command} [-h] "), help_text[:200]
+    assert re.search(r"^  --[a-z0-9-]+", help_text, re.MULTILINE), help_text  # its own options are described, not only -h
 
 
 def test_bad_checkpoint_path_is_a_clear_error(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ internal static class ContractMapper
     };
 
     private static FallbackInfo ToFallbackInfo(ExamplesFallback fallback) =>
-        new(fallback.Label, ExamplesKind.CosineRule, fallback.Threshold, [-1, 1], fallback.Selection);
+        new(fallback.Label, ExamplesKind.CosineRule, fallback.Threshold, [ExamplesFallback.MinThreshold, ExamplesFallback.MaxThreshold], fallback.Selection);
 
     private static FallbackInfo ToFallbackInfo(FallbackPolicy fallback)
     {

@@ -59,90 +59,88 @@ internal static class ClassifyEndpoints
         .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
     internal static async Task<Results<CompleteJson<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
-        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        ClassifyRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyV2Response>, ValidationProblem>> ClassifyV2Async(
-        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        ClassifyRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
-        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        ClassifyBatchRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunBatchAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, options))]));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchV2Response>, ValidationProblem>> ClassifyBatchV2Async(
-        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
+        ClassifyBatchRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunBatchAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyBatchV2Response(result.Model, [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds, options)))]));
     }
 
     /// <summary>The run's answer in the endpoint's shape (serialized whole before its first byte), or its validation problem.</summary>
-    private static Results<CompleteJson<T>, ValidationProblem> Respond<T>((ClassifyBatchResult? Result, ValidationProblem? Invalid) run, Func<ClassifyBatchResult, T> answer) =>
+    private static Results<CompleteJson<T>, ValidationProblem> Respond<T>((RequestPredictions? Result, ValidationProblem? Invalid) run, Func<RequestPredictions, T> answer) =>
         run.Result is null ? run.Invalid! : new CompleteJson<T>(answer(run.Result));
 
     /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
-    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunAsync(
-        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunAsync(
+        ClassifyRequest request, MicroBatcher batcher, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: 1);
-        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
-        FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
+        Dictionary<string, string[]> errors = new RequestValidator(limits, RequestFieldNames.OneInput).Validate(request);
         if (errors.Count > 0)
         {
             return (null, Invalid(errors));
         }
 
-        try
-        {
-            return (await batcher.ClassifyAsync([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, cancellationToken), null);
-        }
-        catch (InvalidClassifyRequestException ex)
-        {
-            // The engine speaks batch paths; this endpoint's body has no "inputs" level.
-            return (null, Invalid(ex.Field.StartsWith("inputs[0].", StringComparison.Ordinal) ? ex.Field["inputs[0].".Length..] : ex.Field, ex.Message));
-        }
+        var query = new ClassifyQuery([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, request.FallbackThresholds, RequestFieldNames.OneInput);
+        return await RunQueryAsync(batcher, query, cancellationToken);
     }
 
     /// <summary>Validates and runs a batch; exactly one of the pair is set.</summary>
-    private static async Task<(ClassifyBatchResult? Result, ValidationProblem? Invalid)> RunBatchAsync(
-        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunBatchAsync(
+        ClassifyBatchRequest request, MicroBatcher batcher, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: request.Inputs?.Count ?? 0);
-        Dictionary<string, string[]> errors = new RequestValidator(limits).Validate(request);
-        FallbackThresholdValidator.Validate(errors, request.FallbackThresholds, engine.Current);
+        Dictionary<string, string[]> errors = new RequestValidator(limits, RequestFieldNames.Batch).Validate(request);
         if (errors.Count > 0)
         {
             return (null, Invalid(errors));
         }
 
         ClassifyInput[] inputs = [.. request.Inputs!.Select(i => new ClassifyInput(i!.Text!, i.TextPair))];
+        return await RunQueryAsync(batcher, new ClassifyQuery(inputs, request.Tasks, request.FallbackThresholds, RequestFieldNames.Batch), cancellationToken);
+    }
+
+    /// <summary>Runs a checked request; what only the snapshot can check (tasks, thresholds) comes back as its problem.</summary>
+    private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunQueryAsync(
+        MicroBatcher batcher, ClassifyQuery query, CancellationToken cancellationToken)
+    {
         try
         {
-            return (await batcher.ClassifyAsync(inputs, request.Tasks, cancellationToken), null);
+            return (await batcher.ClassifyAsync(query, cancellationToken), null);
         }
         catch (InvalidClassifyRequestException ex)
         {
-            return (null, Invalid(ex.Field, ex.Message));
+            return (null, Invalid(ex.Errors));
         }
     }
 
@@ -152,12 +150,10 @@ internal static class ClassifyEndpoints
         diagnostics.Set("BatchSize", batchSize);
     }
 
-    private static ValidationProblem Invalid(string field, string message) => Invalid(new() { [field] = [message] });
-
-    private static ValidationProblem Invalid(Dictionary<string, string[]> errors)
+    private static ValidationProblem Invalid(IReadOnlyDictionary<string, string[]> errors)
     {
         KeyValuePair<string, string[]> first = errors.First();
-        return TypedResults.ValidationProblem(errors,
+        return TypedResults.ValidationProblem(errors.ToDictionary(StringComparer.Ordinal),
             detail: $"{first.Key}: {first.Value[0]}",
             title: "The request is invalid.");
     }

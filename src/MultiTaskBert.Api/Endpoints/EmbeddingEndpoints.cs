@@ -188,7 +188,7 @@ internal static class EmbeddingEndpoints
     /// </summary>
     private static TaskDefinition ResolveModel(MultiTaskEngine engine, JsonElement? root)
     {
-        LoadedBundle bundle = engine.Current
+        BundleSnapshot bundle = engine.Current
             ?? throw new EmbeddingRequestException(StatusCodes.Status503ServiceUnavailable, null, "The model is still loading.", "unhealthy");
         TaskDefinition[] embeddings = [.. bundle.Tasks.Where(t => t.Kind == EmbeddingKind.Instance)];
         if (embeddings.Length == 0)
@@ -259,7 +259,7 @@ internal static class EmbeddingEndpoints
     {
         try
         {
-            ClassifyBatchResult result = await batcher.ClassifyAsync([.. texts.Select(t => new ClassifyInput(t))], [task.Name], cancellationToken);
+            RequestPredictions result = await batcher.ClassifyAsync([.. texts.Select(t => new ClassifyInput(t))], [task.Name], cancellationToken);
             return [.. result.Results.Select(r => (EmbeddingPrediction)r[task.Name])];
         }
         catch (QueueFullException ex)

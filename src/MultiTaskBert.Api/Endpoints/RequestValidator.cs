@@ -1,19 +1,21 @@
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Contracts;
+using MultiTaskBert.Core.Engine;
 
 namespace MultiTaskBert.Api.Endpoints;
 
 /// <summary>
 /// Checks the shape and the configured limits of a request before it reaches the engine.
-/// Errors are keyed by the JSON path of the field (<c>inputs[3].text</c>) and say the limit.
+/// Errors are keyed by the JSON path of the field (<c>inputs[3].text</c>, named by <paramref name="fields"/>)
+/// and say the limit. What only the snapshot can check (task names, pairs, fallback thresholds) the engine checks.
 /// </summary>
-internal sealed class RequestValidator(LimitsOptions limits)
+internal sealed class RequestValidator(LimitsOptions limits, RequestFieldNames fields)
 {
     public Dictionary<string, string[]> Validate(ClassifyRequest request)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        ValidateText(errors, "text", request.Text, required: true);
-        ValidateText(errors, "textPair", request.TextPair, required: false);
+        ValidateText(errors, fields.Input(0, "text"), request.Text, required: true);
+        ValidateText(errors, fields.Input(0, "textPair"), request.TextPair, required: false);
         ValidateTasks(errors, request.Tasks);
         return errors;
     }
@@ -23,11 +25,11 @@ internal sealed class RequestValidator(LimitsOptions limits)
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (request.Inputs is null || request.Inputs.Count == 0)
         {
-            Add(errors, "inputs", "at least one input is required");
+            Add(errors, RequestFieldNames.Inputs, "at least one input is required");
         }
         else if (request.Inputs.Count > limits.MaxBatchInputs)
         {
-            Add(errors, "inputs", $"must have at most {limits.MaxBatchInputs} entries, got {request.Inputs.Count}");
+            Add(errors, RequestFieldNames.Inputs, $"must have at most {limits.MaxBatchInputs} entries, got {request.Inputs.Count}");
         }
         else
         {
@@ -35,12 +37,12 @@ internal sealed class RequestValidator(LimitsOptions limits)
             {
                 if (request.Inputs[i] is not { } input)
                 {
-                    Add(errors, $"inputs[{i}]", "must be an object with text");
+                    Add(errors, fields.Input(i), "must be an object with text");
                     continue;
                 }
 
-                ValidateText(errors, $"inputs[{i}].text", input.Text, required: true);
-                ValidateText(errors, $"inputs[{i}].textPair", input.TextPair, required: false);
+                ValidateText(errors, fields.Input(i, "text"), input.Text, required: true);
+                ValidateText(errors, fields.Input(i, "textPair"), input.TextPair, required: false);
             }
         }
 
@@ -76,11 +78,11 @@ internal sealed class RequestValidator(LimitsOptions limits)
 
         if (tasks.Count == 0)
         {
-            Add(errors, "tasks", "must name at least one task when present (omit it to run every fitting task)");
+            Add(errors, RequestFieldNames.Tasks, "must name at least one task when present (omit it to run every fitting task)");
         }
         else if (tasks.Count > limits.MaxTasksPerRequest)
         {
-            Add(errors, "tasks", $"must have at most {limits.MaxTasksPerRequest} entries, got {tasks.Count}");
+            Add(errors, RequestFieldNames.Tasks, $"must have at most {limits.MaxTasksPerRequest} entries, got {tasks.Count}");
         }
         else
         {
@@ -88,7 +90,7 @@ internal sealed class RequestValidator(LimitsOptions limits)
             {
                 if (string.IsNullOrWhiteSpace(tasks[i]))
                 {
-                    Add(errors, $"tasks[{i}]", "must be a task name");
+                    Add(errors, RequestFieldNames.Task(i), "must be a task name");
                 }
             }
         }

@@ -18,7 +18,7 @@ internal static class TaskEndpoints
 
     internal static Ok<TasksResponse> ListTasks(MultiTaskEngine engine)
     {
-        LoadedBundle bundle = engine.Current ?? throw new EngineNotReadyException();
+        BundleSnapshot bundle = engine.Current ?? throw new EngineNotReadyException();
         return TypedResults.Ok(new TasksResponse(bundle.ModelId, [.. bundle.Tasks.Select(ContractMapper.ToTaskInfo)]));
     }
 }

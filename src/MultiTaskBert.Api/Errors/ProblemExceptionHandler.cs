@@ -1,5 +1,5 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using MultiTaskBert.Core;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 using MultiTaskBert.Core.Batching;
@@ -68,8 +68,8 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
 
     private static HttpValidationProblemDetails InvalidJson(int status, JsonException json)
     {
-        string field = FieldOf(json);
-        string message = PathSuffix().Replace(json.Message, "").Trim();
+        string field = JsonErrorField.Of(json, "(body)");
+        string message = JsonErrorField.MessageOf(json);
         return new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
         {
             Status = status,
@@ -77,24 +77,4 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
             Detail = $"{field}: {message}",
         };
     }
-
-    /// <summary>"$.inputs[3].text" → "inputs[3].text"; an unknown member is named by the message.</summary>
-    private static string FieldOf(JsonException json)
-    {
-        Match unmapped = UnmappedMember().Match(json.Message);
-        string path = json.Path is null or "$" ? "" : json.Path.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
-        if (unmapped.Success)
-        {
-            string member = unmapped.Groups[1].Value;
-            return path.Length == 0 ? member : path.EndsWith(member, StringComparison.Ordinal) ? path : $"{path}.{member}";
-        }
-
-        return path.Length == 0 ? "(body)" : path;
-    }
-
-    [GeneratedRegex(@"\s*Path: .*$", RegexOptions.Singleline)]
-    private static partial Regex PathSuffix();
-
-    [GeneratedRegex("The JSON property '([^']+)' could not be mapped")]
-    private static partial Regex UnmappedMember();
 }

@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Health;
-using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Core.Registry;
@@ -21,21 +20,10 @@ internal static class EngineServiceCollectionExtensions
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<LimitsOptions>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxRequestBodyBytes);
 
-        // How the engine runs a batch is a batching setting (AddMicroBatching binds the section).
-        services.AddSingleton(sp =>
-        {
-            BatchingOptions batching = sp.GetRequiredService<IOptions<BatchingOptions>>().Value;
-            return new OnnxSessionFactory(
-                sp.GetRequiredService<IOptions<InferenceOptions>>().Value,
-                sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
-                parallelHeads: batching.ParallelHeads,
-                bucketOverheadTokens: batching.BucketOverheadTokens,
-                maxPassTokens: batching.MaxPassTokens,
-                guards: sp.GetRequiredService<IOptions<HeadGuardOptions>>().Value,
-                maxBatchRows: batching.MaxBatchSize);
-        });
-        // One holder of the snapshot in service, shared by the engine (runs it), the batcher (leases
-        // it) and the registry (swaps it).
+        services.AddSingleton(sp => new OnnxSessionFactory(
+            sp.GetRequiredService<IOptions<InferenceOptions>>().Value, sp.GetRequiredService<ILogger<OnnxSessionFactory>>()));
+        // One holder of the snapshot in service, shared by the engine (leases and runs it) and the
+        // registry (swaps it). The engine reads the Batching section (AddMicroBatching binds it) and HeadGuards itself.
         services.AddSingleton<SnapshotHolder>();
         services.AddSingleton<EngineMetrics>();
         services.AddSingleton<MultiTaskEngine>();

@@ -63,7 +63,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         }
     }
 
-    internal Task<IReadOnlyList<Example>> ExamplesAsync(LoadedBundle bundle, RequestExamples kind, CancellationToken cancellationToken) =>
+    internal Task<IReadOnlyList<Example>> ExamplesAsync(BundleSnapshot bundle, RequestExamples kind, CancellationToken cancellationToken) =>
         _cache.GetOrAdd((bundle.ModelId, kind), key => new(() => BuildAsync(bundle.Tasks, key.Kind, CancellationToken.None)))
             .Value.WaitAsync(cancellationToken);
 
@@ -72,7 +72,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         var examples = new List<Example>();
         foreach ((string name, ClassifyInput[] inputs, string[]? chosen) in kind.Batch ? BatchRequests(tasks) : SingleRequests(tasks))
         {
-            ClassifyBatchResult result = await engine.ClassifyAsync(inputs, chosen, cancellationToken);
+            RequestPredictions result = await engine.ClassifyAsync(inputs, chosen, cancellationToken);
             examples.Add(new Example(name, Request(kind, inputs, chosen), Answer(kind, result)));
         }
 
@@ -130,7 +130,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         foreach (string text in OutOfScopeTexts)
         {
             ClassifyInput[] inputs = [new ClassifyInput(text)];
-            ClassifyBatchResult result = await engine.ClassifyAsync(inputs, [task.Name], cancellationToken);
+            RequestPredictions result = await engine.ClassifyAsync(inputs, [task.Name], cancellationToken);
             JsonNode? answer = JsonSerializer.SerializeToNode(ContractMapper.ToResults(result.Results[0], null, json.Value.SerializerOptions), json.Value.SerializerOptions);
             if (answer?[task.Name]?["fallback"] is not null)
             {
@@ -167,7 +167,7 @@ internal sealed class RequestExamplesOperationFilter(MultiTaskEngine engine, IOp
         return node;
     }
 
-    private JsonNode Answer(RequestExamples kind, ClassifyBatchResult result)
+    private JsonNode Answer(RequestExamples kind, RequestPredictions result)
     {
         object response = (kind.Batch, kind.ListShape) switch
         {

@@ -75,7 +75,7 @@ internal sealed class RequestMetrics
 
         if (named is not null)
         {
-            LoadedBundle? bundle = context.HttpContext.RequestServices.GetRequiredService<MultiTaskEngine>().Current;
+            BundleSnapshot? bundle = context.HttpContext.RequestServices.GetRequiredService<MultiTaskEngine>().Current;
             HashSet<string> loaded = bundle is null ? [] : [.. bundle.Tasks.Select(t => t.Name)];
             context.HttpContext.Items[TasksItem] = named
                 .Select(t => t == AllTasks || (t is not null && loaded.Contains(t)) ? t! : "(unknown)")

@@ -47,7 +47,7 @@ internal sealed class BatchPolicy
     /// <param name="waiting">Queued requests in arrival order (not empty).</param>
     /// <param name="now">The current timestamp.</param>
     /// <param name="averageArrivalGap">The moving average of the time between arrivals (<see cref="NextArrivalGap"/>).</param>
-    public long WaitLeft(IReadOnlyList<IBatchCandidate> waiting, long now, long averageArrivalGap)
+    public long WaitLeft(IReadOnlyList<IBatchCandidate<object>> waiting, long now, long averageArrivalGap)
     {
         if (averageArrivalGap > MaxWaitTicks || IsFull(waiting))
         {
@@ -63,9 +63,9 @@ internal sealed class BatchPolicy
     /// order), each while the batch stays within both limits.
     /// </summary>
     /// <param name="waiting">Queued requests in arrival order (not empty).</param>
-    public IReadOnlyList<int> Select(IReadOnlyList<IBatchCandidate> waiting)
+    public IReadOnlyList<int> Select(IReadOnlyList<IBatchCandidate<object>> waiting)
     {
-        IBatchCandidate anchor = waiting[0];
+        IBatchCandidate<object> anchor = waiting[0];
         var members = new List<int> { 0 };
         BatchLoad load = anchor.Load;
         IEnumerable<int> candidates = Enumerable.Range(1, waiting.Count - 1)
@@ -97,11 +97,11 @@ internal sealed class BatchPolicy
     /// Whether waiting cannot add to the batch: the requests of the anchor's snapshot, in arrival
     /// order, reach a limit already, or a request of another snapshot is in line (run what we have).
     /// </summary>
-    private bool IsFull(IReadOnlyList<IBatchCandidate> waiting)
+    private bool IsFull(IReadOnlyList<IBatchCandidate<object>> waiting)
     {
         object snapshot = waiting[0].Snapshot;
         var load = default(BatchLoad);
-        foreach (IBatchCandidate request in waiting)
+        foreach (IBatchCandidate<object> request in waiting)
         {
             if (!ReferenceEquals(request.Snapshot, snapshot))
             {

@@ -1,10 +1,12 @@
 namespace MultiTaskBert.Core.Batching;
 
 /// <summary>What <see cref="BatchPolicy"/> needs to know of a queued request.</summary>
-internal interface IBatchCandidate
+/// <typeparam name="TSnapshot">What a request is planned against (the engine's snapshot); the policy only compares them.</typeparam>
+internal interface IBatchCandidate<out TSnapshot>
+    where TSnapshot : class
 {
     /// <summary>The snapshot the request was planned against; only requests of the same snapshot share a batch.</summary>
-    object Snapshot { get; }
+    TSnapshot Snapshot { get; }
 
     /// <summary>What the request adds to a batch.</summary>
     BatchLoad Load { get; }

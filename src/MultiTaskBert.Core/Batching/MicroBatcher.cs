@@ -77,24 +77,26 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
     /// <summary>Requests waiting for a batch now.</summary>
     public int QueueDepth => Volatile.Read(ref _depth);
 
+    /// <inheritdoc cref="ClassifyAsync(ClassifyQuery, CancellationToken)"/>
+    public Task<RequestPredictions> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+        ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
+
     /// <summary>
-    /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(IReadOnlyList{ClassifyInput}, IReadOnlyList{string}?, CancellationToken)"/>:
+    /// Same contract as <see cref="MultiTaskEngine.ClassifyAsync(ClassifyQuery, CancellationToken)"/>:
     /// bad input throws <see cref="InvalidClassifyRequestException"/> at once (never affects other requests).
     /// </summary>
-    public Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    public Task<RequestPredictions> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(query);
         if (!_options.Enabled)
         {
-            return _engine.ClassifyAsync(inputs, tasks, cancellationToken);
+            return _engine.ClassifyAsync(query, cancellationToken);
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        LoadedBundle bundle = _engine.Snapshots.Lease();
-        PreparedRequest prepared;
+        PreparedRequest prepared = _engine.Prepare(query);
         try
         {
-            prepared = MultiTaskEngine.Prepare(bundle, inputs, tasks);
             cancellationToken.ThrowIfCancellationRequested();
             if (Interlocked.Increment(ref _depth) > _options.QueueCapacity)
             {
@@ -105,14 +107,13 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         }
         catch
         {
-            bundle.ReleaseLease();
+            prepared.Dispose();
             throw;
         }
 
         RecordArrival();
 
-        // The pending request holds the snapshot's lease until it completes, so a snapshot retired
-        // by a hot swap stays usable for the requests already planned against it.
+        // The pending request disposes the prepared one (and with it the snapshot's lease) when it leaves the batcher.
         var pending = new PendingRequest(prepared, cancellationToken);
         if (!_channel.Writer.TryWrite(pending))
         {
@@ -157,28 +158,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                 }
 
                 Drain(reader, waiting);
-                if (waiting.Count == 0)
-                {
-                    continue;
-                }
-
-                // Wait for company until the policy closes the batch.
-                while (true)
-                {
-                    long waitLeft = _policy.WaitLeft(waiting, Stopwatch.GetTimestamp(), Volatile.Read(ref _interArrivalTicks));
-                    if (waitLeft <= 0 || !await WaitForMoreAsync(reader, Stopwatch.GetElapsedTime(0, waitLeft)).ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    Drain(reader, waiting);
-                    if (waiting.Count == 0)
-                    {
-                        break; // Every waiting request was cancelled.
-                    }
-                }
-
-                if (waiting.Count == 0)
+                if (waiting.Count == 0 || !await WaitForCompanyAsync(reader, waiting).ConfigureAwait(false))
                 {
                     continue;
                 }
@@ -209,6 +189,25 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             {
                 Interlocked.Decrement(ref _depth);
                 pending.Fail(new OperationCanceledException("The service is shutting down."));
+            }
+        }
+    }
+
+    /// <summary>Waits for company until the policy closes the batch; false when every waiting request was cancelled meanwhile.</summary>
+    private async Task<bool> WaitForCompanyAsync(ChannelReader<PendingRequest> reader, List<PendingRequest> waiting)
+    {
+        while (true)
+        {
+            long waitLeft = _policy.WaitLeft(waiting, Stopwatch.GetTimestamp(), Volatile.Read(ref _interArrivalTicks));
+            if (waitLeft <= 0 || !await WaitForMoreAsync(reader, Stopwatch.GetElapsedTime(0, waitLeft)).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            Drain(reader, waiting);
+            if (waiting.Count == 0)
+            {
+                return false;
             }
         }
     }
@@ -299,12 +298,11 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         _batchRequests.Record(batch.Count);
         _batchTokens.Record((int)load.PaddedTokens);
 
-        LoadedBundle bundle = batch[0].Request.Bundle;
         using var nobodyWaits = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         List<CancellationTokenRegistration> callers = CancelWhenAllCallersCancel(batch, nobodyWaits);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> results = await _engine.RunAsync(bundle, [.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
+            IReadOnlyList<RequestPredictions> results = await _engine.RunAsync([.. batch.Select(p => p.Request)], nobodyWaits.Token).ConfigureAwait(false);
             for (int i = 0; i < batch.Count; i++)
             {
                 batch[i].Complete(results[i]);
@@ -321,7 +319,7 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
             LogBatchFailed(_logger, batch.Count, ex);
             foreach (PendingRequest pending in batch)
             {
-                await RunAloneAsync(bundle, pending).ConfigureAwait(false);
+                await RunAloneAsync(pending).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -356,12 +354,12 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
         return registrations;
     }
 
-    private async Task RunAloneAsync(LoadedBundle bundle, PendingRequest pending)
+    private async Task RunAloneAsync(PendingRequest pending)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, pending.CallerToken);
         try
         {
-            IReadOnlyList<ClassifyBatchResult> alone = await _engine.RunAsync(bundle, [pending.Request], stop.Token).ConfigureAwait(false);
+            IReadOnlyList<RequestPredictions> alone = await _engine.RunAsync([pending.Request], stop.Token).ConfigureAwait(false);
             pending.Complete(alone[0]);
         }
         catch (Exception single)

@@ -4,12 +4,12 @@ using MultiTaskBert.Core.Engine;
 namespace MultiTaskBert.Core.Batching;
 
 /// <summary>
-/// One queued request and the promise its caller awaits. It holds its snapshot's lease until it
-/// leaves the batcher, and completes as cancelled as soon as its caller cancels.
+/// One queued request and the promise its caller awaits: the prepared request goes to the engine
+/// and is disposed when it leaves the batcher. It completes as cancelled as soon as its caller cancels.
 /// </summary>
-internal sealed class PendingRequest : IBatchCandidate
+internal sealed class PendingRequest : IBatchCandidate<BundleSnapshot>
 {
-    private readonly TaskCompletionSource<ClassifyBatchResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<RequestPredictions> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _registration;
     private int _finished;
 
@@ -35,11 +35,11 @@ internal sealed class PendingRequest : IBatchCandidate
     /// <summary>When it was queued (<see cref="Stopwatch.GetTimestamp"/>).</summary>
     public long EnqueuedAt { get; }
 
-    object IBatchCandidate.Snapshot => Request.Bundle;
+    public BundleSnapshot Snapshot => Request.Snapshot;
 
-    public Task<ClassifyBatchResult> Task => _completion.Task;
+    public Task<RequestPredictions> Task => _completion.Task;
 
-    public void Complete(ClassifyBatchResult result)
+    public void Complete(RequestPredictions result)
     {
         _completion.TrySetResult(result);
         Finish();
@@ -65,7 +65,7 @@ internal sealed class PendingRequest : IBatchCandidate
         if (Interlocked.Exchange(ref _finished, 1) == 0)
         {
             _registration.Dispose();
-            Request.Bundle.ReleaseLease();
+            Request.Dispose();
         }
     }
 }

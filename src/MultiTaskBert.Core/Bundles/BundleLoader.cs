@@ -45,21 +45,8 @@ public static partial class BundleLoader
         }
         catch (JsonException ex)
         {
-            throw new BundleValidationException(ManifestFileName, FieldOf(ex), $"invalid manifest JSON: {ex.Message}", ex);
+            throw new BundleValidationException(ManifestFileName, JsonErrorField.Of(ex, "(root)"), $"invalid manifest JSON: {ex.Message}", ex);
         }
-    }
-
-    /// <summary>Turns System.Text.Json's "$.tasks[0].head" (+ missing property) into "tasks[0].head.sha256".</summary>
-    private static string FieldOf(JsonException ex)
-    {
-        string field = ex.Path is null or "$" ? "(root)" : ex.Path.StartsWith("$.", StringComparison.Ordinal) ? ex.Path[2..] : ex.Path;
-        Match missing = MissingPropertyPattern().Match(ex.Message);
-        if (missing.Success)
-        {
-            field = field == "(root)" ? missing.Groups[1].Value : $"{field}.{missing.Groups[1].Value}";
-        }
-
-        return field;
     }
 
     private static async Task<ModelBundle> ValidateAsync(string directory, BundleManifest manifest, CancellationToken cancellationToken)
@@ -80,6 +67,31 @@ public static partial class BundleLoader
         }
 
         TrunkManifest trunk = manifest.Trunk;
+        (string trunkPath, string? float16TrunkPath, Dictionary<int, string> outputsByLayer) = await ValidateTrunkAsync(directory, trunk, cancellationToken).ConfigureAwait(false);
+        var tasks = new List<TaskDefinition>(manifest.Tasks.Count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < manifest.Tasks.Count; i++)
+        {
+            TaskManifest task = manifest.Tasks[i];
+            tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, $"tasks[{i}]", names, cancellationToken).ConfigureAwait(false));
+        }
+
+        return new ModelBundle
+        {
+            Directory = directory,
+            Manifest = manifest,
+            VocabPath = vocabPath,
+            TrunkPath = trunkPath,
+            Float16TrunkPath = float16TrunkPath,
+            TrunkOutputsByLayer = outputsByLayer,
+            Tasks = tasks,
+        };
+    }
+
+    /// <summary>The trunk section: its graph (and float16 graph), layers, fingerprint and the outputs by layer.</summary>
+    private static async Task<(string TrunkPath, string? Float16TrunkPath, Dictionary<int, string> OutputsByLayer)> ValidateTrunkAsync(
+        string directory, TrunkManifest trunk, CancellationToken cancellationToken)
+    {
         string trunkPath = BundleFiles.ResolveExistingFile(directory, trunk.File, "trunk.file");
         await BundleFiles.VerifySha256Async(trunkPath, trunk.File, trunk.Sha256, "trunk.sha256", cancellationToken).ConfigureAwait(false);
         RefuseExternalData(trunkPath, trunk.File, "trunk.file");
@@ -112,24 +124,7 @@ public static partial class BundleLoader
             }
         }
 
-        var tasks = new List<TaskDefinition>(manifest.Tasks.Count);
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        for (int i = 0; i < manifest.Tasks.Count; i++)
-        {
-            TaskManifest task = manifest.Tasks[i];
-            tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, $"tasks[{i}]", names, cancellationToken).ConfigureAwait(false));
-        }
-
-        return new ModelBundle
-        {
-            Directory = directory,
-            Manifest = manifest,
-            VocabPath = vocabPath,
-            TrunkPath = trunkPath,
-            Float16TrunkPath = float16TrunkPath,
-            TrunkOutputsByLayer = outputsByLayer,
-            Tasks = tasks,
-        };
+        return (trunkPath, float16TrunkPath, outputsByLayer);
     }
 
     /// <summary>
@@ -172,14 +167,8 @@ public static partial class BundleLoader
         }
     }
 
-    private static async Task<TaskDefinition> ValidateTaskAsync(
-        string directory,
-        TrunkManifest trunk,
-        Dictionary<int, string> outputsByLayer,
-        TaskManifest task,
-        string at,
-        HashSet<string>? takenNames,
-        CancellationToken cancellationToken)
+    /// <summary>The entry's name (unique when <paramref name="takenNames"/> is given), version and description.</summary>
+    private static void ValidateTaskIdentity(TaskManifest task, string at, HashSet<string>? takenNames)
     {
         RequireTaskName(task.Name, $"{at}.name");
         if (takenNames is not null && !takenNames.Add(task.Name))
@@ -196,15 +185,11 @@ public static partial class BundleLoader
         {
             Fail($"{at}.description", $"is {task.Description.Length} characters long; at most {MaxDescriptionChars}");
         }
+    }
 
-        TaskInputKind input = task.Input switch
-        {
-            "single" => TaskInputKind.Single,
-            "pair" => TaskInputKind.Pair,
-            _ => throw Error($"{at}.input", $"unknown input '{task.Input}' (expected single | pair)"),
-        };
-        HeadKind kind = HeadKindRegistry.Require(task.Output.Kind, $"{at}.output.kind");
-
+    /// <summary>Whether the head fits the trunk: trained on its weights, branching at a layer it has and exports.</summary>
+    private static void ValidateBranch(TaskManifest task, TrunkManifest trunk, Dictionary<int, string> outputsByLayer, string at)
+    {
         if (!string.Equals(task.PretrainedFingerprint, trunk.Pretrained.Fingerprint, StringComparison.OrdinalIgnoreCase))
         {
             Fail($"{at}.pretrainedFingerprint",
@@ -220,7 +205,27 @@ public static partial class BundleLoader
         {
             Fail($"{at}.branchLayer", $"trunk.outputs has no entry for layer {task.BranchLayer}");
         }
+    }
 
+    private static async Task<TaskDefinition> ValidateTaskAsync(
+        string directory,
+        TrunkManifest trunk,
+        Dictionary<int, string> outputsByLayer,
+        TaskManifest task,
+        string at,
+        HashSet<string>? takenNames,
+        CancellationToken cancellationToken)
+    {
+        ValidateTaskIdentity(task, at, takenNames);
+        TaskInputKind input = task.Input switch
+        {
+            "single" => TaskInputKind.Single,
+            "pair" => TaskInputKind.Pair,
+            _ => throw Error($"{at}.input", $"unknown input '{task.Input}' (expected single | pair)"),
+        };
+        HeadKind kind = HeadKindRegistry.Require(task.Output.Kind, $"{at}.output.kind");
+
+        ValidateBranch(task, trunk, outputsByLayer, at);
         OutputSettings output = kind.ReadOutput(task.Output, input, at);
         HeadManifest head = task.Head;
         OutOfDomainGraph? outOfDomain = head.OutOfDomain is { } distance ? ReadOutOfDomain(distance, task, outputsByLayer, $"{at}.head.outOfDomain") : null;
@@ -350,7 +355,4 @@ public static partial class BundleLoader
 
     [GeneratedRegex("^" + TaskNameRule + @"\z", RegexOptions.CultureInvariant)]
     private static partial Regex TaskNamePattern();
-
-    [GeneratedRegex("missing required properties including: '([^']+)'")]
-    private static partial Regex MissingPropertyPattern();
 }

@@ -45,6 +45,13 @@ public sealed record FallbackPolicy(string Label, FallbackRule Rule, double Thre
     /// <summary>The thresholds that make sense for <paramref name="rule"/> (a manifest or a request outside it is refused).</summary>
     public static (double Min, double Max) ThresholdRange(FallbackRule rule) => rule == FallbackRule.Energy ? (-100, 100) : (0, 1);
 
+    /// <summary>Whether <paramref name="threshold"/> lies in <see cref="ThresholdRange"/> (NaN does not).</summary>
+    public static bool InRange(FallbackRule rule, double threshold)
+    {
+        (double min, double max) = ThresholdRange(rule);
+        return threshold >= min && threshold <= max;
+    }
+
     public static FallbackRule? ParseRule(string? name)
     {
         int index = name is null ? -1 : RuleNames.ToList().IndexOf(name);

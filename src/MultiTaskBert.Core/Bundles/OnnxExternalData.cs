@@ -48,11 +48,7 @@ public static class OnnxExternalData
                 throw new InvalidDataException($"messages nested deeper than {MaxDepth}");
             }
 
-            tensorName = null;
-            string? found = null;
-            string? location = null;
-            string? entryKey = null, entryValue = null;
-            bool external = false;
+            var seen = new Seen();
             while (stream.Position < end)
             {
                 ulong key = ReadVarint(end);
@@ -64,7 +60,7 @@ public static class OnnxExternalData
                         ulong value = ReadVarint(end);
                         if (message == Message.Tensor && field == 14 && value == 1)
                         {
-                            external = true; // TensorProto.data_location = EXTERNAL
+                            seen.External = true; // TensorProto.data_location = EXTERNAL
                         }
 
                         break;
@@ -75,34 +71,7 @@ public static class OnnxExternalData
                         Skip(4, end);
                         break;
                     case 2:
-                        ulong length = ReadVarint(end);
-                        if (length > (ulong)(end - stream.Position))
-                        {
-                            throw new InvalidDataException($"a field of {length} bytes runs past the end of its message at byte {stream.Position}");
-                        }
-
-                        long fieldEnd = stream.Position + (long)length;
-                        if (message == Message.Tensor && field == 8)
-                        {
-                            tensorName = ReadString(length);
-                        }
-                        else if (message == Message.Tensor && field == 13)
-                        {
-                            external = true; // TensorProto.external_data
-                            location ??= Scan(Message.StringStringEntry, fieldEnd, depth + 1, out _);
-                        }
-                        else if (message == Message.StringStringEntry && field is 1 or 2)
-                        {
-                            // StringStringEntryProto: key = 1, value = 2; the value of key "location" is the file.
-                            _ = field == 1 ? entryKey = ReadString(length) : entryValue = ReadString(length);
-                        }
-                        else if (Child(message, field) is { } child)
-                        {
-                            string? inner = Scan(child, fieldEnd, depth + 1, out string? childTensor);
-                            found ??= child == Message.Tensor && inner is not null ? Describe(childTensor, inner) : inner;
-                        }
-
-                        stream.Position = fieldEnd;
+                        ScanField(message, field, depth, end, seen);
                         break;
                     default:
                         throw new InvalidDataException($"wire type {wireType} at byte {stream.Position} is not valid in an ONNX model");
@@ -114,15 +83,60 @@ public static class OnnxExternalData
                 throw new InvalidDataException($"a field runs past the end of its message at byte {end}");
             }
 
+            tensorName = seen.TensorName;
             if (message == Message.StringStringEntry)
             {
-                return entryKey == "location" ? entryValue : null;
+                return seen.EntryKey == "location" ? seen.EntryValue : null;
             }
 
-            return message == Message.Tensor && external ? location ?? "(no location given)" : found;
+            return message == Message.Tensor && seen.External ? seen.Location ?? "(no location given)" : seen.Found;
+        }
+
+        /// <summary>One length-delimited field: a tensor's name or external data, a string entry's key or value, or a child message to scan.</summary>
+        private void ScanField(Message message, int field, int depth, long end, Seen seen)
+        {
+            ulong length = ReadVarint(end);
+            if (length > (ulong)(end - stream.Position))
+            {
+                throw new InvalidDataException($"a field of {length} bytes runs past the end of its message at byte {stream.Position}");
+            }
+
+            long fieldEnd = stream.Position + (long)length;
+            if (message == Message.Tensor && field == 8)
+            {
+                seen.TensorName = ReadString(length);
+            }
+            else if (message == Message.Tensor && field == 13)
+            {
+                seen.External = true; // TensorProto.external_data
+                seen.Location ??= Scan(Message.StringStringEntry, fieldEnd, depth + 1, out _);
+            }
+            else if (message == Message.StringStringEntry && field is 1 or 2)
+            {
+                // StringStringEntryProto: key = 1, value = 2; the value of key "location" is the file.
+                _ = field == 1 ? seen.EntryKey = ReadString(length) : seen.EntryValue = ReadString(length);
+            }
+            else if (Child(message, field) is { } child)
+            {
+                string? inner = Scan(child, fieldEnd, depth + 1, out string? childTensor);
+                seen.Found ??= child == Message.Tensor && inner is not null ? Describe(childTensor, inner) : inner;
+            }
+
+            stream.Position = fieldEnd;
         }
 
         private static string Describe(string? tensor, string location) => $"tensor '{tensor ?? "(unnamed)"}' reads its data from '{location}'";
+
+        /// <summary>What one message's fields said so far.</summary>
+        private sealed class Seen
+        {
+            public string? TensorName { get; set; }
+            public string? Found { get; set; }
+            public string? Location { get; set; }
+            public string? EntryKey { get; set; }
+            public string? EntryValue { get; set; }
+            public bool External { get; set; }
+        }
 
         /// <summary>The fields, per message, that hold messages which can (transitively) hold tensors.</summary>
         private static Message? Child(Message message, int field) => (message, field) switch

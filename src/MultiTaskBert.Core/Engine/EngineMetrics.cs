@@ -65,7 +65,7 @@ public sealed class EngineMetrics : IDisposable
 
     private IEnumerable<Measurement<int>> ObserveTasks()
     {
-        LoadedBundle? snapshot = _snapshots.Current;
+        BundleSnapshot? snapshot = _snapshots.Current;
         if (snapshot is null)
         {
             return [];

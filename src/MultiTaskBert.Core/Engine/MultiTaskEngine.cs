@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
@@ -20,66 +22,91 @@ namespace MultiTaskBert.Core.Engine;
 public sealed partial class MultiTaskEngine
 {
     private readonly EngineMetrics _metrics;
+    private readonly OnnxSessionFactory _sessions;
+    private readonly BatchingOptions _batching;
+    private readonly HeadGuardOptions _guards;
+    private readonly int _passTokens;
     private readonly ILogger _logger;
 
-    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, ILogger<MultiTaskEngine>? logger = null)
+    /// <param name="snapshots">Where the snapshots it runs are leased from.</param>
+    /// <param name="metrics">Trunk and head timings, head failures.</param>
+    /// <param name="sessions">The device (the pass limit's default) and the run options.</param>
+    /// <param name="batching">How one batch runs: <c>Batching:ParallelHeads</c>, <c>BucketOverheadTokens</c>, <c>MaxPassTokens</c>, <c>MaxBatchSize</c> (the warm-up's largest input).</param>
+    /// <param name="guards"><c>HeadGuards</c>: a head run's time limit and the failures that quarantine it.</param>
+    /// <param name="logger">Head failures, quarantines, the warm-up's time.</param>
+    public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, OnnxSessionFactory sessions,
+        IOptions<BatchingOptions> batching, IOptions<HeadGuardOptions> guards, ILogger<MultiTaskEngine>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(snapshots);
         ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(sessions);
         Snapshots = snapshots;
         _metrics = metrics;
+        _sessions = sessions;
+        _batching = batching.Value;
+        _guards = guards.Value;
+        _passTokens = BatchingOptions.PassLimit(_batching.MaxPassTokens, sessions.Target);
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
     /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
-    public LoadedBundle? Current => Snapshots.Current;
+    public BundleSnapshot? Current => Snapshots.Current;
 
     public bool IsReady => Current is not null;
+
+    /// <summary>The <c>Batching</c> settings a batch runs with.</summary>
+    internal BatchingOptions Batching => _batching;
+
+    /// <summary>Padded tokens of one trunk pass at most: <c>Batching:MaxPassTokens</c>, or the device's default.</summary>
+    internal int PassTokens => _passTokens;
 
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
 
-    public async Task<ClassifyBatchResult> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default)
+    /// <summary>Serves <paramref name="inputs"/> with <paramref name="tasks"/> (null: every task served by default that fits).</summary>
+    public Task<RequestPredictions> ClassifyAsync(IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, CancellationToken cancellationToken = default) =>
+        ClassifyAsync(new ClassifyQuery(inputs, tasks), cancellationToken);
+
+    /// <summary>Serves one request on the snapshot in service (bad input: see <see cref="Prepare"/>).</summary>
+    public async Task<RequestPredictions> ClassifyAsync(ClassifyQuery query, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
-        LoadedBundle bundle = Snapshots.Lease();
-        try
-        {
-            return await ClassifyAsync(bundle, inputs, tasks, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            bundle.ReleaseLease();
-        }
+        using PreparedRequest request = Prepare(query);
+        IReadOnlyList<RequestPredictions> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
+        return results[0];
     }
 
     /// <summary>
-    /// Serves several requests, each with its own inputs and task selection, with shared trunk
-    /// passes (one per input kind present) and each head run once over the rows of its kind.
-    /// Every request gets exactly its own results. A request the engine cannot serve throws
-    /// <see cref="InvalidClassifyRequestException"/> for the whole call; the micro-batcher
-    /// validates each request on its own before batching.
+    /// Leases the snapshot in service and validates and tokenizes one request against it, on the
+    /// caller's thread. The request holds the lease until it is disposed; bad input throws
+    /// <see cref="InvalidClassifyRequestException"/> naming its fields by the query's
+    /// <see cref="ClassifyQuery.Fields"/>, and holds nothing. The fallback thresholds are checked
+    /// against this snapshot, the one the request's answers come from.
     /// </summary>
-    public async Task<IReadOnlyList<ClassifyBatchResult>> ClassifyManyAsync(IReadOnlyList<InferenceRequest> requests, CancellationToken cancellationToken = default)
+    /// <exception cref="EngineNotReadyException">No snapshot is in service.</exception>
+    internal PreparedRequest Prepare(ClassifyQuery query)
     {
-        ArgumentNullException.ThrowIfNull(requests);
-        LoadedBundle bundle = Snapshots.Lease();
+        ArgumentNullException.ThrowIfNull(query);
+        BundleSnapshot snapshot = Snapshots.Lease();
         try
         {
-            PreparedRequest[] prepared = [.. requests.Select(r => Prepare(bundle, r.Inputs, r.Tasks))];
-            return await RunAsync(bundle, prepared, cancellationToken).ConfigureAwait(false);
+            Dictionary<string, string[]> thresholdProblems = FallbackThresholdCheck.Problems(query.FallbackThresholds, snapshot);
+            if (thresholdProblems.Count > 0)
+            {
+                throw new InvalidClassifyRequestException(thresholdProblems);
+            }
+
+            return Plan(snapshot, query.Inputs, query.Tasks, query.Fields, leased: true);
         }
-        finally
+        catch
         {
-            bundle.ReleaseLease();
+            snapshot.ReleaseLease();
+            throw;
         }
     }
 
-    /// <summary>Validates and tokenizes one request against a snapshot (on the caller's thread).</summary>
-    internal static PreparedRequest Prepare(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
+    private static PreparedRequest Plan(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
-        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
+        RequestPlan plan = RequestPlan.Create(bundle, inputs, tasks, fields);
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
         // Per-token kinds (tagging) read words of the original text; align them here, once per
@@ -94,38 +121,38 @@ public sealed partial class MultiTaskEngine
             }
         }
 
-        return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments);
+        return new PreparedRequest(bundle, leased, inputs.Count, plan, encoded, alignments);
     }
 
     /// <summary>
     /// Runs <paramref name="tasks"/> of a snapshot not yet in service, so that its new sessions are
     /// loaded and fail (if they do) before it serves: once on two inputs of different lengths (a head
     /// that ignores the batch axis fails here), once at the largest head input a batch can make
-    /// (<see cref="RunSettings.LargestHeadRows"/> rows of the longest sequence: within
-    /// <see cref="RunSettings.MaxHeadRunMs"/>). A head that fails either is a
+    /// (<see cref="BatchingOptions.LargestHeadRows"/> rows of the longest sequence: within
+    /// <see cref="HeadGuardOptions.MaxRunMs"/>). A head that fails either is a
     /// <see cref="BundleValidationException"/> naming its file and the failure.
     /// </summary>
-    internal async Task WarmUpAsync(LoadedBundle bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
+    internal async Task WarmUpAsync(BundleSnapshot bundle, IReadOnlyList<string> tasks, CancellationToken cancellationToken)
     {
         if (tasks.Count == 0)
         {
             return;
         }
 
-        ClassifyBatchResult small = await ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up"), new ClassifyInput("warm up the head", "with a longer pair")], tasks, cancellationToken).ConfigureAwait(false);
+        RequestPredictions small = await ClassifyAsync(bundle, [new ClassifyInput("warm up", "warm up"), new ClassifyInput("warm up the head", "with a longer pair")], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, small, "a warm-up run on 2 short inputs");
 
         // Words enough to be truncated to the longest sequence, for both parts of a pair.
         string longest = string.Join(' ', Enumerable.Repeat("warm", bundle.Encoder.MaxSequenceLength));
-        int rows = bundle.RunSettings.LargestHeadRows(bundle.Encoder.MaxSequenceLength);
+        int rows = _batching.LargestHeadRows(bundle.Encoder.MaxSequenceLength, _sessions.Target);
         long start = Stopwatch.GetTimestamp();
-        ClassifyBatchResult largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
+        RequestPredictions largest = await ClassifyAsync(bundle, [.. Enumerable.Repeat(new ClassifyInput(longest, longest), rows)], tasks, cancellationToken).ConfigureAwait(false);
         RequireAnswers(bundle, largest, $"a warm-up run at the largest head input ({rows} rows of {bundle.Encoder.MaxSequenceLength} tokens)");
         double elapsedMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, bundle.RunSettings.MaxHeadRunMs);
+        LogLargestWarmUp(_logger, tasks.Count, rows, bundle.Encoder.MaxSequenceLength, elapsedMs, _guards.MaxRunMs);
     }
 
-    private static void RequireAnswers(LoadedBundle bundle, ClassifyBatchResult result, string run)
+    private static void RequireAnswers(BundleSnapshot bundle, RequestPredictions result, string run)
     {
         foreach (IReadOnlyDictionary<string, TaskPrediction> input in result.Results)
         {
@@ -140,65 +167,32 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private async Task<ClassifyBatchResult> ClassifyAsync(
-        LoadedBundle bundle,
+    private async Task<RequestPredictions> ClassifyAsync(
+        BundleSnapshot bundle,
         IReadOnlyList<ClassifyInput> inputs,
         IReadOnlyList<string>? tasks,
         CancellationToken cancellationToken)
     {
-        PreparedRequest request = Prepare(bundle, inputs, tasks);
-        IReadOnlyList<ClassifyBatchResult> results = await RunAsync(bundle, [request], cancellationToken).ConfigureAwait(false);
+        // The caller (the registry, before the swap) keeps the snapshot alive: no lease of its own.
+        using PreparedRequest request = Plan(bundle, inputs, tasks, RequestFieldNames.Batch, leased: false);
+        IReadOnlyList<RequestPredictions> results = await RunAsync([request], cancellationToken).ConfigureAwait(false);
         return results[0];
     }
 
     /// <summary>
-    /// Runs prepared requests of one snapshot together. Rows are grouped by input kind (single
-    /// sentences are short, pairs long: padding each group to its own longest row wastes less),
-    /// each group runs the trunk once with only the branch layers its tasks need, then every head
-    /// of that kind runs once over the group.
+    /// Runs prepared requests of one snapshot together, with shared trunk passes; every request
+    /// gets exactly its own results. Rows are grouped by input kind (single sentences are short,
+    /// pairs long: padding each group to its own longest row wastes less), each group runs the
+    /// trunk once with only the branch layers its tasks need, then every head of that kind runs
+    /// once over the group. The requests keep their leases: their owner disposes them.
     /// </summary>
-    internal async Task<IReadOnlyList<ClassifyBatchResult>> RunAsync(
-        LoadedBundle bundle,
-        IReadOnlyList<PreparedRequest> requests,
-        CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<RequestPredictions>> RunAsync(IReadOnlyList<PreparedRequest> requests, CancellationToken cancellationToken)
     {
-        // Global row position of every (request, plan row): which kind group and which row in it.
-        var groups = new Dictionary<TaskInputKind, KindGroup>(2);
-        var position = new (KindGroup Group, int Row)[requests.Count][];
-        for (int r = 0; r < requests.Count; r++)
-        {
-            PreparedRequest request = requests[r];
-            if (!ReferenceEquals(request.Bundle, bundle))
-            {
-                throw new InvalidOperationException("A prepared request belongs to another bundle snapshot.");
-            }
-
-            position[r] = new (KindGroup, int)[request.Encoded.Length];
-            for (int row = 0; row < request.Encoded.Length; row++)
-            {
-                TaskInputKind kind = request.Plan.Rows[row].Kind;
-                if (!groups.TryGetValue(kind, out KindGroup? group))
-                {
-                    group = new KindGroup(kind);
-                    groups.Add(kind, group);
-                }
-
-                position[r][row] = (group, group.Rows.Count);
-                group.Rows.Add(request.Encoded[row]);
-            }
-
-            foreach (TaskDefinition task in request.Plan.Tasks)
-            {
-                if (groups.TryGetValue(task.Input, out KindGroup? group) && !group.Tasks.Contains(task))
-                {
-                    group.Tasks.Add(task);
-                }
-            }
-        }
-
+        BundleSnapshot bundle = requests[0].Snapshot;
+        (Dictionary<TaskInputKind, KindGroup> groups, (KindGroup Group, int Row)[][] position) = GroupRows(bundle, requests);
         try
         {
-            using RunOptions runOptions = bundle.RunSettings.NewRunOptions();
+            using RunOptions runOptions = _sessions.NewRunOptions();
 
             // Cancelled (every request of the batch gone, or shutdown): ONNX Runtime stops between kernels.
             await using (cancellationToken.Register(() => runOptions.Terminate = true))
@@ -228,14 +222,53 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>
-    private static ClassifyBatchResult[] Answers(LoadedBundle bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
+    /// <summary>Every (request, plan row)'s place: which input-kind group and which row in it; each group lists the tasks reading it.</summary>
+    private static (Dictionary<TaskInputKind, KindGroup> Groups, (KindGroup Group, int Row)[][] Position) GroupRows(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests)
     {
-        var results = new ClassifyBatchResult[requests.Count];
+        var groups = new Dictionary<TaskInputKind, KindGroup>(2);
+        var position = new (KindGroup Group, int Row)[requests.Count][];
         for (int r = 0; r < requests.Count; r++)
         {
             PreparedRequest request = requests[r];
-            BatchPlan plan = request.Plan;
+            if (!ReferenceEquals(request.Snapshot, bundle))
+            {
+                throw new InvalidOperationException("A prepared request belongs to another bundle snapshot.");
+            }
+
+            position[r] = new (KindGroup, int)[request.Encoded.Length];
+            for (int row = 0; row < request.Encoded.Length; row++)
+            {
+                TaskInputKind kind = request.Plan.Rows[row].Kind;
+                if (!groups.TryGetValue(kind, out KindGroup? group))
+                {
+                    group = new KindGroup(kind);
+                    groups.Add(kind, group);
+                }
+
+                position[r][row] = (group, group.Rows.Count);
+                group.Rows.Add(request.Encoded[row]);
+            }
+
+            foreach (TaskDefinition task in request.Plan.Tasks)
+            {
+                if (groups.TryGetValue(task.Input, out KindGroup? group) && !group.Tasks.Contains(task))
+                {
+                    group.Tasks.Add(task);
+                }
+            }
+        }
+
+        return (groups, position);
+    }
+
+    /// <summary>Each request's predictions, read from the head outputs of the groups its rows ran in.</summary>
+    private static RequestPredictions[] Answers(BundleSnapshot bundle, IReadOnlyList<PreparedRequest> requests, (KindGroup Group, int Row)[][] position)
+    {
+        var results = new RequestPredictions[requests.Count];
+        for (int r = 0; r < requests.Count; r++)
+        {
+            PreparedRequest request = requests[r];
+            RequestPlan plan = request.Plan;
             var perInput = new IReadOnlyDictionary<string, TaskPrediction>[request.InputCount];
             for (int input = 0; input < request.InputCount; input++)
             {
@@ -252,7 +285,7 @@ public sealed partial class MultiTaskEngine
                 perInput[input] = predictions;
             }
 
-            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
+            results[r] = new RequestPredictions(bundle.ModelId, perInput);
         }
 
         return results;
@@ -263,7 +296,7 @@ public sealed partial class MultiTaskEngine
     /// each bucket runs the trunk once (only the branch layers its tasks need) and then every head.
     /// A head that fails (or is quarantined) fails its task for the bucket's rows only.
     /// </summary>
-    private async Task RunGroupAsync(LoadedBundle bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
+    private async Task RunGroupAsync(BundleSnapshot bundle, KindGroup group, RunOptions runOptions, CancellationToken cancellationToken)
     {
         foreach (TaskDefinition task in group.Tasks)
         {
@@ -276,7 +309,7 @@ public sealed partial class MultiTaskEngine
         {
             if (bundle.Heads[task.Name].Health.Quarantine is { } reason)
             {
-                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(bundle, task, reason)));
+                Array.Fill(group.Outputs[task], new RowOutput(null, 0, Quarantined(task, reason)));
             }
             else
             {
@@ -293,7 +326,7 @@ public sealed partial class MultiTaskEngine
         int[] layers = [.. serving.SelectMany(t => t.TrunkLayers).Distinct().Order()];
 
         IReadOnlyList<int[]> buckets = LengthBuckets.Split(
-            [.. group.Rows.Select(r => r.Length)], bundle.RunSettings.BucketOverheadTokens, bundle.RunSettings.MaxPassTokens);
+            [.. group.Rows.Select(r => r.Length)], _batching.BucketOverheadTokens, _passTokens);
         foreach (int[] rows in buckets)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -319,15 +352,15 @@ public sealed partial class MultiTaskEngine
         }
     }
 
-    private static TaskFailure Quarantined(LoadedBundle bundle, TaskDefinition task, string reason) =>
+    private TaskFailure Quarantined(TaskDefinition task, string reason) =>
         new(task.Kind, "The head is quarantined.",
-            $"task '{task.Name}' version {task.Version} failed {bundle.RunSettings.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
+            $"task '{task.Name}' version {task.Version} failed {_guards.QuarantineAfter} runs in a row and no longer runs until it is replaced or removed; last failure: {reason}");
 
     /// <summary>
     /// Stores a head run's rows for the answers: each row's values when they are all finite, else
     /// that row's failure; the run's failure for every row when it failed. Counts the run for the quarantine.
     /// </summary>
-    private void Keep(LoadedBundle bundle, KindGroup group, HeadRun run, int[] rows)
+    private void Keep(BundleSnapshot bundle, KindGroup group, HeadRun run, int[] rows)
     {
         TaskDefinition task = run.Task;
         RowOutput[] perRow = group.Outputs[task];
@@ -361,9 +394,9 @@ public sealed partial class MultiTaskEngine
 
         _metrics.RecordHeadFailure(task);
         LogHeadFailed(_logger, task.Name, task.Version, failed);
-        if (health.RecordFailure(failed))
+        if (health.RecordFailure(failed, _guards.QuarantineAfter))
         {
-            LogHeadQuarantined(_logger, task.Name, task.Version, bundle.RunSettings.QuarantineAfter, failed);
+            LogHeadQuarantined(_logger, task.Name, task.Version, _guards.QuarantineAfter, failed);
         }
     }
 
@@ -378,9 +411,9 @@ public sealed partial class MultiTaskEngine
         return count;
     }
 
-    private async Task<HeadRun[]> RunHeadsAsync(LoadedBundle bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
+    private async Task<HeadRun[]> RunHeadsAsync(BundleSnapshot bundle, List<TaskDefinition> tasks, HeadInput input, CancellationToken cancellationToken)
     {
-        if (tasks.Count == 1 || !bundle.RunSettings.ParallelHeads)
+        if (tasks.Count == 1 || !_batching.ParallelHeads)
         {
             var runs = new List<HeadRun>(tasks.Count);
             try
@@ -418,12 +451,12 @@ public sealed partial class MultiTaskEngine
     }
 
     /// <summary>One head's run; a failure of the head (not a cancellation) is kept as the task's failure.</summary>
-    private HeadRun RunHead(LoadedBundle bundle, TaskDefinition task, HeadInput input, CancellationToken cancellationToken)
+    private HeadRun RunHead(BundleSnapshot bundle, TaskDefinition task, HeadInput input, CancellationToken cancellationToken)
     {
         long start = Stopwatch.GetTimestamp();
         try
         {
-            HeadOutput output = bundle.Heads[task.Name].Run(input.Hidden, input.AttentionMask, input.Rows, input.Sequence, cancellationToken);
+            HeadOutput output = bundle.Heads[task.Name].Run(input.Hidden, input.AttentionMask, input.Rows, input.Sequence, _guards.MaxRunMs, cancellationToken);
             return new HeadRun(task, output, null);
         }
         catch (HeadFaultException fault)

@@ -5,15 +5,15 @@ namespace MultiTaskBert.Core.Engine;
 /// engine, the micro-batcher and the registry share one holder, so they always agree on what is served.
 /// </summary>
 /// <remarks>
-/// A swapped-out snapshot is retired (<see cref="LoadedBundle.Dispose"/>), not disposed at once:
+/// A swapped-out snapshot is retired (<see cref="BundleSnapshot.Dispose"/>), not disposed at once:
 /// requests that leased it finish on it, and its sessions go with its last lease.
 /// </remarks>
 public sealed class SnapshotHolder : IDisposable
 {
-    private LoadedBundle? _current;
+    private BundleSnapshot? _current;
 
     /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
-    public LoadedBundle? Current => Volatile.Read(ref _current);
+    public BundleSnapshot? Current => Volatile.Read(ref _current);
 
     /// <summary>
     /// Leases the snapshot in service: it (and its sessions) stays alive until released, even if a
@@ -21,11 +21,11 @@ public sealed class SnapshotHolder : IDisposable
     /// already been replaced, so the loop reads the new one.
     /// </summary>
     /// <exception cref="EngineNotReadyException">No snapshot is in service.</exception>
-    internal LoadedBundle Lease()
+    internal BundleSnapshot Lease()
     {
         while (true)
         {
-            LoadedBundle bundle = Current ?? throw new EngineNotReadyException();
+            BundleSnapshot bundle = Current ?? throw new EngineNotReadyException();
             if (bundle.TryAcquire())
             {
                 return bundle;
@@ -38,10 +38,10 @@ public sealed class SnapshotHolder : IDisposable
     /// first load) and retires <paramref name="expected"/>. When something else changed the holder
     /// meanwhile, <paramref name="next"/> is disposed and nothing changes.
     /// </summary>
-    internal void Replace(LoadedBundle? expected, LoadedBundle next)
+    internal void Replace(BundleSnapshot? expected, BundleSnapshot next)
     {
         ArgumentNullException.ThrowIfNull(next);
-        LoadedBundle? found = Interlocked.CompareExchange(ref _current, next, expected);
+        BundleSnapshot? found = Interlocked.CompareExchange(ref _current, next, expected);
         if (!ReferenceEquals(found, expected))
         {
             next.Dispose();

@@ -74,9 +74,9 @@ public sealed class ClassificationKind : HeadKind<ClassificationPrediction, Clas
         BundleLoader.RequireNonEmpty(fallback.Label, $"{field}.label");
         FallbackRule rule = FallbackPolicy.ParseRule(fallback.Rule)
             ?? throw Invalid($"{field}.rule", $"unknown rule '{fallback.Rule}' (expected {string.Join(" | ", FallbackPolicy.RuleNames)})");
-        (double min, double max) = FallbackPolicy.ThresholdRange(rule);
-        if (!(fallback.Threshold >= min && fallback.Threshold <= max))
+        if (!FallbackPolicy.InRange(rule, fallback.Threshold))
         {
+            (double min, double max) = FallbackPolicy.ThresholdRange(rule);
             throw Invalid($"{field}.threshold", $"must be in [{min}, {max}] for rule {fallback.Rule}, not {fallback.Threshold}");
         }
 

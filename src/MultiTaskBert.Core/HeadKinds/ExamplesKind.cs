@@ -104,7 +104,7 @@ public sealed class ExamplesKind : HeadKind<ExamplesPrediction, ClassificationRe
             throw Invalid($"{field}.rule", $"unknown rule '{fallback.Rule}' for an examples task (expected {CosineRule})");
         }
 
-        if (!(fallback.Threshold >= -1 && fallback.Threshold <= 1))
+        if (!ExamplesFallback.InRange(fallback.Threshold))
         {
             throw Invalid($"{field}.threshold", $"must be a cosine in [-1, 1], not {fallback.Threshold}");
         }
@@ -114,7 +114,14 @@ public sealed class ExamplesKind : HeadKind<ExamplesPrediction, ClassificationRe
 }
 
 /// <summary>An examples task's fallback: <see cref="Label"/> when the nearest centroid's cosine is below <see cref="Threshold"/>.</summary>
-public sealed record ExamplesFallback(string Label, double Threshold, IReadOnlyDictionary<string, double>? Selection);
+public sealed record ExamplesFallback(string Label, double Threshold, IReadOnlyDictionary<string, double>? Selection)
+{
+    public const double MinThreshold = -1;
+    public const double MaxThreshold = 1;
+
+    /// <summary>Whether <paramref name="threshold"/> is a cosine (NaN is not).</summary>
+    public static bool InRange(double threshold) => threshold >= MinThreshold && threshold <= MaxThreshold;
+}
 
 /// <summary>An examples task as served: one L2-normalised centroid per label (row-major) and its fallback.</summary>
 public sealed class ExamplesModel(float[] centroids, int labels, ExamplesFallback? fallback)

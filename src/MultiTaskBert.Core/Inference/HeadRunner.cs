@@ -32,7 +32,7 @@ internal sealed class HeadFaultException(string title, string detail, Exception?
 /// <summary>
 /// Runs one task head on the trunk's hidden states and checks what it returns (the shape the kind
 /// promises for these rows). Each run has its own run options, so that a run past
-/// <see cref="RunSettings.MaxHeadRunMs"/> or of a batch nobody waits for any more is terminated.
+/// <c>HeadGuards:MaxRunMs</c> or of a batch nobody waits for any more is terminated.
 /// Thread-safe.
 /// </summary>
 internal sealed class HeadRunner : IDisposable
@@ -43,14 +43,14 @@ internal sealed class HeadRunner : IDisposable
     private readonly InferenceSession _session;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    private readonly OnnxSessionFactory _sessions;
     private string[] _filesToDelete = [];
 
-    public HeadRunner(InferenceSession session, TaskDefinition task, RunSettings settings)
+    public HeadRunner(InferenceSession session, TaskDefinition task, OnnxSessionFactory sessions)
     {
         _session = session;
         Task = task;
-        Settings = settings;
-        Health = new HeadHealth(settings.QuarantineAfter);
+        _sessions = sessions;
         _inputNames = task.Head.AttentionMaskInput is { } mask ? [task.Head.HiddenStatesInput, mask] : [task.Head.HiddenStatesInput];
         if (task.Head.OutOfDomain?.HiddenStatesInput is { } distanceStates)
         {
@@ -62,15 +62,13 @@ internal sealed class HeadRunner : IDisposable
 
     public TaskDefinition Task { get; }
 
-    /// <summary>Runs the head on a trunk pass that produced every layer in <see cref="TaskDefinition.TrunkLayers"/>.</summary>
-    public HeadOutput Run(TrunkOutputs hidden, OrtValue attentionMask, int rows, int sequence, CancellationToken cancellationToken) =>
-        Run(hidden[Task.BranchLayer], attentionMask, rows, sequence, cancellationToken,
+    /// <summary>Runs the head on a trunk pass that produced every layer in <see cref="TaskDefinition.TrunkLayers"/>, within <paramref name="maxRunMs"/> (0: no limit).</summary>
+    public HeadOutput Run(TrunkOutputs hidden, OrtValue attentionMask, int rows, int sequence, int maxRunMs, CancellationToken cancellationToken) =>
+        Run(hidden[Task.BranchLayer], attentionMask, rows, sequence, maxRunMs, cancellationToken,
             Task.Head.OutOfDomain?.HiddenStatesInput is null ? null : hidden[Task.Head.OutOfDomain.Layer]);
 
     /// <summary>This head's failures in a row and its quarantine (kept across snapshots that share the head).</summary>
-    public HeadHealth Health { get; }
-
-    private RunSettings Settings { get; }
+    public HeadHealth Health { get; } = new();
 
     /// <summary>
     /// Runs the head on <paramref name="rows"/> rows of <paramref name="sequence"/> tokens. Throws
@@ -79,7 +77,7 @@ internal sealed class HeadRunner : IDisposable
     /// <paramref name="cancellationToken"/> stopped it. <paramref name="distanceHiddenStates"/>: the trunk
     /// layer the out-of-domain distance reads, when the graph takes it as an input of its own.
     /// </summary>
-    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, int rows, int sequence, CancellationToken cancellationToken, OrtValue? distanceHiddenStates = null)
+    public HeadOutput Run(OrtValue hiddenStates, OrtValue attentionMask, int rows, int sequence, int maxRunMs, CancellationToken cancellationToken, OrtValue? distanceHiddenStates = null)
     {
         // Run() hands the hidden states over as they are (no copy when they already live on the
         // head's device) and returns the logits tensor in CPU memory; the caller disposes it.
@@ -89,7 +87,7 @@ internal sealed class HeadRunner : IDisposable
             inputs = [.. inputs, distanceHiddenStates ?? throw new ArgumentNullException(nameof(distanceHiddenStates))];
         }
 
-        IDisposableReadOnlyCollection<OrtValue> outputs = RunWithLimits(inputs, cancellationToken);
+        IDisposableReadOnlyCollection<OrtValue> outputs = RunWithLimits(inputs, maxRunMs, cancellationToken);
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
         long[] expected = Task.Kind.OutputShape(Task, rows, sequence);
         if (!shape.SequenceEqual(expected))
@@ -114,13 +112,13 @@ internal sealed class HeadRunner : IDisposable
         return new HeadOutput(outputs, shape);
     }
 
-    private IDisposableReadOnlyCollection<OrtValue> RunWithLimits(OrtValue[] inputs, CancellationToken cancellationToken)
+    private IDisposableReadOnlyCollection<OrtValue> RunWithLimits(OrtValue[] inputs, int maxRunMs, CancellationToken cancellationToken)
     {
-        using RunOptions runOptions = Settings.NewRunOptions();
+        using RunOptions runOptions = _sessions.NewRunOptions();
         using var limit = new CancellationTokenSource();
-        if (Settings.MaxHeadRunMs > 0)
+        if (maxRunMs > 0)
         {
-            limit.CancelAfter(Settings.MaxHeadRunMs);
+            limit.CancelAfter(maxRunMs);
         }
 
         // Terminate stops ONNX Runtime between kernels (and between a Loop's iterations).
@@ -137,7 +135,7 @@ internal sealed class HeadRunner : IDisposable
             if (limit.IsCancellationRequested)
             {
                 throw new HeadFaultException("The head ran past its time limit.",
-                    $"run terminated after {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F0} ms (HeadGuards:MaxRunMs = {Settings.MaxHeadRunMs})", ex);
+                    $"run terminated after {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F0} ms (HeadGuards:MaxRunMs = {maxRunMs})", ex);
             }
 
             throw new HeadFaultException("The head's run failed.", $"ONNX Runtime: {Trim(ex.Message)}", ex);
@@ -165,10 +163,10 @@ internal sealed class HeadRunner : IDisposable
 }
 
 /// <summary>
-/// A head's failed runs in a row; once <c>quarantineAfter</c> is reached the head is quarantined
-/// (stays so: a replaced or reloaded head gets a new runner). Thread-safe.
+/// A head's failed runs in a row; once <c>HeadGuards:QuarantineAfter</c> is reached the head is
+/// quarantined (stays so: a replaced or reloaded head gets a new runner). Thread-safe.
 /// </summary>
-internal sealed class HeadHealth(int quarantineAfter)
+internal sealed class HeadHealth
 {
     private int _failuresInARow;
     private string? _quarantine;
@@ -176,8 +174,8 @@ internal sealed class HeadHealth(int quarantineAfter)
     /// <summary>Why the head is quarantined (its last failure), or null while it serves.</summary>
     public string? Quarantine => Volatile.Read(ref _quarantine);
 
-    /// <summary>Counts a failed run; true when this failure quarantined the head.</summary>
-    public bool RecordFailure(string detail) =>
+    /// <summary>Counts a failed run; true when this failure quarantined the head (<paramref name="quarantineAfter"/> in a row).</summary>
+    public bool RecordFailure(string detail, int quarantineAfter) =>
         Interlocked.Increment(ref _failuresInARow) >= quarantineAfter && Interlocked.CompareExchange(ref _quarantine, detail, null) is null;
 
     public void RecordSuccess() => Volatile.Write(ref _failuresInARow, 0);

@@ -65,7 +65,7 @@ public static class NodePlacement
         ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(bundle);
         Directory.CreateDirectory(workDirectory);
-        bool float16 = sessions.UsesFloat16Graphs(bundle);
+        bool float16 = GraphSelection.ServesFloat16(bundle, sessions.Precision, sessions.Target);
         TrunkManifest trunk = bundle.Manifest.Trunk;
         const int sequence = 8;
         long[] shape = [1, sequence];

@@ -15,23 +15,11 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     /// <param name="options">The <c>Inference</c> section.</param>
     /// <param name="logger">Logs the device chosen.</param>
-    /// <param name="parallelHeads"><c>Batching:ParallelHeads</c>: whether the heads of a batch run concurrently.</param>
-    /// <param name="bucketOverheadTokens"><c>Batching:BucketOverheadTokens</c>: padded tokens one more trunk pass is worth.</param>
-    /// <param name="maxPassTokens"><c>Batching:MaxPassTokens</c>: padded tokens of one trunk pass at most; 0: the device's default.</param>
-    /// <param name="guards">The <c>HeadGuards</c> section (null: its defaults).</param>
-    /// <param name="maxBatchRows"><c>Batching:MaxBatchSize</c>: the most rows of one batch (the largest head input at admission).</param>
-    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger,
-        bool parallelHeads = false, int bucketOverheadTokens = RunSettings.DefaultBucketOverheadTokens, int maxPassTokens = 0,
-        HeadGuardOptions? guards = null, int maxBatchRows = 32)
+    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentOutOfRangeException.ThrowIfNegative(bucketOverheadTokens);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxPassTokens);
         _options = options;
         Target = ResolveTarget(options, logger);
-        guards ??= new HeadGuardOptions();
-        RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, RunSettings.PassLimit(maxPassTokens, Target),
-            guards.QuarantineAfter, guards.MaxRunMs, maxBatchRows);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
             : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);
@@ -39,8 +27,18 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     public ExecutionTarget Target { get; }
 
-    /// <summary>How the engine schedules the runs of a batch, handed to every snapshot it loads.</summary>
-    internal RunSettings RunSettings { get; }
+    /// <summary>Run options for one ONNX Runtime run with the configured arena behaviour (<c>Inference:CpuArena</c>).</summary>
+    public RunOptions NewRunOptions()
+    {
+        var runOptions = new RunOptions();
+        if (_options.CpuArena == CpuArena.Shrink)
+        {
+            // Give the arena's free regions back after the run: otherwise RSS keeps the high-water mark of the largest batch.
+            runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
+        }
+
+        return runOptions;
+    }
 
     /// <summary>Memory the trunk writes its hidden states to: device memory on CUDA, so heads read them without a host round-trip.</summary>
     public OrtMemoryInfo HiddenStateMemory { get; }
@@ -64,23 +62,8 @@ public sealed partial class OnnxSessionFactory : IDisposable
         return new InferenceSession(modelPath, sessionOptions);
     }
 
-    /// <summary>
-    /// Whether <paramref name="bundle"/> serves its float16 graphs (<c>Inference:Precision</c>; Auto:
-    /// on CUDA when the bundle has them). Float16 asked for and absent stops the load naming the field.
-    /// </summary>
-    public bool UsesFloat16Graphs(Bundles.ModelBundle bundle)
-    {
-        ArgumentNullException.ThrowIfNull(bundle);
-        return _options.Precision switch
-        {
-            GraphPrecision.Default => false,
-            GraphPrecision.Float16 => bundle.Float16TrunkPath is not null
-                ? true
-                : throw new Bundles.BundleValidationException(Bundles.BundleLoader.ManifestFileName, "trunk.float16",
-                    "Inference:Precision is Float16 but the bundle has no float16 trunk (add one with `mtbert bundle add-cuda-trunk`)"),
-            _ => Target == ExecutionTarget.Cuda && bundle.Float16TrunkPath is not null,
-        };
-    }
+    /// <summary><c>Inference:Precision</c>: which graphs serve (<see cref="GraphSelection.ServesFloat16"/>).</summary>
+    public GraphPrecision Precision => _options.Precision;
 
     private SessionOptions CreateSessionOptions()
     {

@@ -48,7 +48,7 @@ public sealed partial class BundleRegistry : IDisposable
     public async Task LoadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
     {
         ModelBundle bundle = await BundleLoader.LoadAsync(bundleDirectory, cancellationToken).ConfigureAwait(false);
-        LoadedBundle loaded = LoadedBundle.Create(bundle, _sessions);
+        BundleSnapshot loaded = BundleSnapshot.Create(bundle, _sessions);
         try
         {
             await _engine.WarmUpAsync(loaded, [.. loaded.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
@@ -81,7 +81,7 @@ public sealed partial class BundleRegistry : IDisposable
         string? storedHead = null; // full path of a head this change stored, until it is in service
         try
         {
-            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
+            BundleSnapshot current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle bundle = current.Bundle;
             entry = (JsonObject)entry.DeepClone();
             string name = entry["name"] is JsonValue n && n.TryGetValue(out string? s) ? s : "";
@@ -174,7 +174,7 @@ public sealed partial class BundleRegistry : IDisposable
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
+            BundleSnapshot current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle bundle = current.Bundle;
             int index = IndexOf(bundle, name);
             if (index < 0)
@@ -212,9 +212,9 @@ public sealed partial class BundleRegistry : IDisposable
         await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
+            BundleSnapshot current = _snapshots.Current ?? throw new EngineNotReadyException();
             ModelBundle next = await BundleLoader.LoadAsync(current.Bundle.Directory, cancellationToken).ConfigureAwait(false);
-            LoadedBundle snapshot = LoadedBundle.Derive(current, next, _sessions);
+            BundleSnapshot snapshot = BundleSnapshot.Derive(current, next, _sessions);
             try
             {
                 await _engine.WarmUpAsync(snapshot, [.. next.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
@@ -246,9 +246,9 @@ public sealed partial class BundleRegistry : IDisposable
     }
 
     /// <summary>Builds and warms the new snapshot, rewrites the manifest atomically, then swaps.</summary>
-    private async Task PublishAsync(LoadedBundle current, ModelBundle next, IReadOnlyList<string> warmUp, Action<JsonObject> editManifest, CancellationToken cancellationToken)
+    private async Task PublishAsync(BundleSnapshot current, ModelBundle next, IReadOnlyList<string> warmUp, Action<JsonObject> editManifest, CancellationToken cancellationToken)
     {
-        LoadedBundle snapshot = LoadedBundle.Derive(current, next, _sessions);
+        BundleSnapshot snapshot = BundleSnapshot.Derive(current, next, _sessions);
         try
         {
             await _engine.WarmUpAsync(snapshot, warmUp, cancellationToken).ConfigureAwait(false);
@@ -271,7 +271,7 @@ public sealed partial class BundleRegistry : IDisposable
     /// are deleted once their sessions close, i.e. after the last request on the old snapshot (so
     /// repeated uploads do not fill the disk, and no running session loses its file).
     /// </summary>
-    private static void DeleteUnusedHeadFilesWhenDrained(LoadedBundle current, LoadedBundle next)
+    private static void DeleteUnusedHeadFilesWhenDrained(BundleSnapshot current, BundleSnapshot next)
     {
         HashSet<string> read = next.Tasks.SelectMany(GraphFiles).ToHashSet(StringComparer.Ordinal);
         foreach (TaskDefinition task in current.Tasks.Where(t => !next.SharesHeadWith(current, t.Name)))

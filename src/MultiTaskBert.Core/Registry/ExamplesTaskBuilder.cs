@@ -35,7 +35,7 @@ public static class ExamplesTaskBuilder
         && output["examples"] is not null;
 
     /// <summary>Completes <paramref name="entry"/> in place (validation errors name fields under <paramref name="at"/>).</summary>
-    public static async Task BuildAsync(JsonObject entry, string at, LoadedBundle bundle, MultiTaskEngine engine, CancellationToken cancellationToken)
+    public static async Task BuildAsync(JsonObject entry, string at, BundleSnapshot bundle, MultiTaskEngine engine, CancellationToken cancellationToken)
     {
         JsonObject output = (JsonObject)entry["output"]!;
         (List<string> labels, List<List<string>> examples) = ReadExamples(output["examples"], $"{at}.output.examples");
@@ -119,7 +119,7 @@ public static class ExamplesTaskBuilder
         return total <= MaxExamples ? (labels, examples) : throw Invalid(field, $"at most {MaxExamples} examples in all, got {total}");
     }
 
-    private static TaskDefinition FindEmbedding(LoadedBundle bundle, JsonNode? named, string field)
+    private static TaskDefinition FindEmbedding(BundleSnapshot bundle, JsonNode? named, string field)
     {
         string? name = named is JsonValue v && v.TryGetValue(out string? s) ? s : null;
         TaskDefinition[] embeddings = [.. bundle.Tasks.Where(t => t.Kind == EmbeddingKind.Instance)];
@@ -134,7 +134,7 @@ public static class ExamplesTaskBuilder
         var vectors = new List<float[]>(texts.Count);
         foreach (string[] chunk in texts.Chunk(EmbedChunk))
         {
-            ClassifyBatchResult result = await engine.ClassifyAsync([.. chunk.Select(t => new ClassifyInput(t))], [task], cancellationToken).ConfigureAwait(false);
+            RequestPredictions result = await engine.ClassifyAsync([.. chunk.Select(t => new ClassifyInput(t))], [task], cancellationToken).ConfigureAwait(false);
             vectors.AddRange(result.Results.Select(r => ((EmbeddingPrediction)r[task]).Vector));
         }
 

@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
 
@@ -14,11 +16,18 @@ namespace MultiTaskBert.Core.Registry;
 /// </summary>
 public sealed class ServingParts : IDisposable
 {
-    public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null)
+    /// <param name="sessions">Creates every session (and says on which device).</param>
+    /// <param name="meterFactory">The host's meters (null: a meter of its own).</param>
+    /// <param name="loggerFactory">The host's loggers (null: none).</param>
+    /// <param name="batching">The <c>Batching</c> section (null: its defaults).</param>
+    /// <param name="guards">The <c>HeadGuards</c> section (null: its defaults).</param>
+    public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null,
+        BatchingOptions? batching = null, HeadGuardOptions? guards = null)
     {
         Snapshots = new SnapshotHolder();
         Metrics = new EngineMetrics(Snapshots, meterFactory);
-        Engine = new MultiTaskEngine(Snapshots, Metrics, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MultiTaskEngine>());
+        Engine = new MultiTaskEngine(Snapshots, Metrics, sessions, Options.Create(batching ?? new BatchingOptions()), Options.Create(guards ?? new HeadGuardOptions()),
+            (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MultiTaskEngine>());
         Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>());
     }
 

@@ -40,7 +40,7 @@ public sealed class AdminApiTests
     public async Task Replacing_a_head_serves_the_new_version_shares_the_rest_and_rewrites_the_manifest()
     {
         using var host = new AdminHost();
-        LoadedBundle before = host.Engine.Current!;
+        BundleSnapshot before = host.Engine.Current!;
         JsonObject entry = host.Entry(Single);
         entry["version"] = 2;
         entry["head"]!["file"] = host.CopyHead("heads/sst2.onnx", "heads/sst2-v2.onnx");
@@ -60,7 +60,7 @@ public sealed class AdminApiTests
         Assert.Equal(2, await host.VersionOfAsync(Single));
         Assert.Equal(HttpStatusCode.OK, (await host.ClassifyAsync("great", Single)).StatusCode);
 
-        LoadedBundle after = host.Engine.Current!;
+        BundleSnapshot after = host.Engine.Current!;
         Assert.True(after.SharesTrunkWith(before));
         Assert.All(after.Tasks.Where(t => t.Name != Single), t => Assert.True(after.SharesHeadWith(before, t.Name)));
         Assert.False(after.SharesHeadWith(before, Single));
@@ -120,7 +120,7 @@ public sealed class AdminApiTests
     {
         using var host = new AdminHost();
         string manifestBefore = await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json"));
-        LoadedBundle before = host.Engine.Current!;
+        BundleSnapshot before = host.Engine.Current!;
         JsonObject entry = host.Entry(Single);
         entry["version"] = 2;
         entry["head"]!.AsObject().Remove("sha256");
@@ -174,7 +174,7 @@ public sealed class AdminApiTests
         // passes every other check and would answer from the wrong hidden states.
         using var host = new AdminHost();
         string manifestBefore = await File.ReadAllTextAsync(host.Bundle.PathOf("manifest.json"));
-        LoadedBundle before = host.Engine.Current!;
+        BundleSnapshot before = host.Engine.Current!;
         JsonObject entry = host.Entry(Single);
         Assert.Equal(1, (int)entry["branchLayer"]!);
         entry["name"] = "sst2-moved";
@@ -237,7 +237,7 @@ public sealed class AdminApiTests
     {
         using var host = new AdminHost();
         byte[] head = await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"));
-        LoadedBundle leased = host.Engine.Current!;
+        BundleSnapshot leased = host.Engine.Current!;
         Assert.True(leased.TryAcquire()); // a request still running on the old snapshot
 
         for (int version = 2; version <= 4; version++)
@@ -260,7 +260,7 @@ public sealed class AdminApiTests
     public async Task Reload_serves_the_edited_manifest_and_refuses_a_broken_one()
     {
         using var host = new AdminHost();
-        LoadedBundle before = host.Engine.Current!;
+        BundleSnapshot before = host.Engine.Current!;
         host.Bundle.EditManifest(m =>
         {
             JsonArray tasks = m["tasks"]!.AsArray();
@@ -275,7 +275,7 @@ public sealed class AdminApiTests
         Assert.Null(await host.VersionOfAsync(Single));
         Assert.True(host.Engine.Current!.SharesTrunkWith(before));
 
-        LoadedBundle serving = host.Engine.Current!;
+        BundleSnapshot serving = host.Engine.Current!;
         host.Bundle.EditManifest(m => m["tasks"]![0]!["branchLayer"] = 9);
         response = await host.Admin.PostAsync("/admin/reload", null);
 

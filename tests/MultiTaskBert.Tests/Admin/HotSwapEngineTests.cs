@@ -38,7 +38,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_leased_snapshot_keeps_its_sessions_until_released()
     {
-        LoadedBundle old = _engine.Current!;
+        BundleSnapshot old = _engine.Current!;
         Assert.True(old.TryAcquire()); // an in-flight request
 
         await _registry.AddOrReplaceTaskAsync(NextVersion("sst2", 2), null);
@@ -66,7 +66,7 @@ public sealed class HotSwapEngineTests : IAsyncLifetime, IDisposable
         {
             while (!stop.IsCancellationRequested)
             {
-                ClassifyBatchResult result = await _engine.ClassifyAsync([new ClassifyInput("a fine film", "a good film")], ["rte", "snips", "sst2", "stsb"]);
+                RequestPredictions result = await _engine.ClassifyAsync([new ClassifyInput("a fine film", "a good film")], ["rte", "snips", "sst2", "stsb"]);
                 Assert.Equal(4, result.Results[0].Count);
                 Interlocked.Increment(ref served);
             }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using MultiTaskBert.Tests.Support;
 
 namespace MultiTaskBert.Tests.Api;
@@ -40,11 +41,22 @@ public sealed class ServiceApiTests(ApiFactory factory)
     [Fact]
     public async Task Swagger_documents_the_endpoints_with_examples()
     {
-        string document = await _client.GetStringAsync("/swagger/v1/swagger.json");
+        JsonObject paths = JsonNode.Parse(await _client.GetStringAsync("/swagger/v1/swagger.json"))!["paths"]!.AsObject();
 
-        Assert.Contains("/classify/batch", document);
-        Assert.Contains("/tasks", document);
-        Assert.Contains("examples", document);
+        Assert.True(paths.ContainsKey("/tasks"));
+        foreach (string path in new[] { "/classify", "/classify/batch" })
+        {
+            JsonObject examples = paths[path]!["post"]!["requestBody"]!["content"]!["application/json"]!["examples"]!.AsObject();
+            Assert.NotEmpty(examples);
+            // Each example is a request body: one text, or inputs each with a text.
+            Assert.All(examples, e =>
+            {
+                JsonNode value = e.Value!["value"]!;
+                JsonNode[] texts = path == "/classify" ? [value["text"]!] : [.. value["inputs"]!.AsArray().Select(i => i!["text"]!)];
+                Assert.All(texts, t => Assert.False(string.IsNullOrWhiteSpace(t.GetValue<string>()), $"{path} example {e.Key}"));
+            });
+        }
+
         Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/swagger/index.html")).StatusCode);
     }
 }

@@ -138,5 +138,5 @@ public sealed class BatchPolicyTests
         Assert.Equal(4_000_000_000_000L, new BatchLoad(1, 2_000_000, 2_000_000).PaddedTokens);
     }
 
-    private sealed record Queued(object Snapshot, BatchLoad Load, long EnqueuedAt) : IBatchCandidate;
+    private sealed record Queued(object Snapshot, BatchLoad Load, long EnqueuedAt) : IBatchCandidate<object>;
 }

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using MultiTaskBert.Core.Batching;
+using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.Inference;
 using MultiTaskBert.Tests.Support;
 
@@ -103,7 +104,7 @@ public sealed class BatchingApiTests
             [$"{section}:BucketOverheadTokens"] = "7",
         });
 
-        RunSettings settings = factory.Services.GetRequiredService<OnnxSessionFactory>().RunSettings;
+        BatchingOptions settings = factory.Services.GetRequiredService<MultiTaskEngine>().Batching;
 
         Assert.True(settings.ParallelHeads);
         Assert.Equal(7, settings.BucketOverheadTokens);
@@ -114,6 +115,6 @@ public sealed class BatchingApiTests
     {
         await using var factory = new ConfiguredApiFactory(new Dictionary<string, string?> { ["Batching:MaxPassTokens"] = "300" });
 
-        Assert.Equal(300, factory.Services.GetRequiredService<OnnxSessionFactory>().RunSettings.MaxPassTokens);
+        Assert.Equal(300, factory.Services.GetRequiredService<MultiTaskEngine>().PassTokens);
     }
 }

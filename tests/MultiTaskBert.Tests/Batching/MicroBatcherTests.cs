@@ -64,11 +64,11 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
             });
         }
 
-        ClassifyBatchResult[] batched = await Task.WhenAll(requests.Select(r => Task.Run(() => batcher.ClassifyAsync(r.Inputs, r.Tasks))));
+        RequestPredictions[] batched = await Task.WhenAll(requests.Select(r => Task.Run(() => batcher.ClassifyAsync(r.Inputs, r.Tasks))));
 
         for (int i = 0; i < requests.Count; i++)
         {
-            ClassifyBatchResult alone = await fixture.Engine.ClassifyAsync(requests[i].Inputs, requests[i].Tasks);
+            RequestPredictions alone = await fixture.Engine.ClassifyAsync(requests[i].Inputs, requests[i].Tasks);
             AssertSameResults(alone, batched[i], $"request {i}");
         }
 
@@ -77,23 +77,24 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
     }
 
     [Fact]
-    public async Task Disposing_while_a_batch_waits_for_company_completes_and_leaves_no_request_hanging()
+    public async Task Disposing_while_a_batch_waits_for_company_cancels_the_waiting_request()
     {
         MicroBatcher batcher = Create(maxWaitMs: 10_000, maxBatchSize: 32);
-        Task<ClassifyBatchResult> waiting = batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]);
-        await Task.Delay(100); // The loop holds a run slot while it waits for company.
+        Task<RequestPredictions> waiting = batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]);
+        await Task.Delay(100); // Time for the loop to take it and wait for company (10 s); still queued, it leaves the same way.
 
         await batcher.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
 
-        // Shutdown either ran the lone request or cancelled it; it is not left pending.
-        Assert.True(waiting.IsCompletedSuccessfully || waiting.IsCanceled, $"request ended as {waiting.Status}: {waiting.Exception}");
+        // The queue's completion ends the wait and the batch starts, but the stop that follows at
+        // once terminates it: the caller gets the shutdown's cancellation, never a result.
+        Assert.True(waiting.IsCanceled, $"request ended as {waiting.Status}: {waiting.Exception}");
     }
 
     [Fact]
     public async Task Disposing_waits_for_running_batches_and_leaves_no_request_hanging()
     {
         MicroBatcher batcher = Create(maxWaitMs: 1, maxBatchSize: 2, maxConcurrentBatches: 3);
-        Task<ClassifyBatchResult>[] calls = [.. Enumerable.Range(0, 40).Select(i => batcher.ClassifyAsync([new ClassifyInput(Texts[i % Texts.Length])], null))];
+        Task<RequestPredictions>[] calls = [.. Enumerable.Range(0, 40).Select(i => batcher.ClassifyAsync([new ClassifyInput(Texts[i % Texts.Length])], null))];
 
         await batcher.DisposeAsync();
 
@@ -109,13 +110,13 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         await using MicroBatcher batcher = Create(maxWaitMs: 10_000, maxBatchSize: 3);
         using var batches = new BatchRecorder(batcher);
 
-        Task<ClassifyBatchResult>[] calls =
+        Task<RequestPredictions>[] calls =
         [
             batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]),
             batcher.ClassifyAsync([new ClassifyInput(Texts[1], Texts[2])], [PairTask]),
             batcher.ClassifyAsync([new ClassifyInput(Texts[3])], null),
         ];
-        ClassifyBatchResult[] results = await Task.WhenAll(calls);
+        RequestPredictions[] results = await Task.WhenAll(calls);
 
         Assert.Equal([3], batches.Requests);
         Assert.Equal([SingleTask], results[0].Results[0].Keys);
@@ -140,7 +141,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         // Three requests of the same length L with a budget of 2L padded tokens: two fit, the third
         // runs in the next batch (closed by its deadline).
         const string text = "the same utterance";
-        ClassifyBatchResult reference = await fixture.Engine.ClassifyAsync([new ClassifyInput(text)], [SingleTask]);
+        RequestPredictions reference = await fixture.Engine.ClassifyAsync([new ClassifyInput(text)], [SingleTask]);
         int length = ((ClassificationPrediction)reference.Results[0][SingleTask]).Logits.Count > 0 ? TokenLength(text) : 0;
         await using MicroBatcher batcher = Create(maxWaitMs: 200, maxBatchSize: 32, maxBatchTokens: 2 * length);
         using var batches = new BatchRecorder(batcher);
@@ -157,7 +158,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         await using MicroBatcher batcher = Create(maxWaitMs: 20, maxBatchSize: 32);
         using var batches = new BatchRecorder(batcher);
 
-        ClassifyBatchResult result = await batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]);
+        RequestPredictions result = await batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask]);
 
         Assert.Equal([1], batches.Requests);
         Assert.Single(result.Results);
@@ -169,7 +170,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         await using MicroBatcher batcher = Create(maxWaitMs: 0);
         using var batches = new BatchRecorder(batcher);
 
-        ClassifyBatchResult[] results = await Task.WhenAll(Texts.Select(t => batcher.ClassifyAsync([new ClassifyInput(t)], [SingleTask])));
+        RequestPredictions[] results = await Task.WhenAll(Texts.Select(t => batcher.ClassifyAsync([new ClassifyInput(t)], [SingleTask])));
 
         Assert.Empty(batches.Requests);
         for (int i = 0; i < Texts.Length; i++)
@@ -185,7 +186,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         using var batches = new BatchRecorder(batcher);
         using var cancellation = new CancellationTokenSource();
 
-        Task<ClassifyBatchResult> cancelled = batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask], cancellation.Token);
+        Task<RequestPredictions> cancelled = batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask], cancellation.Token);
         await cancellation.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
 
@@ -207,7 +208,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         var bad = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() => batcher.ClassifyAsync([new ClassifyInput(Texts[0])], ["no-such-task"]));
         Assert.Equal("tasks[0]", bad.Field);
 
-        ClassifyBatchResult[] good = await Task.WhenAll(
+        RequestPredictions[] good = await Task.WhenAll(
             batcher.ClassifyAsync([new ClassifyInput(Texts[1])], [SingleTask]),
             batcher.ClassifyAsync([new ClassifyInput(Texts[2])], [SingleTask]));
         Assert.All(good, r => Assert.Single(r.Results));
@@ -219,7 +220,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         await using MicroBatcher batcher = Create(maxWaitMs: 10_000, maxBatchSize: 32, queueCapacity: 2);
         using var cancellation = new CancellationTokenSource();
 
-        Task<ClassifyBatchResult>[] queued =
+        Task<RequestPredictions>[] queued =
         [
             batcher.ClassifyAsync([new ClassifyInput(Texts[0])], [SingleTask], cancellation.Token),
             batcher.ClassifyAsync([new ClassifyInput(Texts[1])], [SingleTask], cancellation.Token),
@@ -228,7 +229,7 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
         var full = await Assert.ThrowsAsync<QueueFullException>(() => batcher.ClassifyAsync([new ClassifyInput(Texts[2])], [SingleTask]));
         Assert.Equal(2, full.Capacity);
         await cancellation.CancelAsync();
-        foreach (Task<ClassifyBatchResult> task in queued)
+        foreach (Task<RequestPredictions> task in queued)
         {
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => task);
         }
@@ -237,14 +238,23 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
     [Fact]
     public async Task The_engine_serves_several_requests_in_one_call_with_their_own_results()
     {
-        InferenceRequest[] requests =
+        (ClassifyInput[] Inputs, string[]? Tasks)[] requests =
         [
-            new([new ClassifyInput(Texts[0])], [SingleTask]),
-            new([new ClassifyInput(Texts[1], Texts[2]), new ClassifyInput(Texts[3], Texts[4])], null),
-            new([new ClassifyInput(Texts[5], Texts[0])], [SingleTask, PairTask]),
+            ([new ClassifyInput(Texts[0])], [SingleTask]),
+            ([new ClassifyInput(Texts[1], Texts[2]), new ClassifyInput(Texts[3], Texts[4])], null),
+            ([new ClassifyInput(Texts[5], Texts[0])], [SingleTask, PairTask]),
         ];
 
-        IReadOnlyList<ClassifyBatchResult> together = await fixture.Engine.ClassifyManyAsync(requests);
+        PreparedRequest[] prepared = [.. requests.Select(r => fixture.Engine.Prepare(new ClassifyQuery(r.Inputs, r.Tasks)))];
+        IReadOnlyList<RequestPredictions> together;
+        try
+        {
+            together = await fixture.Engine.RunAsync(prepared, CancellationToken.None);
+        }
+        finally
+        {
+            Array.ForEach(prepared, p => p.Dispose());
+        }
 
         for (int i = 0; i < requests.Length; i++)
         {
@@ -254,11 +264,11 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
 
     private int TokenLength(string text)
     {
-        LoadedBundle bundle = fixture.Engine.Current!;
-        return MultiTaskEngine.Prepare(bundle, [new ClassifyInput(text)], [SingleTask]).MaxLength;
+        using PreparedRequest prepared = fixture.Engine.Prepare(new ClassifyQuery([new ClassifyInput(text)], [SingleTask]));
+        return prepared.MaxLength;
     }
 
-    private static void AssertSameResults(ClassifyBatchResult expected, ClassifyBatchResult actual, string what)
+    private static void AssertSameResults(RequestPredictions expected, RequestPredictions actual, string what)
     {
         Assert.Equal(expected.Results.Count, actual.Results.Count);
         for (int input = 0; input < expected.Results.Count; input++)

@@ -70,6 +70,24 @@ public sealed class EngineMetricsTests : IDisposable
         Assert.True(seconds >= 0);
     }
 
+    [Fact]
+    public async Task A_cpu_engine_cuts_a_batch_into_trunk_passes_of_at_most_512_padded_tokens_by_default()
+    {
+        using ServingParts serving = Serve(_hostA);
+        await serving.Registry.LoadAsync(TestBundle.Directory);
+        using var recorder = new Recorder(serving.Metrics.Meter);
+        int longest = serving.Engine.Current!.Bundle.Manifest.Tokenizer.MaxSequenceLength;
+        // Words enough to fill the longest sequence: every row is `longest` tokens after truncation.
+        var input = new ClassifyInput(string.Join(' ', Enumerable.Repeat("word", longest)));
+
+        await serving.Engine.ClassifyAsync([.. Enumerable.Repeat(input, 32)], [TestBundle.SingleClassificationTask.Name]);
+
+        double[] passes = recorder.Values("mtbert.trunk.rows");
+        Assert.Equal(32, passes.Sum());
+        Assert.Equal(Math.Ceiling(32.0 / Math.Max(1, 512 / longest)), passes.Length);
+        Assert.All(passes, rows => Assert.True(rows == 1 || rows * longest <= 512, $"a pass of {rows} rows of {longest} tokens"));
+    }
+
     public void Dispose()
     {
         _hostA.Dispose();

@@ -42,7 +42,7 @@ public sealed class HeadGuardTests
         using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
 
         bool pair = HostileHeads.TemplateOf(head) == "stsb";
-        ClassifyBatchResult result = await serving.Engine.ClassifyAsync(
+        RequestPredictions result = await serving.Engine.ClassifyAsync(
             [new ClassifyInput("the movie was great", pair ? "a pair" : null), new ClassifyInput("book a table for two at eight", pair ? "another pair" : null)], tasks: null);
 
         foreach (IReadOnlyDictionary<string, TaskPrediction> input in result.Results)
@@ -65,8 +65,8 @@ public sealed class HeadGuardTests
         using OnnxSessionFactory sessions = HostileHeads.Sessions();
         using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
 
-        ClassifyBatchResult one = await serving.Engine.ClassifyAsync([new ClassifyInput("the movie was great")], ["bad"]);
-        ClassifyBatchResult two = await serving.Engine.ClassifyAsync([new ClassifyInput("the movie was great"), new ClassifyInput("so dull")], ["bad"]);
+        RequestPredictions one = await serving.Engine.ClassifyAsync([new ClassifyInput("the movie was great")], ["bad"]);
+        RequestPredictions two = await serving.Engine.ClassifyAsync([new ClassifyInput("the movie was great"), new ClassifyInput("so dull")], ["bad"]);
 
         Assert.IsType<ClassificationPrediction>(one.Results[0]["bad"]);
         TaskFailure failure = Assert.IsType<TaskFailure>(two.Results[1]["bad"]);
@@ -78,17 +78,17 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "nan-mid.onnx", "bad");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(quarantineAfter: 2);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { QuarantineAfter = 2 });
         int tokens = serving.Engine.Current!.Encoder.Encode(MidText, null).Length;
         Assert.InRange(tokens, 17, 31);
 
-        ClassifyBatchResult first = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad", "sst2"]);
-        ClassifyBatchResult shortInput = await serving.Engine.ClassifyAsync([new ClassifyInput("so dull")], ["bad"]);
-        ClassifyBatchResult second = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad"]);
+        RequestPredictions first = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad", "sst2"]);
+        RequestPredictions shortInput = await serving.Engine.ClassifyAsync([new ClassifyInput("so dull")], ["bad"]);
+        RequestPredictions second = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad"]);
         Assert.Empty(serving.Engine.Current!.Quarantined);
-        ClassifyBatchResult third = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad"]);
-        ClassifyBatchResult afterwards = await serving.Engine.ClassifyAsync([new ClassifyInput("so dull")], ["bad", "sst2"]);
+        RequestPredictions third = await serving.Engine.ClassifyAsync([new ClassifyInput(MidText)], ["bad"]);
+        RequestPredictions afterwards = await serving.Engine.ClassifyAsync([new ClassifyInput("so dull")], ["bad", "sst2"]);
 
         Assert.Contains($"2 values that are NaN or infinite for an input of {tokens} tokens", Assert.IsType<TaskFailure>(first.Results[0]["bad"]).Detail);
         Assert.IsType<ClassificationPrediction>(first.Results[0]["sst2"]);
@@ -109,10 +109,10 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "slow-loop.onnx", "slow");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(maxRunMs: 200);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { MaxRunMs = 200 });
 
-        ClassifyBatchResult result = await serving.Engine.ClassifyAsync([new ClassifyInput(LongText)], ["slow", "sst2"]);
+        RequestPredictions result = await serving.Engine.ClassifyAsync([new ClassifyInput(LongText)], ["slow", "sst2"]);
 
         TaskFailure failure = Assert.IsType<TaskFailure>(result.Results[0]["slow"]);
         Assert.Equal("The head ran past its time limit.", failure.Title);
@@ -125,17 +125,17 @@ public sealed class HeadGuardTests
     {
         using var bundle = new BundleCopy();
         HostileHeads.AddTo(bundle, "slow-loop.onnx", "slow");
-        using OnnxSessionFactory sessions = HostileHeads.Sessions(maxRunMs: 0);
-        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle);
+        using OnnxSessionFactory sessions = HostileHeads.Sessions();
+        using ServingParts serving = await HostileHeads.ServeWithoutWarmUpAsync(sessions, bundle, new HeadGuardOptions { MaxRunMs = 0 });
         await using var batcher = new MicroBatcher(serving.Engine, new BatchingOptions { MaxWaitMs = 1, MaxConcurrentBatches = 1 }, NullLogger<MicroBatcher>.Instance);
         using var started = new BatchStarts(batcher);
         using var caller = new CancellationTokenSource();
 
-        Task<ClassifyBatchResult> stuck = batcher.ClassifyAsync([new ClassifyInput(LongText)], ["slow"], caller.Token);
+        Task<RequestPredictions> stuck = batcher.ClassifyAsync([new ClassifyInput(LongText)], ["slow"], caller.Token);
         await started.First.WaitAsync(TimeSpan.FromMinutes(1));
         await caller.CancelAsync();
         // One run slot: this answers only once the slow batch's run has stopped (uninterrupted it takes hours).
-        ClassifyBatchResult next = await batcher.ClassifyAsync([new ClassifyInput("so dull")], ["sst2"]).WaitAsync(TimeSpan.FromMinutes(2));
+        RequestPredictions next = await batcher.ClassifyAsync([new ClassifyInput("so dull")], ["sst2"]).WaitAsync(TimeSpan.FromMinutes(2));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stuck);
         Assert.IsType<ClassificationPrediction>(next.Results[0]["sst2"]);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Engine;
 using MultiTaskBert.Core.HeadKinds;
 using MultiTaskBert.Core.Inference;
@@ -17,7 +18,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         ParityCase reference = ParityFile.Fixture.Cases[index];
         Assert.NotEmpty(reference.Outputs);
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+        RequestPredictions result = await fixture.Engine.ClassifyAsync(
             [new ClassifyInput(reference.Text, reference.TextPair)], [.. reference.Outputs.Keys]);
 
         foreach ((string task, float[] expected) in reference.Outputs)
@@ -49,7 +50,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
             return; // no calibrated task reads this kind of input
         }
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text, reference.TextPair)], [.. distances.Keys]);
+        RequestPredictions result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text, reference.TextPair)], [.. distances.Keys]);
 
         foreach ((string task, double expected) in distances)
         {
@@ -69,18 +70,16 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
     {
         ParityCase[] cases = [.. ParityFile.Fixture.Cases.Where(c => c.TextPair is null)];
         string[] tasks = [.. TestBundle.Manifest.Tasks.Where(t => t.Input == "single").Select(t => t.Name)];
-        using var sessions = new OnnxSessionFactory(
-            new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance,
-            bucketOverheadTokens: bucketOverheadTokens, maxPassTokens: maxPassTokens);
-        using var serving = new ServingParts(sessions);
+        using var sessions = new OnnxSessionFactory(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
+        using var serving = new ServingParts(sessions, batching: new BatchingOptions { BucketOverheadTokens = bucketOverheadTokens, MaxPassTokens = maxPassTokens });
         await serving.Registry.LoadAsync(TestBundle.Directory);
         MultiTaskEngine engine = serving.Engine;
 
-        ClassifyBatchResult batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
+        RequestPredictions batch = await engine.ClassifyAsync([.. cases.Select(c => new ClassifyInput(c.Text))], tasks);
 
         for (int i = 0; i < cases.Length; i++)
         {
-            ClassifyBatchResult alone = await fixture.Engine.ClassifyAsync([new ClassifyInput(cases[i].Text)], tasks);
+            RequestPredictions alone = await fixture.Engine.ClassifyAsync([new ClassifyInput(cases[i].Text)], tasks);
             foreach (string task in tasks)
             {
                 IReadOnlyList<float> expected = alone.Results[0][task].Logits;
@@ -101,8 +100,8 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         string single = TestBundle.SingleClassificationTask.Name;
         string pair = TestBundle.PairTask.Name;
 
-        ClassifyBatchResult both = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text, pairCase.TextPair)], [single, pair]);
-        ClassifyBatchResult singleOnly = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text)], [single]);
+        RequestPredictions both = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text, pairCase.TextPair)], [single, pair]);
+        RequestPredictions singleOnly = await fixture.Engine.ClassifyAsync([new ClassifyInput(pairCase.Text)], [single]);
 
         // The single-sentence head sees "[CLS] text [SEP]" even when the request carries a pair.
         Assert.Equal(singleOnly.Results[0][single].Logits, both.Results[0][single].Logits);
@@ -112,7 +111,7 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
     [Fact]
     public async Task Classification_scores_are_a_softmax_and_regression_is_clamped()
     {
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync(
+        RequestPredictions result = await fixture.Engine.ClassifyAsync(
             [new ClassifyInput("a plain sentence", "another plain sentence")],
             [TestBundle.SingleClassificationTask.Name, TestBundle.RegressionTask.Name]);
 
@@ -122,10 +121,9 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
         Assert.Equal(classification.Scores.MaxBy(s => s.Value).Key, classification.Label);
 
         var regression = Assert.IsType<RegressionPrediction>(result.Results[0][TestBundle.RegressionTask.Name]);
-        if (TestBundle.RegressionTask.Output.Range is { } range)
-        {
-            Assert.InRange(regression.Value, range[0], range[1]);
-        }
+        // Every bundle this suite runs on (the fixture, models/default) gives its regression task a range.
+        IReadOnlyList<double> range = Assert.IsAssignableFrom<IReadOnlyList<double>>(TestBundle.RegressionTask.Output.Range);
+        Assert.InRange(regression.Value, range[0], range[1]);
     }
 
     [Fact]
@@ -144,6 +142,27 @@ public sealed class MultiTaskEngineTests(EngineFixture fixture) : IClassFixture<
             fixture.Engine.ClassifyAsync([new ClassifyInput("hello", "there"), new ClassifyInput("hello")], [TestBundle.PairTask.Name]));
 
         Assert.Equal("inputs[1].textPair", error.Field);
+    }
+
+    [Fact]
+    public async Task A_one_input_body_names_its_fields_without_the_inputs_level()
+    {
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync(new ClassifyQuery([new ClassifyInput("hello")], [TestBundle.PairTask.Name], Fields: RequestFieldNames.OneInput)));
+
+        Assert.Equal("textPair", error.Field);
+    }
+
+    [Fact]
+    public async Task Fallback_thresholds_are_checked_by_the_engine_against_its_snapshot_with_every_problem()
+    {
+        var thresholds = new Dictionary<string, double> { ["no-such-task"] = 0.5, [TestBundle.RegressionTask.Name] = 0.5 };
+
+        var error = await Assert.ThrowsAsync<InvalidClassifyRequestException>(() =>
+            fixture.Engine.ClassifyAsync(new ClassifyQuery([new ClassifyInput("hello")], null, thresholds)));
+
+        Assert.Equal(["fallbackThresholds.no-such-task", $"fallbackThresholds.{TestBundle.RegressionTask.Name}"], error.Errors.Keys);
+        Assert.Equal($"task '{TestBundle.RegressionTask.Name}' has no fallback to set a threshold for", error.Errors[$"fallbackThresholds.{TestBundle.RegressionTask.Name}"].Single());
     }
 
     [Fact]

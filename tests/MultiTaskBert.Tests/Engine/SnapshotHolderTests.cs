@@ -11,11 +11,11 @@ public sealed class SnapshotHolderTests : IDisposable
     private readonly SnapshotHolder _holder = new();
     private readonly OnnxSessionFactory _sessions = new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
 
-    private LoadedBundle Snapshot() => LoadedBundle.Create(TestBundle.Loaded, _sessions);
+    private BundleSnapshot Snapshot() => BundleSnapshot.Create(TestBundle.Loaded, _sessions);
 
-    private LoadedBundle FirstInService()
+    private BundleSnapshot FirstInService()
     {
-        LoadedBundle first = Snapshot();
+        BundleSnapshot first = Snapshot();
         _holder.Replace(expected: null, first);
         return first;
     }
@@ -30,11 +30,11 @@ public sealed class SnapshotHolderTests : IDisposable
     [Fact]
     public void The_first_snapshot_goes_in_once()
     {
-        LoadedBundle first = Snapshot();
+        BundleSnapshot first = Snapshot();
         _holder.Replace(expected: null, first);
         Assert.Same(first, _holder.Current);
 
-        LoadedBundle second = Snapshot();
+        BundleSnapshot second = Snapshot();
         InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => _holder.Replace(expected: null, second));
 
         Assert.Equal("A bundle is already loaded.", error.Message);
@@ -46,11 +46,11 @@ public sealed class SnapshotHolderTests : IDisposable
     [Fact]
     public void A_swap_retires_the_old_snapshot_after_its_last_lease()
     {
-        LoadedBundle old = FirstInService();
-        LoadedBundle leased = _holder.Lease();
+        BundleSnapshot old = FirstInService();
+        BundleSnapshot leased = _holder.Lease();
         Assert.Same(old, leased);
 
-        LoadedBundle next = Snapshot();
+        BundleSnapshot next = Snapshot();
         _holder.Replace(old, next);
 
         Assert.Same(next, _holder.Current);
@@ -59,7 +59,7 @@ public sealed class SnapshotHolderTests : IDisposable
         Assert.True(old.IsDrained);
         Assert.False(next.IsDrained);
 
-        LoadedBundle again = _holder.Lease();
+        BundleSnapshot again = _holder.Lease();
         Assert.Same(next, again);
         again.ReleaseLease();
     }
@@ -67,11 +67,11 @@ public sealed class SnapshotHolderTests : IDisposable
     [Fact]
     public void A_swap_from_a_stale_snapshot_changes_nothing()
     {
-        LoadedBundle first = FirstInService();
-        LoadedBundle second = Snapshot();
+        BundleSnapshot first = FirstInService();
+        BundleSnapshot second = Snapshot();
         _holder.Replace(first, second);
 
-        LoadedBundle third = Snapshot();
+        BundleSnapshot third = Snapshot();
         InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => _holder.Replace(first, third));
 
         Assert.Equal("The bundle in service changed during an admin change.", error.Message);
@@ -83,8 +83,8 @@ public sealed class SnapshotHolderTests : IDisposable
     [Fact]
     public void Disposing_takes_the_snapshot_out_of_service()
     {
-        LoadedBundle snapshot = FirstInService();
-        LoadedBundle leased = _holder.Lease();
+        BundleSnapshot snapshot = FirstInService();
+        BundleSnapshot leased = _holder.Lease();
 
         _holder.Dispose();
 

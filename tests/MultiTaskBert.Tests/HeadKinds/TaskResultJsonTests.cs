@@ -61,40 +61,10 @@ public sealed class TaskResultJsonTests
     }
 
     [Fact]
-    public void The_json_is_what_the_former_bag_of_nullable_members_wrote()
-    {
-        var fallback = new FallbackResult("pos", "margin", 0.1, 0.2);
-        (TaskResult Union, FormerTaskResult Bag)[] cases =
-        [
-            (new ClassificationResult("oos", 0.75, Scores, fallback), new FormerTaskResult { Label = "oos", Score = 0.75, Scores = Scores, Fallback = fallback }),
-            (new ClassificationResult("pos", 0.75, Scores), new FormerTaskResult { Label = "pos", Score = 0.75, Scores = Scores }),
-            (new RegressionResult(1.5), new FormerTaskResult { Value = 1.5 }),
-            (new TaggingResult([new("a", "O")], []), new FormerTaskResult { Tags = [new("a", "O")], Entities = [] }),
-        ];
-
-        foreach ((TaskResult union, FormerTaskResult bag) in cases)
-        {
-            Assert.Equal(JsonSerializer.Serialize(bag, Options), Json(union));
-        }
-    }
-
-    [Fact]
     public void A_result_type_no_kind_registers_is_not_written_as_an_empty_object()
     {
         Assert.Throws<NotSupportedException>(() => Json(new UnregisteredResult(1)));
     }
 
     private sealed record UnregisteredResult(int Count) : TaskResult;
-
-    /// <summary>The wire type before head kinds defined the union (member names and order as they were).</summary>
-    private sealed record FormerTaskResult
-    {
-        public string? Label { get; init; }
-        public double? Score { get; init; }
-        public IReadOnlyDictionary<string, double>? Scores { get; init; }
-        public FallbackResult? Fallback { get; init; }
-        public double? Value { get; init; }
-        public IReadOnlyList<WordTagResult>? Tags { get; init; }
-        public IReadOnlyList<EntityResult>? Entities { get; init; }
-    }
 }

@@ -77,8 +77,8 @@ public sealed class CudaGraphTests
             Assert.True(float16.Current!.UsesFloat16Graphs);
             Assert.Equal(TestBundle.Manifest.Trunk.Float16!.File, float16.Current.TrunkFile);
             ClassifyInput[] inputs = [new("wake me up at 7 am tomorrow"), new("It's a charming and often affecting journey.")];
-            ClassifyBatchResult expected = await reference.ClassifyAsync(inputs, null);
-            ClassifyBatchResult actual = await float16.ClassifyAsync(inputs, null);
+            RequestPredictions expected = await reference.ClassifyAsync(inputs, null);
+            RequestPredictions actual = await float16.ClassifyAsync(inputs, null);
 
             // ONNX Runtime's CPU provider computes most float16 nodes in float32 between casts, so the
             // logits differ from the default graphs' by the float16 rounding of weights and some
@@ -211,7 +211,7 @@ public sealed class CudaGraphTests
         string work = Path.Combine(Path.GetTempPath(), "mtbert-profile-" + Guid.NewGuid().ToString("N"));
         IReadOnlyDictionary<string, IReadOnlyList<NodeRun>> runs = NodePlacement.ProfileBundle(sessions, bundle, work);
         Directory.Delete(work, recursive: true);
-        Assert.True(sessions.UsesFloat16Graphs(bundle) || !bundle.Manifest.Trunk.Int8Matmuls, "an int8 bundle without trunk.float16 cannot run on CUDA alone");
+        Assert.True(GraphSelection.ServesFloat16(bundle, sessions.Precision, sessions.Target) || !bundle.Manifest.Trunk.Int8Matmuls, "an int8 bundle without trunk.float16 cannot run on CUDA alone");
         Assert.All(runs, graph => Assert.NotEmpty(graph.Value));
         IReadOnlyList<NodeRun> fallbacks = NodePlacement.FloatFallbacks(runs.Values.SelectMany(r => r));
         Assert.True(fallbacks.Count == 0, "float nodes on the CPU: " + string.Join(", ", fallbacks.Select(f => $"{f.Node} ({f.OpType}, {f.Provider})")));

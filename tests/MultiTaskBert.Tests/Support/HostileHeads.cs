@@ -56,15 +56,14 @@ public static class HostileHeads
     /// Serving parts with the bundle in service without its warm-up (which refuses most hostile
     /// heads): what a head that passes admission but misbehaves later does to the run.
     /// </summary>
-    public static async Task<ServingParts> ServeWithoutWarmUpAsync(OnnxSessionFactory sessions, BundleCopy bundle)
+    public static async Task<ServingParts> ServeWithoutWarmUpAsync(OnnxSessionFactory sessions, BundleCopy bundle, HeadGuardOptions? guards = null)
     {
-        var serving = new ServingParts(sessions);
+        var serving = new ServingParts(sessions, guards: guards);
         ModelBundle loaded = await BundleLoader.LoadAsync(bundle.Directory);
-        serving.Snapshots.Replace(expected: null, LoadedBundle.Create(loaded, sessions));
+        serving.Snapshots.Replace(expected: null, BundleSnapshot.Create(loaded, sessions));
         return serving;
     }
 
-    public static OnnxSessionFactory Sessions(int quarantineAfter = 3, int maxRunMs = 5_000) =>
-        new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance,
-            guards: new HeadGuardOptions { QuarantineAfter = quarantineAfter, MaxRunMs = maxRunMs });
+    public static OnnxSessionFactory Sessions() =>
+        new(new InferenceOptions { Device = InferenceDevice.Cpu }, NullLogger<OnnxSessionFactory>.Instance);
 }

@@ -40,7 +40,7 @@ public sealed class TaggingParityTests(EngineFixture fixture) : IClassFixture<En
     {
         ParityCase reference = ParityFile.Fixture.Cases[index];
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text)], [Task]);
+        RequestPredictions result = await fixture.Engine.ClassifyAsync([new ClassifyInput(reference.Text)], [Task]);
 
         var tagging = Assert.IsType<TaggingPrediction>(result.Results[0][Task]);
         Assert.Equal(reference.Text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries), tagging.Words.Select(w => w.Word));
@@ -54,7 +54,7 @@ public sealed class TaggingParityTests(EngineFixture fixture) : IClassFixture<En
     [Fact]
     public async Task Tagging_runs_by_default_on_single_texts_only()
     {
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput("wake me up at 7 am"), new ClassifyInput("a", "b")], tasks: null);
+        RequestPredictions result = await fixture.Engine.ClassifyAsync([new ClassifyInput("wake me up at 7 am"), new ClassifyInput("a", "b")], tasks: null);
 
         Assert.IsType<TaggingPrediction>(result.Results[0][Task]);
         Assert.False(result.Results[1].ContainsKey(Task));
@@ -66,7 +66,7 @@ public sealed class TaggingParityTests(EngineFixture fixture) : IClassFixture<En
         // The fixture encodes at most 32 pieces: words past the 30th piece are cut.
         string text = string.Join(" ", Enumerable.Range(0, 60).Select(i => "w"));
 
-        ClassifyBatchResult result = await fixture.Engine.ClassifyAsync([new ClassifyInput(text)], [Task]);
+        RequestPredictions result = await fixture.Engine.ClassifyAsync([new ClassifyInput(text)], [Task]);
 
         var tagging = Assert.IsType<TaggingPrediction>(result.Results[0][Task]);
         Assert.Equal(60, tagging.Words.Count);

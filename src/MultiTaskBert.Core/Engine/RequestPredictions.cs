@@ -3,4 +3,4 @@ using MultiTaskBert.Core.HeadKinds;
 namespace MultiTaskBert.Core.Engine;
 
 /// <summary>Predictions per input, in input order, and the model that made them.</summary>
-public sealed record ClassifyBatchResult(string Model, IReadOnlyList<IReadOnlyDictionary<string, TaskPrediction>> Results);
+public sealed record RequestPredictions(string Model, IReadOnlyList<IReadOnlyDictionary<string, TaskPrediction>> Results);

@@ -20,18 +20,17 @@ namespace MultiTaskBert.Core.Engine;
 /// newer snapshots (<see cref="SharedSession{T}"/>) and disposed only when no snapshot holds them.
 /// In-flight requests therefore finish on the snapshot they started with.
 /// </remarks>
-public sealed class LoadedBundle : IDisposable
+public sealed class BundleSnapshot : IDisposable
 {
     private readonly SharedSession<TrunkRunner> _trunk;
     private readonly FrozenDictionary<string, SharedSession<HeadRunner>> _heads;
     private int _leases = 1;
     private int _retired;
 
-    private LoadedBundle(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, RunSettings runSettings, bool float16)
+    private BundleSnapshot(ModelBundle bundle, BertInputEncoder encoder, SharedSession<TrunkRunner> trunk, FrozenDictionary<string, SharedSession<HeadRunner>> heads, bool float16)
     {
         Bundle = bundle;
         UsesFloat16Graphs = float16;
-        RunSettings = runSettings;
         Encoder = encoder;
         _trunk = trunk;
         _heads = heads;
@@ -40,7 +39,7 @@ public sealed class LoadedBundle : IDisposable
 
     public ModelBundle Bundle { get; }
 
-    /// <summary>Whether the float16 trunk and the heads' float graphs serve (<see cref="OnnxSessionFactory.UsesFloat16Graphs"/>).</summary>
+    /// <summary>Whether the float16 trunk and the heads' float graphs serve (<see cref="GraphSelection.ServesFloat16"/>).</summary>
     public bool UsesFloat16Graphs { get; }
 
     /// <summary>The trunk graph that serves, as the manifest names it.</summary>
@@ -55,15 +54,12 @@ public sealed class LoadedBundle : IDisposable
     public IEnumerable<(TaskDefinition Task, string Reason)> Quarantined =>
         Tasks.Select(t => (Task: t, Reason: Heads[t.Name].Health.Quarantine)).Where(q => q.Reason is not null).Select(q => (q.Task, q.Reason!));
 
-    /// <summary>How batches run: heads side by side or not, length buckets (from the inference options).</summary>
-    internal RunSettings RunSettings { get; }
-
     /// <summary>True once retired and every lease was released (its sessions references are gone).</summary>
     internal bool IsDrained => Volatile.Read(ref _leases) == 0;
 
-    internal bool SharesTrunkWith(LoadedBundle other) => ReferenceEquals(_trunk, other._trunk);
+    internal bool SharesTrunkWith(BundleSnapshot other) => ReferenceEquals(_trunk, other._trunk);
 
-    internal bool SharesHeadWith(LoadedBundle other, string task) =>
+    internal bool SharesHeadWith(BundleSnapshot other, string task) =>
         _heads.TryGetValue(task, out SharedSession<HeadRunner>? mine) && other._heads.TryGetValue(task, out SharedSession<HeadRunner>? theirs)
         && ReferenceEquals(mine, theirs);
 
@@ -72,7 +68,7 @@ public sealed class LoadedBundle : IDisposable
     internal bool IsTrunkDisposed => _trunk.IsDisposed;
 
     /// <summary>Creates every session once and checks each graph against the manifest.</summary>
-    public static LoadedBundle Create(ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous: null);
+    public static BundleSnapshot Create(ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous: null);
 
     /// <summary>
     /// A snapshot of <paramref name="bundle"/> that shares with <paramref name="previous"/> the
@@ -80,12 +76,12 @@ public sealed class LoadedBundle : IDisposable
     /// entry is unchanged; only the rest is loaded and checked. The caller must hold
     /// <paramref name="previous"/> alive (in service) during the call.
     /// </summary>
-    internal static LoadedBundle Derive(LoadedBundle previous, ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous);
+    internal static BundleSnapshot Derive(BundleSnapshot previous, ModelBundle bundle, OnnxSessionFactory sessions) => Build(bundle, sessions, previous);
 
-    private static LoadedBundle Build(ModelBundle bundle, OnnxSessionFactory sessions, LoadedBundle? previous)
+    private static BundleSnapshot Build(ModelBundle bundle, OnnxSessionFactory sessions, BundleSnapshot? previous)
     {
         var taken = new List<Action>();
-        bool float16 = sessions.UsesFloat16Graphs(bundle);
+        bool float16 = GraphSelection.ServesFloat16(bundle, sessions.Precision, sessions.Target);
         try
         {
             BertInputEncoder encoder;
@@ -129,12 +125,12 @@ public sealed class LoadedBundle : IDisposable
                 string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
                 InferenceSession headSession = CreateSession(sessions, graph.FullPath, graph.RelativePath, $"{field}.file", taken);
                 GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
-                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions.RunSettings));
+                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);
             }
 
-            return new LoadedBundle(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), sessions.RunSettings, float16);
+            return new BundleSnapshot(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), float16);
         }
         catch
         {

@@ -7,9 +7,9 @@ namespace MultiTaskBert.Core.Engine;
 /// always reads <c>[CLS] text [SEP]</c> and a pair task <c>[CLS] text [SEP] textPair [SEP]</c>, so an
 /// input that needs both gets two rows; all rows share one trunk pass.
 /// </summary>
-internal sealed class BatchPlan
+internal sealed class RequestPlan
 {
-    private BatchPlan(IReadOnlyList<PlanRow> rows, IReadOnlyList<TaskDefinition>[] tasksPerInput, IReadOnlyList<TaskDefinition> tasks)
+    private RequestPlan(IReadOnlyList<PlanRow> rows, IReadOnlyList<TaskDefinition>[] tasksPerInput, IReadOnlyList<TaskDefinition> tasks)
     {
         Rows = rows;
         TasksPerInput = tasksPerInput;
@@ -37,23 +37,23 @@ internal sealed class BatchPlan
         throw new InvalidOperationException($"No {kind} row for input {inputIndex}.");
     }
 
-    public static BatchPlan Create(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames)
+    public static RequestPlan Create(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? taskNames, RequestFieldNames fields)
     {
         if (inputs.Count == 0)
         {
-            throw new InvalidClassifyRequestException("inputs", "at least one input is required");
+            throw new InvalidClassifyRequestException(RequestFieldNames.Inputs, "at least one input is required");
         }
 
         for (int i = 0; i < inputs.Count; i++)
         {
             if (string.IsNullOrWhiteSpace(inputs[i].Text))
             {
-                throw new InvalidClassifyRequestException($"inputs[{i}].text", "must not be empty");
+                throw new InvalidClassifyRequestException(fields.Input(i, "text"), "must not be empty");
             }
 
             if (inputs[i].TextPair is { } pair && string.IsNullOrWhiteSpace(pair))
             {
-                throw new InvalidClassifyRequestException($"inputs[{i}].textPair", "must not be empty when present");
+                throw new InvalidClassifyRequestException(fields.Input(i, "textPair"), "must not be empty when present");
             }
         }
 
@@ -76,7 +76,7 @@ internal sealed class BatchPlan
             {
                 if (!inputs[i].IsPair && requested.FirstOrDefault(t => t.Input == TaskInputKind.Pair) is { } pairTask)
                 {
-                    throw new InvalidClassifyRequestException($"inputs[{i}].textPair", $"task '{pairTask.Name}' classifies sentence pairs and needs textPair");
+                    throw new InvalidClassifyRequestException(fields.Input(i, "textPair"), $"task '{pairTask.Name}' classifies sentence pairs and needs textPair");
                 }
 
                 tasksPerInput[i] = requested;
@@ -93,14 +93,14 @@ internal sealed class BatchPlan
         }
 
         TaskDefinition[] distinct = [.. tasksPerInput.SelectMany(t => t).Distinct()];
-        return new BatchPlan(rows, tasksPerInput, distinct);
+        return new RequestPlan(rows, tasksPerInput, distinct);
     }
 
-    private static List<TaskDefinition> ResolveTasks(LoadedBundle bundle, IReadOnlyList<string> taskNames)
+    private static List<TaskDefinition> ResolveTasks(BundleSnapshot bundle, IReadOnlyList<string> taskNames)
     {
         if (taskNames.Count == 0)
         {
-            throw new InvalidClassifyRequestException("tasks", "must name at least one task when present");
+            throw new InvalidClassifyRequestException(RequestFieldNames.Tasks, "must name at least one task when present");
         }
 
         var resolved = new List<TaskDefinition>(taskNames.Count);
@@ -109,11 +109,11 @@ internal sealed class BatchPlan
             string name = taskNames[i];
             TaskDefinition task = bundle.Heads.TryGetValue(name ?? "", out var head)
                 ? head.Task
-                : throw new InvalidClassifyRequestException($"tasks[{i}]",
+                : throw new InvalidClassifyRequestException(RequestFieldNames.Task(i),
                     $"unknown task '{name}' (known: {string.Join(", ", bundle.Tasks.Select(t => t.Name))})");
             if (resolved.Contains(task))
             {
-                throw new InvalidClassifyRequestException($"tasks[{i}]", $"task '{name}' is listed twice");
+                throw new InvalidClassifyRequestException(RequestFieldNames.Task(i), $"task '{name}' is listed twice");
             }
 
             resolved.Add(task);
