@@ -79,7 +79,8 @@ public sealed partial class MultiTaskEngine
     internal static PreparedRequest Prepare(LoadedBundle bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        BatchPlan plan = BatchPlan.Create(bundle, inputs, tasks);
+        EmbeddingPairExpansion? pairs;
+        (inputs, BatchPlan plan, pairs) = EmbeddingPairExpansion.Expand(bundle, inputs, BatchPlan.Create(bundle, inputs, tasks));
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
         // Per-token kinds (tagging) read words of the original text; align them here, once per
@@ -94,7 +95,7 @@ public sealed partial class MultiTaskEngine
             }
         }
 
-        return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments);
+        return new PreparedRequest(bundle, inputs.Count, plan, encoded, alignments, pairs);
     }
 
     /// <summary>
@@ -252,7 +253,7 @@ public sealed partial class MultiTaskEngine
                 perInput[input] = predictions;
             }
 
-            results[r] = new ClassifyBatchResult(bundle.ModelId, perInput);
+            results[r] = request.Complete(new ClassifyBatchResult(bundle.ModelId, perInput));
         }
 
         return results;
