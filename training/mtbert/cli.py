@@ -197,13 +197,15 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 
 def _pair_source(args: argparse.Namespace) -> None:
     """Each pair task both ways on dev (joint pass, two embeddings); the better one written into the manifest."""
+    from .bundle import bump_version
     from .pair_source import DEFAULT_MAX_TRAIN, EMBEDDINGS, JOINT_PASS, apply, compare
 
+    version = args.version or bump_version(read_manifest(args.bundle)["version"])  # one new version for the whole command
     for task in (args.task or "stsb,mrpc").split(","):
         comparison = compare(args.bundle, args.data, task, args.embedding, args.max_train or DEFAULT_MAX_TRAIN, args.seed)
         for way in (JOINT_PASS, EMBEDDINGS):
             print(f"{task} dev, {way}: " + ", ".join(f"{k} {v:.2f}" for k, v in comparison.dev[way].items()))
-        entry = apply(args.bundle, comparison, args.embedding, args.seed, args.version)
+        entry = apply(args.bundle, comparison, args.embedding, args.seed, version)
         mapping = comparison.mapping
         print(f"{args.bundle}: task {task} served from {entry['output']['source']['way']} (z = {mapping.weights[0]:.4f} * cosine + {mapping.bias:.4f}, fitted on {comparison.train_examples} train pairs)")
 

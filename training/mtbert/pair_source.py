@@ -26,7 +26,7 @@ from tqdm import tqdm
 from . import metrics
 from .calibrate import head_outputs
 from .data import TaskSpec, load_task_spec, read_examples, split_file
-from .embedding import EMBEDDING_KIND, bundle_tokenizer
+from .embedding import bundle_tokenizer, embedding_task
 from .encoded import EncodedSet
 from .manifest_file import MANIFEST, PARITY, BundleError, read_manifest, write_json_atomic
 from .onnx_eval import Graph
@@ -158,13 +158,6 @@ def _check_task(manifest: dict, name: str, bundle: Path) -> dict:
     if entry["input"] != "pair" or width not in (1, 2):
         raise BundleError(f"{bundle / MANIFEST}: task {name!r} is not a pair regression or two-label classification task")
     return entry
-
-
-def embedding_task(manifest: dict, name: str | None, bundle: Path) -> dict:
-    found = [t for t in manifest["tasks"] if t["output"]["kind"] == EMBEDDING_KIND and (name is None or t["name"] == name)]
-    if not found:
-        raise BundleError(f"{bundle / MANIFEST}: no embedding task{f' {name!r}' if name else ''}; add one with `mtbert bundle add-embedding`")
-    return found[0]
 
 
 def compare(bundle: Path, data_root: Path, task: str, embedding: str | None = None, max_train: int | None = DEFAULT_MAX_TRAIN, seed: int = 0) -> PairComparison:

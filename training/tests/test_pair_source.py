@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtbert.bundle import verify
+from mtbert.bundle import bump_version, verify
 from mtbert.manifest_file import BundleError, read_manifest
 from mtbert.pair_source import (
     EMBEDDINGS, JOINT_PASS, GraphEmbedder, PairComparison, PairMapping, apply, compare, fit_least_squares, fit_logistic,
@@ -110,8 +110,12 @@ def test_a_task_that_is_not_a_pair_task_of_one_or_two_outputs_is_refused(bundle:
 
 
 def test_from_the_command_line(bundle: Path, tiny_data: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "mtbert", "bundle", "pair-source", str(bundle), "--data", str(tiny_data), "--task", "stsb", "--max-train", "32"],
+    before = read_manifest(bundle)["version"]
+    done = subprocess.run([sys.executable, "-m", "mtbert", "bundle", "pair-source", str(bundle), "--data", str(tiny_data), "--task", "stsb,rte", "--max-train", "32"],
                           cwd=TRAINING, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "stsb dev, jointPass: pearson" in done.stdout and "stsb dev, embeddings: pearson" in done.stdout
-    assert f"task stsb served from {_task(bundle, 'stsb')['output']['source']['way']}" in done.stdout
+    assert "rte dev, jointPass: accuracy" in done.stdout
+    for task in ("stsb", "rte"):
+        assert f"task {task} served from {_task(bundle, task)['output']['source']['way']}" in done.stdout
+    assert read_manifest(bundle)["version"] == bump_version(before)  # one new bundle version for the command
