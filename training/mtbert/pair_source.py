@@ -183,6 +183,27 @@ def compare(bundle: Path, data_root: Path, task: str, embedding: str | None = No
     return PairComparison(task, mapping, len(train), {EMBEDDINGS: embeddings_way, JOINT_PASS: joint_way})
 
 
+def source_problems(manifest: dict, task: dict) -> list[str]:
+    """`bundle verify` of a task's `output.source`: the service's rules (docs/bundle-format.md), as field: problem."""
+    source = task["output"].get("source")
+    if source is None or source.get("way") == JOINT_PASS:
+        return []
+    if source.get("way") != EMBEDDINGS:
+        return [f"source.way: unknown way {source.get('way')!r} (expected {JOINT_PASS} | {EMBEDDINGS})"]
+    problems = []
+    if not any(t["name"] == source.get("embedding") and t["output"]["kind"] == "embedding" for t in manifest["tasks"]):
+        problems.append(f"source.embedding: no embedding task {source.get('embedding')!r}")
+    features, weights = source.get("features") or [], source.get("weights") or []
+    if not features or any(f not in FEATURES for f in features):
+        problems.append(f"source.features: must list 1 or more of {' | '.join(FEATURES)}")
+    if len(weights) != len(features) or not all(isinstance(w, (int, float)) and np.isfinite(w) for w in weights):
+        problems.append("source.weights: must be one finite number per feature")
+    if not isinstance(source.get("bias"), (int, float)) or not np.isfinite(source["bias"]):
+        problems.append("source.bias: must be a finite number")
+    problems += [f"{key}: the joint head's; with way {EMBEDDINGS} it belongs under source.jointPass" for key in JOINT_ONLY_OUTPUT if key in task["output"]]
+    return problems
+
+
 def source_entry(comparison: PairComparison, embedding: str, regression: bool, seed: int) -> dict:
     """The task's `output.source` for the better way; both dev scores recorded."""
     dev = {way: {k: round(v, 4) for k, v in values.items()} for way, values in comparison.dev.items()}

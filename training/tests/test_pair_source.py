@@ -98,6 +98,23 @@ def test_a_classification_served_from_embeddings_keeps_the_joint_heads_calibrati
             assert after["distances"]["rte"] == pytest.approx(before["distances"]["rte"], rel=1e-4)
 
 
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"way": "both"}, "output.source.way: unknown way"),
+    ({"embedding": "sst2"}, "output.source.embedding: no embedding task 'sst2'"),
+    ({"features": ["euclidean"]}, "output.source.features"),
+    ({"weights": [1.0, 2.0]}, "output.source.weights"),
+    ({"weights": [float("nan")]}, "output.source.weights"),
+    ({"bias": float("inf")}, "output.source.bias"),
+])
+def test_verify_finds_what_the_service_refuses_in_a_source(bundle: Path, change: dict, problem: str) -> None:
+    manifest = read_manifest(bundle)
+    entry = next(t for t in manifest["tasks"] if t["name"] == "stsb")
+    entry["output"]["source"] = {"way": "embeddings", "embedding": "embedding", "features": ["cosine"], "weights": [4.0], "bias": 1.0} | change
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    assert any(f"tasks[stsb].{problem}" in p for p in verify(bundle)), verify(bundle)
+
+
 def test_the_mapping_makes_the_row_the_service_answers() -> None:
     mapping = PairMapping([4.0], 1.0)
     assert mapping.row(0.5, regression=True) == [3.0]
