@@ -24,9 +24,9 @@ rm -f tests/MultiTaskBert.Tests/bin/*/net10.0/fault-figures.md
 dotnet test MultiTaskBert.sln --no-build --nologo -v quiet --logger "console;verbosity=minimal" || status=$?
 
 if [ -f models/default/manifest.json ]; then
-  echo "== default bundle: token ids, logits, out-of-domain distances and embeddings of C# vs PyTorch (models/default/parity.json); resident memory under the largest batches =="
+  echo "== default bundle: token ids, logits, out-of-domain distances, embeddings and pair tasks from embeddings of C# vs PyTorch (models/default/parity.json); resident memory under the largest batches =="
   MULTITASKBERT_TEST_BUNDLE="$PWD/models/default" dotnet test tests/MultiTaskBert.Tests --no-build --nologo -v quiet --logger "console;verbosity=minimal" \
-    --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance|FullyQualifiedName~Every_out_of_domain_distance_matches_pytorch_within_tolerance|FullyQualifiedName~EmbeddingApiTests|FullyQualifiedName~ClassifyApiTests|FullyQualifiedName~Resident_memory_stays_bounded" || status=$?
+    --filter "FullyQualifiedName~Ids_equal_the_toolkit_reference_ids|FullyQualifiedName~Every_task_matches_pytorch_within_tolerance|FullyQualifiedName~Every_out_of_domain_distance_matches_pytorch_within_tolerance|FullyQualifiedName~Every_pair_task_from_embeddings_matches_the_toolkit_within_its_tolerance|FullyQualifiedName~EmbeddingApiTests|FullyQualifiedName~ClassifyApiTests|FullyQualifiedName~Resident_memory_stays_bounded" || status=$?
 fi
 
 echo "== clients from the OpenAPI document: Kiota, NSwag, openapi-typescript generated, compiled and run against the service; Redocly lint; Swagger UI examples in headless chromium (clients/test.sh) =="

@@ -493,6 +493,8 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{path}: missing ({label}.file)")
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{path}: SHA-256 differs from {label}.sha256")
+    from .pair_source import source_problems  # lazily, like embedding_problems: those modules import much of the toolkit
+
     layers = {o["layer"] for o in trunk["outputs"]}
     for task in manifest["tasks"]:
         if task["pretrainedFingerprint"] != trunk["pretrained"]["fingerprint"]:
@@ -510,4 +512,5 @@ def verify(bundle: Path) -> list[str]:
             problems.append(f"{bundle / MANIFEST}: tasks[{task['name']}].output.kind: {error}")
             continue
         problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in kind.manifest_problems(task["output"]))
+        problems.extend(f"{bundle / MANIFEST}: tasks[{task['name']}].output.{p}" for p in source_problems(manifest, task))
     return problems

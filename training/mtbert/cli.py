@@ -154,7 +154,7 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         manifest = writer.remove(args.task, args.version)
     elif args.action == "calibrate":
         tasks = args.task.split(",") if args.task else None
-        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train)
+        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train or 20_000)
     elif args.action == "retarget":
         manifest = writer.retarget(args.rejection, args.version)
     elif args.action == "ood-report":
@@ -175,6 +175,9 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         entry = add_examples(args.bundle, args.name, examples, args.pretrained or _bundle_pretrained(args.bundle), args.embedding, args.fallback_label, args.version)
         print(f"{args.bundle}: task {entry['name']} (examples, {len(entry['output']['labels'])} labels, fallback below cosine {entry['output']['fallback']['threshold']}) written")
         return
+    elif args.action == "pair-source":
+        _pair_source(args)
+        return
     elif args.action == "add-cuda-trunk":
         from .float16 import add_cuda_graphs
 
@@ -190,6 +193,21 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         print(f"{args.bundle}: valid")
         return
     print(f"{args.bundle}: {manifest['name']}@{manifest['version']}, tasks {', '.join(t['name'] for t in manifest['tasks'])}; trunk depth {manifest['trunk']['numLayers']}")
+
+
+def _pair_source(args: argparse.Namespace) -> None:
+    """Each pair task both ways on dev (joint pass, two embeddings); the better one written into the manifest."""
+    from .bundle import bump_version
+    from .pair_source import DEFAULT_MAX_TRAIN, EMBEDDINGS, JOINT_PASS, apply, compare
+
+    version = args.version or bump_version(read_manifest(args.bundle)["version"])  # one new version for the whole command
+    for task in (args.task or "stsb,mrpc").split(","):
+        comparison = compare(args.bundle, args.data, task, args.embedding, args.max_train or DEFAULT_MAX_TRAIN, args.seed)
+        for way in (JOINT_PASS, EMBEDDINGS):
+            print(f"{task} dev, {way}: " + ", ".join(f"{k} {v:.2f}" for k, v in comparison.dev[way].items()))
+        entry = apply(args.bundle, comparison, args.embedding, args.seed, version)
+        mapping = comparison.mapping
+        print(f"{args.bundle}: task {task} served from {entry['output']['source']['way']} (z = {mapping.weights[0]:.4f} * cosine + {mapping.bias:.4f}, fitted on {comparison.train_examples} train pairs)")
 
 
 def _bundle_pretrained(bundle: Path) -> Path:
@@ -313,25 +331,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p, distill=True)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); retarget (thresholds for another --rejection, from the stored curves); ood-report (fallback rates on in-scope dev and other domains); add-embedding (the sentence-embedding head); add-examples (a task defined by example utterances)")
-    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "retarget", "ood-report", "add-embedding", "add-examples"], help="what to do")
+    p = sub.add_parser("bundle", formatter_class=HelpFormatter, help="create/extend a bundle: add, replace, remove a task; verify; add-cuda-trunk (float16 trunk + float heads for CUDA, scored on --data); calibrate (out-of-domain fallback, temperature, served-by-default, from --data); retarget (thresholds for another --rejection, from the stored curves); ood-report (fallback rates on in-scope dev and other domains); add-embedding (the sentence-embedding head); add-examples (a task defined by example utterances); pair-source (pair tasks from two embeddings or the joint pass, the better on dev)")
+    p.add_argument("action", choices=["add", "replace", "remove", "verify", "add-cuda-trunk", "calibrate", "retarget", "ood-report", "add-embedding", "add-examples", "pair-source"], help="what to do")
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
-    p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one)")
+    p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one); pair-source: comma-separated pair tasks (None: stsb,mrpc)")
     p.add_argument("--rejection", type=float, default=0.01, help="calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away (the threshold keeps the 95%% bound of that share within it)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
     p.add_argument("--max-length", type=int, default=128, help="tokenizer max length (when add creates it)")
     p.add_argument("--pretrained", default=None, help="checkpoint folder, if it moved since training (add-cuda-trunk: default shared/pretrained/<trunk.pretrained.name>)")
-    p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks; calibrate: datasets with each task's train and dev splits")
+    p.add_argument("--data", type=Path, default=SHARED / "data", help="add-cuda-trunk: datasets whose dev splits score every head on both trunks; calibrate: datasets with each task's train and dev splits (pair-source too)")
     p.add_argument("--max-dev", type=int, default=None, help="add-cuda-trunk: score on a seeded sample of at most this many dev examples per task")
-    p.add_argument("--max-train", type=int, default=20_000, help="calibrate: fit on a seeded sample of at most this many training examples per task")
+    p.add_argument("--max-train", type=int, default=None, help="calibrate (None: 20000), pair-source (None: 2000): fit on a seeded sample of at most this many training examples per task")
     p.add_argument("--probes", type=Path, default=None, help="ood-report: datasets whose dev splits are the other-domain probes (None: --data; e.g. ../../shared/data for an own task's folder)")
     p.add_argument("--no-ood", action="store_true", help="add, replace: leave a classification task without the out-of-domain fallback (by default it is calibrated from the run's data, or --data)")
     p.add_argument("--branch-layer", type=int, default=None, help="add-embedding: trunk layer the embedding head reads (None: the deepest trunk output); the head is the checkpoint's layers above it")
     p.add_argument("--examples", type=Path, default=None, help="add-examples: JSON file {label: [utterance, ...]} (--name: the task's name)")
-    p.add_argument("--embedding", default=None, help="add-examples: the embedding task to embed with (None: the bundle's first)")
+    p.add_argument("--embedding", default=None, help="add-examples, pair-source: the embedding task to embed with (None: the bundle's first)")
+    p.add_argument("--seed", type=int, default=0, help="pair-source: seed of the train sample")
     p.add_argument("--fallback-label", default="out_of_scope", help="add-examples: the label answered when no centroid is close enough")
     p.set_defaults(func=cmd_bundle)
 

@@ -294,7 +294,7 @@ def add_examples(bundle: Path, name: str, examples: dict[str, list[str]], pretra
     if not valid_task_name(name):
         raise BundleError(f"--name {name!r}: not a valid task name")
     examples = validate_examples(examples)
-    source = _embedding_task(manifest, embedding, bundle)
+    source = embedding_task(manifest, embedding, bundle)
     checkpoint = _bundle_checkpoint(manifest, pretrained)
     embedder = ServedEmbedder(checkpoint, bundle_tokenizer(bundle, manifest), source["branchLayer"], int8_matmuls(manifest))
     labels, texts, owners = flatten_examples(examples)
@@ -333,7 +333,7 @@ def examples_entry(name: str, version: int, source: dict, labels: list[str], cou
     }
 
 
-def _embedding_task(manifest: dict, name: str | None, bundle: Path) -> dict:
+def embedding_task(manifest: dict, name: str | None, bundle: Path) -> dict:
     found = [t for t in manifest["tasks"] if t["output"]["kind"] == EMBEDDING_KIND and (name is None or t["name"] == name)]
     if not found:
         raise BundleError(f"{bundle / MANIFEST}: no embedding task{f' {name!r}' if name else ''}; add one with `mtbert bundle add-embedding`")

@@ -49,7 +49,14 @@ internal static class ContractMapper
     {
         ServedByDefault = task.ServedByDefault,
         Temperature = task.Kind.HasFallback ? task.Temperature : null,
+        Source = task.PairSource is { } source ? ToPairSourceInfo(source) : null,
     };
+
+    private static PairSourceInfo ToPairSourceInfo(PairSource source) => source.FromEmbeddings
+        ? new(source.Way, source.Embedding, source.Features, source.Weights, source.Bias, ToFitInfo(source.Fit), source.Dev)
+        : new(source.Way, null, null, null, null, ToFitInfo(source.Fit), source.Dev);
+
+    private static PairFitInfo? ToFitInfo(PairFitManifest? fit) => fit is null ? null : new(fit.Split, fit.Examples, fit.Loss, fit.Seed);
 
     private static FallbackInfo ToFallbackInfo(ExamplesFallback fallback) =>
         new(fallback.Label, ExamplesKind.CosineRule, fallback.Threshold, [ExamplesFallback.MinThreshold, ExamplesFallback.MaxThreshold], fallback.Selection);

@@ -20,7 +20,29 @@ public sealed record TaskInfo(
     /// <summary>Classification: the softmax temperature its scores are computed at (fitted on data the head never trained on).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Temperature { get; init; }
+
+    /// <summary>Pair tasks whose bundle says so: how the task is computed (the joint pass, or from the two texts' embeddings) and both ways' dev metrics.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PairSourceInfo? Source { get; init; }
 }
+
+/// <summary>
+/// How a pair task is computed: <c>way</c> <c>jointPass</c> (its head over text and textPair together) or
+/// <c>embeddings</c> (z = weights · features + bias over the embeddings of the two texts by task
+/// <c>embedding</c>; a regression answers z, a classification P(second label) = sigmoid(z)), with
+/// what the mapping was fitted on and both ways' dev metrics (the better one is served).
+/// </summary>
+public sealed record PairSourceInfo(
+    string Way,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Embedding,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Features,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<double>? Weights,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Bias,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PairFitInfo? Fit,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>? Dev);
+
+/// <summary>What a pair task's mapping from embeddings was fitted on: split, examples, loss, seed.</summary>
+public sealed record PairFitInfo(string? Split, int? Examples, string? Loss, int? Seed);
 
 /// <summary>
 /// A task's fallback: its label, rule, the bundle's threshold and the range a request may override it

@@ -50,10 +50,11 @@ internal static class AdminEndpoints
 
         group.MapDelete("/tasks/{name}", RemoveTaskAsync)
             .WithName("RemoveTask")
-            .WithSummary("Removes a task (its head file stays on disk).")
+            .WithSummary("Removes a task (its head file stays on disk); 409 while a pair task is computed from its embeddings.")
             .Produces<TaskChangeResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
 
         group.MapPost("/reload", ReloadAsync)
             .WithName("ReloadManifest")

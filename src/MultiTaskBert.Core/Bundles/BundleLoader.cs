@@ -76,6 +76,8 @@ public static partial class BundleLoader
             tasks.Add(await ValidateTaskAsync(directory, trunk, outputsByLayer, task, $"tasks[{i}]", names, cancellationToken).ConfigureAwait(false));
         }
 
+        PairSource.RequireEmbeddingTasks(tasks);
+
         return new ModelBundle
         {
             Directory = directory,
@@ -245,7 +247,7 @@ public static partial class BundleLoader
         ExamplesModel? examples = task.Output.Centroids is { } centroids && kind == ExamplesKind.Instance
             ? await ReadCentroidsAsync(directory, centroids, output, $"{at}.output.centroids", cancellationToken).ConfigureAwait(false)
             : null;
-        return new TaskDefinition
+        var definition = new TaskDefinition
         {
             Name = task.Name,
             Version = task.Version,
@@ -262,9 +264,12 @@ public static partial class BundleLoader
             ServedByDefault = task.ServedByDefault ?? true,
             Dimensions = output.Dimensions,
             Examples = examples,
+            PairSource = task.Output.Source is { } source ? PairSource.Read(source, input, task.Output, at) : null,
             Head = new HeadGraph(head.File, headPath, head.Inputs.HiddenStates, head.Inputs.AttentionMask, head.Output, $"{at}.head", outOfDomain, floatHead),
             Metrics = task.Metrics,
         };
+        PairSource.RequireServable(definition);
+        return definition;
     }
 
     /// <summary>A head's out-of-domain distance: a non-empty output name, a layer the trunk outputs, and its own input unless it reads the branch layer.</summary>

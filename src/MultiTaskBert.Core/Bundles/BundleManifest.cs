@@ -134,6 +134,38 @@ public sealed record TaskOutputManifest
 
     /// <summary>Examples only, informative: how many examples each centroid averages.</summary>
     public IReadOnlyDictionary<string, int>? ExampleCounts { get; init; }
+
+    /// <summary>
+    /// Pair regression and two-label classification tasks: which way the task is computed, the joint
+    /// pass or from the two texts' embeddings (toolkit <c>bundle pair-source</c>); absent: the joint pass.
+    /// </summary>
+    public PairSourceManifest? Source { get; init; }
+}
+
+/// <summary>
+/// How a pair task is computed (docs/bundle-format.md, "Pair tasks from embeddings"): <c>way</c>
+/// <c>jointPass</c> (the head over [CLS] text [SEP] textPair) or <c>embeddings</c>: z = weights ·
+/// features(u, v) + bias over the embeddings u, v of the two texts by task <c>embedding</c>. <c>fit</c>
+/// and <c>dev</c> (both ways' dev metrics) are informative.
+/// </summary>
+public sealed record PairSourceManifest
+{
+    public required string Way { get; init; }
+    public string? Embedding { get; init; }
+    public IReadOnlyList<string>? Features { get; init; }
+    public IReadOnlyList<double>? Weights { get; init; }
+    public double? Bias { get; init; }
+    public PairFitManifest? Fit { get; init; }
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>? Dev { get; init; }
+}
+
+/// <summary>Informative: what the mapping of a pair task from embeddings was fitted on.</summary>
+public sealed record PairFitManifest
+{
+    public string? Split { get; init; }
+    public int? Examples { get; init; }
+    public string? Loss { get; init; }
+    public int? Seed { get; init; }
 }
 
 /// <summary>

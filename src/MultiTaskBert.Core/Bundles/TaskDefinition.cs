@@ -60,6 +60,9 @@ public sealed record TaskDefinition
     /// <summary>Set for examples tasks: the label centroids and the fallback below a cosine.</summary>
     public ExamplesModel? Examples { get; init; }
 
+    /// <summary>Set for pair tasks whose manifest says how they are computed (<c>output.source</c>): from two embeddings, or the joint pass.</summary>
+    public PairSource? PairSource { get; init; }
+
     /// <summary>Width of the head output's last axis that the manifest promises.</summary>
     public int OutputWidth => Kind.OutputWidth(this);
 

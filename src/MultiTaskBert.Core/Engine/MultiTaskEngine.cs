@@ -106,7 +106,8 @@ public sealed partial class MultiTaskEngine
 
     private static PreparedRequest Plan(BundleSnapshot bundle, IReadOnlyList<ClassifyInput> inputs, IReadOnlyList<string>? tasks, RequestFieldNames fields, bool leased)
     {
-        RequestPlan plan = RequestPlan.Create(bundle, inputs, tasks, fields);
+        EmbeddingPairExpansion? pairs;
+        (inputs, RequestPlan plan, pairs) = EmbeddingPairExpansion.Expand(bundle, inputs, RequestPlan.Create(bundle, inputs, tasks, fields));
         EncodedInput[] encoded = [.. plan.Rows.Select(r => bundle.Encoder.Encode(inputs[r.InputIndex].Text,
             r.Kind == TaskInputKind.Pair ? inputs[r.InputIndex].TextPair : null))];
         // Per-token kinds (tagging) read words of the original text; align them here, once per
@@ -121,7 +122,7 @@ public sealed partial class MultiTaskEngine
             }
         }
 
-        return new PreparedRequest(bundle, leased, inputs.Count, plan, encoded, alignments);
+        return new PreparedRequest(bundle, leased, inputs.Count, plan, encoded, alignments, pairs);
     }
 
     /// <summary>
@@ -285,7 +286,7 @@ public sealed partial class MultiTaskEngine
                 perInput[input] = predictions;
             }
 
-            results[r] = new RequestPredictions(bundle.ModelId, perInput);
+            results[r] = request.Complete(new RequestPredictions(bundle.ModelId, perInput));
         }
 
         return results;

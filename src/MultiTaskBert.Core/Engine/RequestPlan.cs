@@ -83,8 +83,14 @@ internal sealed class RequestPlan
             }
         }
 
+        return ForTasks(tasksPerInput);
+    }
+
+    /// <summary>The rows that serve already resolved tasks, per input.</summary>
+    public static RequestPlan ForTasks(IReadOnlyList<TaskDefinition>[] tasksPerInput)
+    {
         var rows = new List<PlanRow>();
-        for (int i = 0; i < inputs.Count; i++)
+        for (int i = 0; i < tasksPerInput.Length; i++)
         {
             foreach (TaskInputKind kind in tasksPerInput[i].Select(t => t.Input).Distinct().Order())
             {

@@ -145,6 +145,8 @@ public sealed partial class BundleRegistry : IDisposable
                 definitions.Add(definition);
             }
 
+            PairSource.RequireEmbeddingTasks(definitions);
+
             string bundleVersion = ManifestFile.BumpVersion(bundle.Manifest.Version);
             ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests, Version = bundleVersion }, Tasks = definitions };
             await PublishAsync(current, next, [name], disk =>
@@ -187,6 +189,11 @@ public sealed partial class BundleRegistry : IDisposable
             List<TaskDefinition> definitions = [.. bundle.Tasks];
             manifests.RemoveAt(index);
             definitions.RemoveAt(index);
+            if (definitions.Select(t => PairSource.MissingEmbedding(t, definitions)).FirstOrDefault(p => p is not null) is { } reader)
+            {
+                throw new TaskConflictException("name", $"task '{name}' cannot be removed: {reader}; remove that task first or serve it from the joint pass");
+            }
+
             string bundleVersion = ManifestFile.BumpVersion(bundle.Manifest.Version);
             ModelBundle next = bundle with { Manifest = bundle.Manifest with { Tasks = manifests, Version = bundleVersion }, Tasks = definitions };
             await PublishAsync(current, next, [], disk =>

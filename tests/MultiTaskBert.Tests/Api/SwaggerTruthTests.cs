@@ -15,7 +15,8 @@ namespace MultiTaskBert.Tests.Api;
 public sealed class SwaggerTruthTests
 {
     // Statuses that need a full queue, a timeout or an unloaded model: BatchingApiTests (503 queue full),
-    // OperationsApiTests / ServiceApiTests (503 not ready, 504 timeout), and 413 of a 512 MiB upload.
+    // OperationsApiTests / ServiceApiTests (503 not ready, 504 timeout), 413 of a 512 MiB upload, and
+    // PairFromEmbeddingsTests (409: removing the embedding task a pair task is computed from).
     private static readonly Dictionary<string, int[]> ProvokedElsewhere = new()
     {
         ["POST /classify"] = [503, 504],
@@ -25,6 +26,7 @@ public sealed class SwaggerTruthTests
         ["POST /admin/tasks"] = [413, 503],
         ["POST /admin/tasks/upload"] = [413, 503],
         ["GET /tasks"] = [503],
+        ["DELETE /admin/tasks/{name}"] = [409],
     };
 
     [Fact]
