@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .calibrate import head_outputs
+from .calibrate import beats_majority, head_outputs
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .embedding import bundle_tokenizer, embedding_task
 from .encoded import EncodedSet
@@ -143,6 +143,7 @@ class PairComparison:
     mapping: PairMapping
     train_examples: int
     dev: dict[str, dict[str, float]]  # way -> metric values
+    majority: tuple[float, int] | None = None  # a classification's dev accuracy of its majority class (points), dev examples
 
     @property
     def better(self) -> str:
@@ -180,7 +181,11 @@ def compare(bundle: Path, data_root: Path, task: str, embedding: str | None = No
 
     joint = head_outputs(Graph(bundle / entry["head"]["file"]), entry, BundleTrunk(bundle, manifest), EncodedSet.build(dev, embedder.tokenizer, spec))["logits"]
     joint_way = metrics.compute(spec.primary_metric, predictions(entry, joint.reshape(len(dev), -1)), dev_gold)
-    return PairComparison(task, mapping, len(train), {EMBEDDINGS: embeddings_way, JOINT_PASS: joint_way})
+    majority = None
+    if not regression:
+        most = np.bincount(train_gold.astype(int)).argmax()
+        majority = (100 * float((dev_gold == most).mean()), len(dev))
+    return PairComparison(task, mapping, len(train), {EMBEDDINGS: embeddings_way, JOINT_PASS: joint_way}, majority)
 
 
 def source_problems(manifest: dict, task: dict) -> list[str]:
@@ -235,6 +240,9 @@ def apply(bundle: Path, comparison: PairComparison, embedding: str | None = None
     else:
         output.update(kept)  # back to the joint pass: its temperature and fallback return
     output["source"] = source
+    if comparison.majority is not None and "accuracy" in comparison.dev[source["way"]]:
+        # The out-of-domain issue's rule for the default answer, on the way now served.
+        entry["servedByDefault"] = beats_majority(comparison.dev[source["way"]]["accuracy"], *comparison.majority)
     entry["version"] += 1
     manifest["version"] = version or bump_version(manifest["version"])
     _write_parity(bundle, manifest, entry, source_task)

@@ -86,6 +86,12 @@ def test_a_classification_served_from_embeddings_keeps_the_joint_heads_calibrati
     assert output["source"][JOINT_PASS] == {"temperature": original["output"]["temperature"], "fallback": original["output"]["fallback"]}
     assert all("rte" not in c.get("distances", {}) for c in json.loads((bundle / "parity.json").read_text())["cases"])
     assert verify(bundle) == []
+    # Served by default is decided again on the way now served (the majority class's rule of calibrate).
+    apply(bundle, PairComparison("rte", mapping, 48, {EMBEDDINGS: {"score": 2.0, "accuracy": 74.3}, JOINT_PASS: {"score": 1.0, "accuracy": 69.6}}, (68.4, 408)))
+    assert _task(bundle, "rte")["servedByDefault"] is True
+    apply(bundle, PairComparison("rte", mapping, 48, {EMBEDDINGS: {"score": 2.0, "accuracy": 69.0}, JOINT_PASS: {"score": 1.0, "accuracy": 69.6}}, (68.4, 408)))
+    assert _task(bundle, "rte")["servedByDefault"] is False
+    apply(bundle, PairComparison("rte", mapping, 48, better))
 
     apply(bundle, PairComparison("rte", mapping, 48, {EMBEDDINGS: {"score": 1.0}, JOINT_PASS: {"score": 2.0}}))
     output = _task(bundle, "rte")["output"]
