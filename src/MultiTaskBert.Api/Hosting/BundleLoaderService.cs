@@ -16,7 +16,8 @@ internal sealed partial class BundleLoaderService(BundleRegistry registry, IOpti
     {
         string path = options.Value.ResolveBundlePath();
         LogLoading(logger, path);
-        foreach (string leftover in BundleTempFiles.RemoveStale(path))
+        // Another replica may be publishing into a shared folder right now: only old publish leftovers go.
+        foreach (string leftover in BundleTempFiles.RemoveStale(path).Concat(FolderVersionStore.RemoveStale(path, TimeSpan.FromHours(1))))
         {
             LogRemovedLeftover(logger, leftover);
         }
@@ -37,7 +38,7 @@ internal sealed partial class BundleLoaderService(BundleRegistry registry, IOpti
     [LoggerMessage(Level = LogLevel.Information, Message = "Loading model bundle from {BundlePath}")]
     private static partial void LogLoading(ILogger logger, string bundlePath);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {File}: a temporary file left by an interrupted upload or manifest rewrite")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {File}: a temporary file left by an interrupted upload, manifest rewrite or publish")]
     private static partial void LogRemovedLeftover(ILogger logger, string file);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Model bundle {BundlePath} cannot be served: {Problem}")]
