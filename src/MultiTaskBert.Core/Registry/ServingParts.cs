@@ -14,12 +14,13 @@ namespace MultiTaskBert.Core.Registry;
 /// </summary>
 public sealed class ServingParts : IDisposable
 {
-    public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null)
+    /// <summary>The parts over <paramref name="sessions"/>; <paramref name="registryOptions"/>: how the registry publishes and follows versions (defaults without).</summary>
+    public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null, RegistryOptions? registryOptions = null)
     {
         Snapshots = new SnapshotHolder();
         Metrics = new EngineMetrics(Snapshots, meterFactory);
         Engine = new MultiTaskEngine(Snapshots, Metrics, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MultiTaskEngine>());
-        Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>());
+        Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>(), registryOptions);
     }
 
     public SnapshotHolder Snapshots { get; }
