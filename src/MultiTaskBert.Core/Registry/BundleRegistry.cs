@@ -194,7 +194,8 @@ public sealed partial class BundleRegistry : IDisposable
         LoadedBundle snapshot = LoadedBundle.Derive(current, bundle, _sessions);
         try
         {
-            await _engine.WarmUpAsync(snapshot, [.. snapshot.Tasks.Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
+            // Only the sessions this version loaded: the shared ones serve already.
+            await _engine.WarmUpAsync(snapshot, [.. snapshot.Tasks.Where(t => !snapshot.SharesHeadWith(current, t.Name)).Select(t => t.Name)], cancellationToken).ConfigureAwait(false);
         }
         catch
         {
