@@ -1,10 +1,10 @@
 namespace MultiTaskBert.Core.Bundles;
 
 /// <summary>
-/// The temporary files the service writes inside a bundle folder (head uploads in <c>heads/</c>,
-/// the manifest's atomic rewrite) and their removal at start-up: a process killed mid-upload or
-/// mid-rewrite leaves them behind, and nothing else would ever delete them. A bundle folder
-/// belongs to one service process (its admin API rewrites the manifest).
+/// The temporary files the service writes inside a bundle folder (head uploads in <c>heads/</c>;
+/// earlier releases also rewrote the manifest through a temporary file) and their removal at
+/// start-up: a process killed mid-upload leaves them behind, and nothing else would ever delete
+/// them. Publish leftovers are <c>Registry/FolderVersionStore</c>'s own.
 /// </summary>
 public static class BundleTempFiles
 {
@@ -19,10 +19,6 @@ public static class BundleTempFiles
         Directory.CreateDirectory(heads);
         return Path.Combine(heads, $".upload-{Guid.NewGuid():N}.tmp");
     }
-
-    /// <summary>A new temporary path for the manifest's atomic rewrite (same folder, so the rename is atomic).</summary>
-    public static string NewManifestPath(string bundleDirectory) =>
-        Path.Combine(bundleDirectory, $".{BundleLoader.ManifestFileName}.{Guid.NewGuid():N}.tmp");
 
     /// <summary>Deletes leftovers of earlier processes; returns the paths removed (relative to the bundle).</summary>
     public static IReadOnlyList<string> RemoveStale(string bundleDirectory)
