@@ -138,7 +138,7 @@ public sealed partial class BundleRegistry
         {
             PublishedVersion earlier = await Store.ReadAsync(number, ct).ConfigureAwait(false) ?? throw new VersionNotFoundException(number);
             JsonObject manifest = (JsonObject)earlier.Manifest.DeepClone();
-            ModelBundle next = await BundleLoader.LoadAsync(current.Bundle.Directory, manifest, Store.NameOf(number), ct).ConfigureAwait(false);
+            ModelBundle next = await ValidateVersionAsync(current.Bundle.Directory, earlier, ct).ConfigureAwait(false);
             return new PlannedVersion(next, manifest, [.. next.Tasks.Select(t => t.Name)], $"rolled back to version {number}");
         }, needsNewest: false, cancellationToken).ConfigureAwait(false);
         return new RollbackResult(bundle.ModelId, published, number);

@@ -131,8 +131,22 @@ public sealed partial class BundleRegistry : IDisposable
 
     private async Task<ModelBundle?> LoadVersionAsync(string bundleDirectory, long number, CancellationToken cancellationToken) =>
         await Store.ReadAsync(number, cancellationToken).ConfigureAwait(false) is { } version
-            ? await BundleLoader.LoadAsync(bundleDirectory, version.Manifest, Store.NameOf(number), cancellationToken).ConfigureAwait(false)
+            ? await ValidateVersionAsync(bundleDirectory, version, cancellationToken).ConfigureAwait(false)
             : null;
+
+    /// <summary>Validates a published version; its manifest's errors name its own file (not manifest.json).</summary>
+    private async Task<ModelBundle> ValidateVersionAsync(string bundleDirectory, PublishedVersion version, CancellationToken cancellationToken)
+    {
+        string file = Store.NameOf(version.Number);
+        try
+        {
+            return await BundleLoader.LoadAsync(bundleDirectory, version.Manifest, file, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BundleValidationException ex) when (ex.File == BundleLoader.ManifestFileName && file != ex.File)
+        {
+            throw new BundleValidationException(file, ex.Field, ex.Problem, ex);
+        }
+    }
 
     /// <summary>
     /// Serves the newest published version when it is newer than the one served (the replica's
@@ -190,7 +204,7 @@ public sealed partial class BundleRegistry : IDisposable
             return; // collected meanwhile: a newer one exists, found at the next poll
         }
 
-        ModelBundle bundle = await BundleLoader.LoadAsync(current.Bundle.Directory, version.Manifest, Store.NameOf(number), cancellationToken).ConfigureAwait(false);
+        ModelBundle bundle = await ValidateVersionAsync(current.Bundle.Directory, version, cancellationToken).ConfigureAwait(false);
         LoadedBundle snapshot = LoadedBundle.Derive(current, bundle, _sessions);
         try
         {

@@ -203,6 +203,51 @@ public sealed class ReplicatedRegistryTests : IDisposable
         Assert.Equal(BundleLoader.ManifestFileName, store.NameOf(0));
     }
 
+    /// <summary>
+    /// The folder store with another replica that always publishes first: each number this one
+    /// tries was just taken (a real version written into the real folder, as a replica would).
+    /// </summary>
+    private sealed class AlwaysOvertakenStore(string directory) : IBundleVersionStore
+    {
+        private readonly FolderVersionStore _folder = new(directory);
+
+        public string NameOf(long number) => _folder.NameOf(number);
+
+        public Task<long> FindNewestAsync(long atLeast, CancellationToken cancellationToken) => _folder.FindNewestAsync(atLeast, cancellationToken);
+
+        public Task<PublishedVersion?> ReadAsync(long number, CancellationToken cancellationToken) => _folder.ReadAsync(number, cancellationToken);
+
+        public async Task<bool> TryPublishAsync(long number, JsonObject manifest, CancellationToken cancellationToken)
+        {
+            JsonObject theirs = (JsonObject)manifest.DeepClone();
+            theirs["version"] = $"{theirs["version"]}-other";
+            Assert.True(await _folder.TryPublishAsync(number, theirs, cancellationToken));
+            return await _folder.TryPublishAsync(number, manifest, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<long>> ListAsync(CancellationToken cancellationToken) => _folder.ListAsync(cancellationToken);
+
+        public Task DeleteAsync(long number, CancellationToken cancellationToken) => _folder.DeleteAsync(number, cancellationToken);
+    }
+
+    [Fact]
+    public async Task A_change_that_loses_every_race_is_a_409_after_the_configured_attempts_and_serves_the_winners()
+    {
+        var options = new RegistryOptions { PublishAttempts = 3 };
+        var replica = new ServingParts(_sessions, registryOptions: options);
+        _replicas.Add(replica);
+        var registry = new BundleRegistry(_sessions, replica.Snapshots, replica.Engine, NullLogger<BundleRegistry>.Instance, options, d => new AlwaysOvertakenStore(d));
+        await registry.LoadAsync(_bundle.Directory);
+
+        TaskConflictException conflict = await Assert.ThrowsAsync<TaskConflictException>(() => registry.ReloadAsync());
+
+        Assert.Equal("(bundle)", conflict.Field);
+        Assert.Contains("Registry:PublishAttempts", conflict.Message);
+        Assert.Equal(3, (await registry.FollowAsync()).Served); // each winner's version was followed, none lost
+        Assert.EndsWith("-other", replica.Snapshots.Current!.ModelId);
+        registry.Dispose();
+    }
+
     public void Dispose()
     {
         _replicas.ForEach(r => r.Dispose());
