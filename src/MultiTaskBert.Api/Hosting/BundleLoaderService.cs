@@ -12,12 +12,15 @@ namespace MultiTaskBert.Api.Hosting;
 internal sealed partial class BundleLoaderService(BundleRegistry registry, IOptions<ModelOptions> options, ILogger<BundleLoaderService> logger)
     : IHostedService
 {
+    /// <summary>A temporary file untouched this long is a leftover: uploads and publishes write theirs within seconds.</summary>
+    internal static readonly TimeSpan StaleAfter = TimeSpan.FromHours(1);
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         string path = options.Value.ResolveBundlePath();
         LogLoading(logger, path);
-        // Another replica may be publishing into a shared folder right now: only old publish leftovers go.
-        foreach (string leftover in BundleTempFiles.RemoveStale(path).Concat(FolderVersionStore.RemoveStale(path, TimeSpan.FromHours(1))))
+        // Another replica may be uploading or publishing into a shared folder right now: only old leftovers go.
+        foreach (string leftover in BundleTempFiles.RemoveStale(path, StaleAfter))
         {
             LogRemovedLeftover(logger, leftover);
         }

@@ -6,12 +6,6 @@ using MultiTaskBert.Core.Engine;
 
 namespace MultiTaskBert.Core.Registry;
 
-/// <summary>
-/// A change to publish, planned on top of the version in service: the bundle it makes, its
-/// manifest, the tasks to warm up before publishing, and one line saying what it changed.
-/// </summary>
-internal sealed record PlannedVersion(ModelBundle Bundle, JsonObject Manifest, IReadOnlyList<string> WarmUp, string Change);
-
 /// <summary>The one publish every change goes through (compare-and-swap on the next version number, re-applied on conflict).</summary>
 public sealed partial class BundleRegistry
 {

@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;

@@ -15,7 +15,8 @@ namespace MultiTaskBert.Core.Registry;
 public sealed class FolderVersionStore : IBundleVersionStore
 {
     public const string VersionsFolder = "versions";
-    private const string TempPattern = ".publish-*.tmp";
+    /// <summary>Its temporary files (<see cref="BundleTempFiles.RemoveStale"/> removes those a killed process left).</summary>
+    public const string TempPattern = ".publish-*.tmp";
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     private readonly string _bundleDirectory;
@@ -130,29 +131,6 @@ public sealed class FolderVersionStore : IBundleVersionStore
         ArgumentOutOfRangeException.ThrowIfLessThan(number, 1);
         TryDelete(PathOf(number));
         return Task.CompletedTask;
-    }
-
-    /// <summary>
-    /// Deletes temporary files of publishes older than <paramref name="olderThan"/> (a process killed
-    /// mid-publish leaves one); younger ones may belong to another replica publishing right now.
-    /// </summary>
-    public static IReadOnlyList<string> RemoveStale(string bundleDirectory, TimeSpan olderThan)
-    {
-        string versions = Path.Combine(bundleDirectory, VersionsFolder);
-        if (!Directory.Exists(versions))
-        {
-            return [];
-        }
-
-        DateTime before = DateTime.UtcNow - olderThan;
-        List<string> removed = [];
-        foreach (string file in Directory.EnumerateFiles(versions, TempPattern).Where(f => File.GetLastWriteTimeUtc(f) < before).ToList())
-        {
-            TryDelete(file);
-            removed.Add($"{VersionsFolder}/{Path.GetFileName(file)}");
-        }
-
-        return removed;
     }
 
     private string PathOf(long number) => Path.Combine(_bundleDirectory, RelativePath(number));

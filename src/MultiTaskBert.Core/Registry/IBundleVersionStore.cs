@@ -2,9 +2,6 @@ using System.Text.Json.Nodes;
 
 namespace MultiTaskBert.Core.Registry;
 
-/// <summary>One published bundle version: its number (0 is the bundle's own manifest.json) and its manifest.</summary>
-public sealed record PublishedVersion(long Number, JsonObject Manifest);
-
 /// <summary>
 /// Where the published versions of one bundle live, shared by every replica. Versions are
 /// numbered 1, 2, 3, … on top of the base (number 0, the bundle's manifest.json, never written);

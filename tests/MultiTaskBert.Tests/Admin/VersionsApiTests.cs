@@ -75,7 +75,7 @@ public sealed class VersionsApiTests
         Assert.StartsWith("Degraded: ", ready);
         Assert.Contains("bundle version 0 (", ready);
         Assert.Contains("1 behind; version 1 refused: versions/000001.json: tasks[0].branchLayer", ready);
-        Assert.Contains("mtbert_bundle_versions_refused_total 1", metrics);
+        Assert.Contains("mtbert_bundle_versions_refused 1", metrics);
         Assert.Contains("mtbert_bundle_versions_behind 1", metrics);
         Assert.Equal(HttpStatusCode.Conflict, edit.StatusCode);
         Assert.Contains("POST /admin/rollback", await edit.Content.ReadAsStringAsync());
