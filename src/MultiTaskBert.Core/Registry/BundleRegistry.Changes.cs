@@ -152,9 +152,16 @@ public sealed partial class BundleRegistry
         List<VersionInfo> versions = [];
         foreach (long number in stored.Reverse().Append(0))
         {
-            if (await Store.ReadAsync(number, cancellationToken).ConfigureAwait(false) is { } version)
+            try
             {
-                versions.Add(Describe(version));
+                if (await Store.ReadAsync(number, cancellationToken).ConfigureAwait(false) is { } version)
+                {
+                    versions.Add(Describe(version));
+                }
+            }
+            catch (BundleValidationException ex)
+            {
+                versions.Add(new VersionInfo(number, "(unreadable)", ex.Message, null, [])); // listed, so that it can be seen and rolled back from
             }
         }
 
