@@ -117,6 +117,11 @@ public sealed partial class BundleRegistry
     /// </summary>
     public async Task<ReloadResult> ReloadAsync(CancellationToken cancellationToken = default)
     {
+        if (await UnchangedReloadAsync(cancellationToken).ConfigureAwait(false) is { } unchanged)
+        {
+            return unchanged;
+        }
+
         JsonObject? before = null;
         JsonObject? after = null;
         (_, ModelBundle bundle) = await PublishAsync(async (current, manifest, ct) =>
@@ -129,6 +134,39 @@ public sealed partial class BundleRegistry
         ReloadResult result = Compare(bundle.ModelId, before!, after!);
         LogReloaded(_logger, result.Model, result.Added.Count, result.Replaced.Count, result.Removed.Count, result.Unchanged.Count);
         return result;
+    }
+
+    /// <summary>
+    /// A reload of a manifest.json that says what the served version says (bundle version and
+    /// publication record aside) publishes nothing: reload is idempotent. Null when it differs.
+    /// </summary>
+    private async Task<ReloadResult?> UnchangedReloadAsync(CancellationToken cancellationToken)
+    {
+        await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CatchUpAsync(cancellationToken).ConfigureAwait(false);
+            LoadedBundle current = _snapshots.Current ?? throw new EngineNotReadyException();
+            JsonObject onDisk = await ManifestFile.ReadAsync(current.Bundle.Directory, cancellationToken).ConfigureAwait(false);
+            if (!JsonNode.DeepEquals(Content(onDisk), Content(_served!.Manifest)))
+            {
+                return null;
+            }
+
+            return Compare(current.ModelId, _served.Manifest, _served.Manifest);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    private static JsonObject Content(JsonObject manifest)
+    {
+        var content = (JsonObject)manifest.DeepClone();
+        content.Remove("version");
+        content.Remove("published");
+        return content;
     }
 
     /// <summary>Publishes version <paramref name="number"/>'s tasks again as the newest version (with the next model id).</summary>

@@ -91,6 +91,23 @@ public sealed class VersionsApiTests
         Assert.StartsWith("Healthy: bundle version 2 ", await host.Client.GetStringAsync("/health/ready"));
     }
 
+    [Fact]
+    public async Task Reloading_an_unchanged_manifest_publishes_nothing()
+    {
+        using var host = new AdminHost();
+        string model = host.Engine.Current!.ModelId;
+
+        HttpResponseMessage response = await host.Admin.PostAsync("/admin/reload", null);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(model, body.GetProperty("model").GetString());
+        Assert.Empty(body.GetProperty("added").EnumerateArray());
+        Assert.Empty(body.GetProperty("replaced").EnumerateArray());
+        Assert.Equal(model, host.Engine.Current!.ModelId);
+        Assert.False(Directory.Exists(host.Bundle.PathOf("versions")));
+    }
+
     public static TheoryData<string, string, HttpStatusCode, string> BadRollbacks => new()
     {
         { "text/plain", "0", HttpStatusCode.UnsupportedMediaType, "Content-Type" },

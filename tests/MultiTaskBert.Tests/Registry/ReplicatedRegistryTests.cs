@@ -239,7 +239,7 @@ public sealed class ReplicatedRegistryTests : IDisposable
         var registry = new BundleRegistry(_sessions, replica.Snapshots, replica.Engine, NullLogger<BundleRegistry>.Instance, options, d => new AlwaysOvertakenStore(d));
         await registry.LoadAsync(_bundle.Directory);
 
-        TaskConflictException conflict = await Assert.ThrowsAsync<TaskConflictException>(() => registry.ReloadAsync());
+        TaskConflictException conflict = await Assert.ThrowsAsync<TaskConflictException>(() => registry.RollbackAsync(0));
 
         Assert.Equal("(bundle)", conflict.Field);
         Assert.Contains("Registry:PublishAttempts", conflict.Message);
