@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
+using MultiTaskBert.Api.Contracts;
 using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Api.OpenApi;
 using MultiTaskBert.Core.Bundles;
@@ -14,7 +15,8 @@ using MultiTaskBert.Core.Registry;
 namespace MultiTaskBert.Api.Endpoints;
 
 /// <summary>
-/// The hot task registry: add/replace, remove and reload tasks while serving. Off (404) unless
+/// The hot task registry: add/replace, remove and reload tasks while serving, each change published
+/// as a new bundle version that every replica follows; the versions kept and rollback to one. Off (404) unless
 /// <c>Admin:ApiKey</c> is configured; callers send it in <c>X-Api-Key</c> (compared in constant time).
 /// </summary>
 internal static class AdminEndpoints
@@ -50,7 +52,7 @@ internal static class AdminEndpoints
 
         group.MapDelete("/tasks/{name}", RemoveTaskAsync)
             .WithName("RemoveTask")
-            .WithSummary("Removes a task (its head file stays on disk); 409 while a pair task is computed from its embeddings.")
+            .WithSummary("Removes a task (its head file stays while a kept bundle version reads it); 409 while a pair task is computed from its embeddings.")
             .Produces<TaskChangeResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -58,9 +60,28 @@ internal static class AdminEndpoints
 
         group.MapPost("/reload", ReloadAsync)
             .WithName("ReloadManifest")
-            .WithSummary("Re-reads manifest.json and serves it; unchanged heads and trunk keep their sessions.")
+            .WithSummary("Re-reads manifest.json and publishes it as the newest bundle version; unchanged heads and trunk keep their sessions.")
             .Produces<ReloadResult>()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+
+        group.MapGet("/versions", ListVersionsAsync)
+            .WithName("ListBundleVersions")
+            .WithSummary("The published bundle versions kept (newest first; 0 is the bundle's manifest.json), the one this replica serves and the newest.")
+            .Produces<VersionHistory>()
+            .ProducesProblem(StatusCodes.Status401Unauthorized);
+
+        group.MapPost("/rollback", RollbackAsync)
+            .WithName("RollbackBundle")
+            .WithSummary("Publishes an earlier bundle version's tasks again as the newest version (with the next model version); every replica follows.")
+            .Accepts<RollbackRequest>("application/json")
+            .Produces<RollbackResult>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
         return routes;
@@ -158,19 +179,47 @@ internal static class AdminEndpoints
     internal static Task<IResult> RemoveTaskAsync(string name, BundleRegistry registry, CancellationToken cancellationToken) =>
         Change(() => registry.RemoveTaskAsync(name, cancellationToken));
 
-    internal static async Task<IResult> ReloadAsync(BundleRegistry registry, CancellationToken cancellationToken)
+    internal static Task<IResult> ReloadAsync(BundleRegistry registry, CancellationToken cancellationToken) =>
+        Change(() => registry.ReloadAsync(cancellationToken));
+
+    internal static async Task<IResult> ListVersionsAsync(BundleRegistry registry, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await registry.ListVersionsAsync(cancellationToken));
+
+    internal static async Task<IResult> RollbackAsync(HttpRequest request, BundleRegistry registry, CancellationToken cancellationToken)
     {
+        if (!request.HasJsonContentType())
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type.",
+                detail: $"(body): Content-Type must be application/json, not '{request.ContentType}'");
+        }
+
+        JsonNode? body;
         try
         {
-            return TypedResults.Ok(await registry.ReloadAsync(cancellationToken));
+            body = await JsonNode.ParseAsync(request.Body, documentOptions: StrictJson, cancellationToken: cancellationToken);
         }
-        catch (BundleValidationException ex)
+        catch (JsonException ex)
         {
-            return Refused(ex);
+            return Invalid("(body)", $"not valid JSON: {ex.Message}");
+        }
+
+        if (body is not JsonObject o || o["version"] is not JsonValue v || v.GetValueKind() != JsonValueKind.Number
+            || !v.TryGetValue(out long version) || version < 0 || version > RollbackRequest.MaxVersion)
+        {
+            return Invalid("version", $"required: a whole number in 0..{RollbackRequest.MaxVersion} (GET /admin/versions lists those kept)");
+        }
+
+        try
+        {
+            return await Change(() => registry.RollbackAsync(version, cancellationToken));
+        }
+        catch (VersionNotFoundException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such bundle version.", detail: $"version: {ex.Message}");
         }
     }
 
-    private static async Task<IResult> Change(Func<Task<TaskChangeResult>> change)
+    private static async Task<IResult> Change<T>(Func<Task<T>> change)
     {
         try
         {
@@ -182,7 +231,7 @@ internal static class AdminEndpoints
         }
         catch (TaskConflictException ex)
         {
-            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The change conflicts with the loaded task.",
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The change conflicts with the loaded task or bundle version.",
                 detail: $"{ex.Field}: {ex.Message}");
         }
         catch (TaskNotFoundException ex)

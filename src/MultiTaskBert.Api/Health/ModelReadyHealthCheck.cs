@@ -26,13 +26,18 @@ internal sealed class ModelReadyHealthCheck(SnapshotHolder snapshots, OnnxSessio
             : HealthCheckResult.Degraded($"{serving}; {string.Join("; ", quarantined)}"));
     }
 
-    /// <summary>The status, and for anything but Healthy the checks' descriptions (what is quarantined, what is not loaded).</summary>
+    /// <summary>
+    /// The status, the bundle version served (always) and for anything but Healthy the checks'
+    /// descriptions (what is quarantined, what is not loaded, which version is refused).
+    /// </summary>
     public static Task WriteAsync(HttpContext context, HealthReport report)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(report);
         context.Response.ContentType = "text/plain; charset=utf-8";
-        string[] details = [.. report.Entries.Values.Where(e => e.Status != HealthStatus.Healthy && e.Description is not null).Select(e => e.Description!)];
+        string[] details = [.. report.Entries
+            .Where(e => (e.Value.Status != HealthStatus.Healthy || e.Key == BundleVersionHealthCheck.Name) && e.Value.Description is not null)
+            .Select(e => e.Value.Description!)];
         return context.Response.WriteAsync(details.Length == 0 ? report.Status.ToString() : $"{report.Status}: {string.Join("; ", details)}");
     }
 }

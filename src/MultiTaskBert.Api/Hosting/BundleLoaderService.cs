@@ -12,11 +12,15 @@ namespace MultiTaskBert.Api.Hosting;
 internal sealed partial class BundleLoaderService(BundleRegistry registry, IOptions<ModelOptions> options, ILogger<BundleLoaderService> logger)
     : IHostedService
 {
+    /// <summary>A temporary file untouched this long is a leftover: uploads and publishes write theirs within seconds.</summary>
+    internal static readonly TimeSpan StaleAfter = TimeSpan.FromHours(1);
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         string path = options.Value.ResolveBundlePath();
         LogLoading(logger, path);
-        foreach (string leftover in BundleTempFiles.RemoveStale(path))
+        // Another replica may be uploading or publishing into a shared folder right now: only old leftovers go.
+        foreach (string leftover in BundleTempFiles.RemoveStale(path, StaleAfter))
         {
             LogRemovedLeftover(logger, leftover);
         }
@@ -37,7 +41,7 @@ internal sealed partial class BundleLoaderService(BundleRegistry registry, IOpti
     [LoggerMessage(Level = LogLevel.Information, Message = "Loading model bundle from {BundlePath}")]
     private static partial void LogLoading(ILogger logger, string bundlePath);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {File}: a temporary file left by an interrupted upload or manifest rewrite")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {File}: a temporary file left by an interrupted upload, manifest rewrite or publish")]
     private static partial void LogRemovedLeftover(ILogger logger, string file);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Model bundle {BundlePath} cannot be served: {Problem}")]

@@ -10,7 +10,7 @@ namespace MultiTaskBert.Api.Hosting;
 
 internal static class EngineServiceCollectionExtensions
 {
-    /// <summary>Options (validated at start), the engine, the registry, and the start-up bundle load.</summary>
+    /// <summary>Options (validated at start), the engine, the registry, the start-up bundle load and the follower of published versions.</summary>
     public static IServiceCollection AddMultiTaskEngine(this IServiceCollection services)
     {
         services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -27,9 +27,18 @@ internal static class EngineServiceCollectionExtensions
         services.AddSingleton<SnapshotHolder>();
         services.AddSingleton<EngineMetrics>();
         services.AddSingleton<MultiTaskEngine>();
-        services.AddSingleton<BundleRegistry>();
+        services.AddOptions<RegistryOptions>().BindConfiguration(RegistryOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        // The published versions live in the bundle folder itself (shared by the replicas).
+        services.AddSingleton(sp => new BundleRegistry(
+            sp.GetRequiredService<OnnxSessionFactory>(), sp.GetRequiredService<SnapshotHolder>(), sp.GetRequiredService<MultiTaskEngine>(),
+            sp.GetRequiredService<ILogger<BundleRegistry>>(), sp.GetRequiredService<IOptions<RegistryOptions>>().Value,
+            directory => new FolderVersionStore(directory)));
+        services.AddSingleton(sp => new RegistryMetrics(sp.GetRequiredService<BundleRegistry>(), sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddHostedService<BundleLoaderService>();
-        services.AddHealthChecks().AddCheck<ModelReadyHealthCheck>("model", tags: [ModelReadyHealthCheck.Tag]);
+        services.AddHostedService<BundleFollowerService>();
+        services.AddHealthChecks()
+            .AddCheck<ModelReadyHealthCheck>("model", tags: [ModelReadyHealthCheck.Tag])
+            .AddCheck<BundleVersionHealthCheck>(BundleVersionHealthCheck.Name, tags: [ModelReadyHealthCheck.Tag]);
         return services;
     }
 }

@@ -28,6 +28,28 @@ public static partial class BundleLoader
         return await ValidateAsync(directory, manifest, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Validates a manifest given as JSON (a published version of the bundle, not manifest.json)
+    /// against the files of <paramref name="bundleDirectory"/>; <paramref name="file"/> names it in errors.
+    /// </summary>
+    public static async Task<ModelBundle> LoadAsync(string bundleDirectory, System.Text.Json.Nodes.JsonObject manifest, string file, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(bundleDirectory);
+        ArgumentNullException.ThrowIfNull(manifest);
+        BundleManifest parsed;
+        try
+        {
+            parsed = manifest.Deserialize(BundleManifestJsonContext.Default.BundleManifest)
+                     ?? throw new BundleValidationException(file, "(root)", "the manifest is JSON null");
+        }
+        catch (JsonException ex)
+        {
+            throw new BundleValidationException(file, JsonErrorField.Of(ex, "(root)"), $"invalid manifest JSON: {ex.Message}", ex);
+        }
+
+        return await ValidateAsync(Path.GetFullPath(bundleDirectory), parsed, cancellationToken).ConfigureAwait(false);
+    }
+
     private static async Task<BundleManifest> ReadManifestAsync(string directory, CancellationToken cancellationToken)
     {
         string path = Path.Combine(directory, ManifestFileName);

@@ -2,9 +2,9 @@ namespace MultiTaskBert.Core.Bundles;
 
 /// <summary>
 /// The temporary files the service writes inside a bundle folder (head uploads in <c>heads/</c>,
-/// the manifest's atomic rewrite) and their removal at start-up: a process killed mid-upload or
-/// mid-rewrite leaves them behind, and nothing else would ever delete them. A bundle folder
-/// belongs to one service process (its admin API rewrites the manifest).
+/// publishes in <c>versions/</c>; earlier releases also rewrote the manifest through one) and
+/// their removal at start-up: a process killed mid-upload or mid-publish leaves them behind, and
+/// nothing else would ever delete them.
 /// </summary>
 public static class BundleTempFiles
 {
@@ -20,19 +20,23 @@ public static class BundleTempFiles
         return Path.Combine(heads, $".upload-{Guid.NewGuid():N}.tmp");
     }
 
-    /// <summary>A new temporary path for the manifest's atomic rewrite (same folder, so the rename is atomic).</summary>
-    public static string NewManifestPath(string bundleDirectory) =>
-        Path.Combine(bundleDirectory, $".{BundleLoader.ManifestFileName}.{Guid.NewGuid():N}.tmp");
-
-    /// <summary>Deletes leftovers of earlier processes; returns the paths removed (relative to the bundle).</summary>
-    public static IReadOnlyList<string> RemoveStale(string bundleDirectory)
+    /// <summary>
+    /// Deletes leftovers of earlier processes last written before <paramref name="olderThan"/> ago;
+    /// returns the paths removed (relative to the bundle). Younger ones may belong to another
+    /// replica uploading or publishing into the same (shared) folder right now.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveStale(string bundleDirectory, TimeSpan olderThan)
     {
         ArgumentNullException.ThrowIfNull(bundleDirectory);
         var removed = new List<string>();
+        DateTime before = DateTime.UtcNow - olderThan;
         string heads = Path.Combine(bundleDirectory, HeadsFolder);
+        string versions = Path.Combine(bundleDirectory, Registry.FolderVersionStore.VersionsFolder);
         IEnumerable<string> candidates = Directory.Exists(bundleDirectory)
             ? Directory.EnumerateFiles(bundleDirectory, ManifestPattern)
                 .Concat(Directory.Exists(heads) ? Directory.EnumerateFiles(heads, UploadPattern) : [])
+                .Concat(Directory.Exists(versions) ? Directory.EnumerateFiles(versions, Registry.FolderVersionStore.TempPattern) : [])
+                .Where(path => File.GetLastWriteTimeUtc(path) < before)
             : [];
         foreach (string path in candidates.ToList())
         {

@@ -1,50 +1,20 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace MultiTaskBert.Core.Bundles;
 
 /// <summary>
-/// Edits <c>manifest.json</c> as a JSON tree (members this service does not model are kept) and
-/// replaces it atomically: the new text goes to a temporary file in the same folder, is flushed to
-/// disk, then renamed over the old one. A crash at any point leaves either the old or the new
-/// manifest, never a partial one.
+/// Reads and edits a manifest as a JSON tree (members this service does not model are kept): the
+/// registry applies a change to the newest published version's tree and publishes the result as a
+/// new version (<c>Registry/FolderVersionStore</c>); <c>manifest.json</c> itself is never rewritten.
 /// </summary>
 public static class ManifestFile
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     public static async Task<JsonObject> ReadAsync(string bundleDirectory, CancellationToken cancellationToken = default)
     {
         string path = Path.Combine(bundleDirectory, BundleLoader.ManifestFileName);
         await using FileStream stream = File.OpenRead(path);
         JsonNode? node = await JsonNode.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
         return node as JsonObject ?? throw new BundleValidationException(BundleLoader.ManifestFileName, "(root)", "the manifest is not a JSON object");
-    }
-
-    public static async Task WriteAtomicallyAsync(string bundleDirectory, JsonObject manifest, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(manifest);
-        string path = Path.Combine(bundleDirectory, BundleLoader.ManifestFileName);
-        string temp = BundleTempFiles.NewManifestPath(bundleDirectory);
-        try
-        {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                await JsonSerializer.SerializeAsync(stream, manifest, Indented, cancellationToken).ConfigureAwait(false);
-                await stream.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
     }
 
     /// <summary>

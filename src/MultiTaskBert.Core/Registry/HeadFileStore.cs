@@ -9,7 +9,8 @@ internal readonly record struct StoredHead(string RelativePath, string FullPath,
 /// Stores uploaded head graphs in the bundle's <c>heads/</c> folder as
 /// <c>heads/&lt;task&gt;-v&lt;version&gt;-&lt;sha12&gt;.onnx</c>: written to a temporary file, flushed,
 /// then renamed, so a crash never leaves a partial head under a real name. An upload already
-/// spooled into <c>heads/</c> is renamed, not written a second time.
+/// spooled into <c>heads/</c> is renamed, not written a second time. A stored name is never
+/// overwritten: every published version that reads it keeps reading the same bytes.
 /// </summary>
 internal static class HeadFileStore
 {
@@ -65,13 +66,30 @@ internal static class HeadFileStore
     {
         string relative = $"{BundleTempFiles.HeadsFolder}/{task}-v{version}-{sha[..12]}.onnx";
         string target = Path.Combine(heads, Path.GetFileName(relative));
-        if (File.Exists(target))
+        try
         {
-            return new StoredHead(relative, target, sha, Created: false); // same name = same content (SHA-256 prefix)
+            // Never overwritten (a published version may read it): without overwrite the move fails when the name exists.
+            File.Move(written, target, overwrite: false);
+            return new StoredHead(relative, target, sha, Created: true);
         }
+        catch (IOException) when (File.Exists(target))
+        {
+            Touch(target); // same name = same content (SHA-256 prefix); fresh again for garbage collection's grace
+            return new StoredHead(relative, target, sha, Created: false);
+        }
+    }
 
-        File.Move(written, target);
-        return new StoredHead(relative, target, sha, Created: true);
+    /// <summary>Marks a head file as just used, so garbage collection (<see cref="RegistryOptions.CollectGrace"/>) leaves it alone.</summary>
+    public static void Touch(string path)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A read-only file serves as well; only its protection from collection is lost.
+        }
     }
 
     /// <summary>Removes a stored head that did not go into service (best effort: a stray file in heads/ does not affect serving).</summary>

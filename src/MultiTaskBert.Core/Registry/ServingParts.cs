@@ -19,16 +19,17 @@ public sealed class ServingParts : IDisposable
     /// <param name="sessions">Creates every session (and says on which device).</param>
     /// <param name="meterFactory">The host's meters (null: a meter of its own).</param>
     /// <param name="loggerFactory">The host's loggers (null: none).</param>
+    /// <param name="registryOptions">How the registry publishes and follows versions (null: its defaults).</param>
     /// <param name="batching">The <c>Batching</c> section (null: its defaults).</param>
     /// <param name="guards">The <c>HeadGuards</c> section (null: its defaults).</param>
     public ServingParts(OnnxSessionFactory sessions, IMeterFactory? meterFactory = null, ILoggerFactory? loggerFactory = null,
-        BatchingOptions? batching = null, HeadGuardOptions? guards = null)
+        RegistryOptions? registryOptions = null, BatchingOptions? batching = null, HeadGuardOptions? guards = null)
     {
         Snapshots = new SnapshotHolder();
         Metrics = new EngineMetrics(Snapshots, meterFactory);
         Engine = new MultiTaskEngine(Snapshots, Metrics, sessions, Options.Create(batching ?? new BatchingOptions()), Options.Create(guards ?? new HeadGuardOptions()),
             (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MultiTaskEngine>());
-        Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>());
+        Registry = new BundleRegistry(sessions, Snapshots, Engine, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<BundleRegistry>(), registryOptions);
     }
 
     public SnapshotHolder Snapshots { get; }

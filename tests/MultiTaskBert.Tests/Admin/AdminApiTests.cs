@@ -37,7 +37,7 @@ public sealed class AdminApiTests
     }
 
     [Fact]
-    public async Task Replacing_a_head_serves_the_new_version_shares_the_rest_and_rewrites_the_manifest()
+    public async Task Replacing_a_head_serves_the_new_version_shares_the_rest_and_publishes_a_version()
     {
         using var host = new AdminHost();
         BundleSnapshot before = host.Engine.Current!;
@@ -66,16 +66,20 @@ public sealed class AdminApiTests
         Assert.False(after.SharesHeadWith(before, Single));
         Assert.True(before.IsDrained);
         Assert.True(before.IsHeadDisposed(Single));
-        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx"))); // read by no snapshot any more
+        Assert.True(File.Exists(host.Bundle.PathOf("heads/sst2.onnx"))); // the base version (manifest.json) still reads it
         Assert.False(after.IsTrunkDisposed);
 
-        JsonObject onDisk = host.Bundle.ReadManifest();
+        // Published as version 1 beside the untouched manifest.json.
+        Assert.Equal(1, body.GetProperty("bundleVersion").GetInt64());
+        Assert.Equal(before.Bundle.Manifest.Version, (string?)host.Bundle.ReadManifest()["version"]);
+        JsonObject onDisk = host.Bundle.ReadNewestManifest();
+        Assert.True(File.Exists(host.Bundle.PathOf("versions/000001.json")));
         Assert.Equal(bumped, (string?)onDisk["version"]);
         JsonNode sst2 = onDisk["tasks"]!.AsArray().First(t => (string?)t!["name"] == Single)!;
         Assert.Equal(2, (int)sst2["version"]!);
         Assert.Equal("heads/sst2-v2.onnx", (string?)sst2["head"]!["file"]);
         Assert.Equal(host.Bundle.Sha256Of("heads/sst2-v2.onnx"), (string?)sst2["head"]!["sha256"]);
-        Assert.Empty(Directory.GetFiles(host.Bundle.Directory, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(host.Bundle.Directory, "*.tmp", SearchOption.AllDirectories));
     }
 
     [Fact]
@@ -224,36 +228,45 @@ public sealed class AdminApiTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.EndsWith($"@{ManifestFile.BumpVersion(version)}", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("model").GetString());
-        Assert.Equal(ManifestFile.BumpVersion(version), (string?)host.Bundle.ReadManifest()["version"]);
+        Assert.Equal(ManifestFile.BumpVersion(version), (string?)host.Bundle.ReadNewestManifest()["version"]);
         Assert.Null(await host.VersionOfAsync(Single));
         Assert.Equal(HttpStatusCode.BadRequest, (await host.ClassifyAsync("great", Single)).StatusCode);
-        Assert.DoesNotContain(host.Bundle.ReadManifest()["tasks"]!.AsArray(), t => (string?)t!["name"] == Single);
+        Assert.DoesNotContain(host.Bundle.ReadNewestManifest()["tasks"]!.AsArray(), t => (string?)t!["name"] == Single);
         Assert.Equal(HttpStatusCode.NotFound, (await host.Admin.DeleteAsync($"/admin/tasks/{Single}")).StatusCode);
-        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
+        Assert.True(File.Exists(host.Bundle.PathOf("heads/sst2.onnx"))); // the base version still reads it
     }
 
     [Fact]
-    public async Task A_replaced_head_file_is_deleted_once_the_last_request_on_the_old_snapshot_ends()
+    public async Task A_collected_head_file_is_deleted_once_the_last_request_on_its_snapshot_ends()
     {
-        using var host = new AdminHost();
+        // One version kept, no grace: a head file goes as soon as no kept version and no running request reads it.
+        using var host = new AdminHost(settings: new Dictionary<string, string?> { ["Registry:KeepVersions"] = "1", ["Registry:CollectGrace"] = "00:00:00" });
         byte[] head = await File.ReadAllBytesAsync(host.Bundle.PathOf("heads/sst2.onnx"));
-        BundleSnapshot leased = host.Engine.Current!;
-        Assert.True(leased.TryAcquire()); // a request still running on the old snapshot
-
+        string[] files = new string[5];
+        BundleSnapshot? second = null;
         for (int version = 2; version <= 4; version++)
         {
             JsonObject entry = host.Entry(Single);
             entry["version"] = version;
             entry["head"]!.AsObject().Remove("sha256");
             using MultipartFormDataContent form = Upload(entry, head);
-            Assert.Equal(HttpStatusCode.OK, (await host.Admin.PostAsync("/admin/tasks", form)).StatusCode);
+            HttpResponseMessage response = await host.Admin.PostAsync("/admin/tasks", form);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            files[version] = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("headFile").GetString()!;
+            if (version == 2)
+            {
+                second = host.Engine.Current!;
+                Assert.True(second.TryAcquire()); // a request still running on version 2's snapshot
+            }
         }
 
-        Assert.True(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
-        leased.ReleaseLease();
-        Assert.False(File.Exists(host.Bundle.PathOf("heads/sst2.onnx")));
-        string[] left = Directory.GetFiles(host.Bundle.PathOf("heads"), "sst2*");
-        Assert.StartsWith("sst2-v4-", Path.GetFileName(Assert.Single(left)));
+        Assert.True(File.Exists(host.Bundle.PathOf(files[2]))); // its request still runs
+        Assert.False(File.Exists(host.Bundle.PathOf(files[3]))); // read by nothing any more
+        Assert.Equal(["000003.json"], Directory.GetFiles(host.Bundle.PathOf("versions")).Select(Path.GetFileName));
+        second!.ReleaseLease();
+        Assert.False(File.Exists(host.Bundle.PathOf(files[2])));
+        Assert.True(File.Exists(host.Bundle.PathOf(files[4])));
+        Assert.True(File.Exists(host.Bundle.PathOf("heads/sst2.onnx"))); // the base version's files stay
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public sealed class ExamplesTaskTests
         Assert.Equal(1.0, answer.GetProperty("scores").EnumerateObject().Sum(p => p.Value.GetDouble()), 6);
         Assert.Equal(answer.GetProperty("scores").GetProperty("weather").GetDouble(), answer.GetProperty("score").GetDouble());
 
-        JsonObject entry = (JsonObject)host.Bundle.ReadManifest()["tasks"]!.AsArray().First(t => (string?)t!["name"] == "intents")!;
+        JsonObject entry = (JsonObject)host.Bundle.ReadNewestManifest()["tasks"]!.AsArray().First(t => (string?)t!["name"] == "intents")!;
         JsonObject centroids = entry["output"]!["centroids"]!.AsObject();
         string file = (string)centroids["file"]!;
         Assert.Equal($"examples/{(string)centroids["sha256"]!}.f32", file);

@@ -171,14 +171,29 @@ public sealed class HostileAdminTests
         using var bundle = new Support.BundleCopy();
         string upload = bundle.PathOf($"heads/.upload-{Guid.NewGuid():N}.tmp");
         string manifest = bundle.PathOf($".manifest.json.{Guid.NewGuid():N}.tmp");
-        File.WriteAllText(upload, "partial head");
-        File.WriteAllText(manifest, "{ partial");
+        Directory.CreateDirectory(bundle.PathOf("versions"));
+        string publish = bundle.PathOf($"versions/.publish-{Guid.NewGuid():N}.tmp");
+        // Another replica on the same (shared) folder is uploading and publishing right now: its files are young.
+        string liveUpload = bundle.PathOf($"heads/.upload-{Guid.NewGuid():N}.tmp");
+        string livePublish = bundle.PathOf($"versions/.publish-{Guid.NewGuid():N}.tmp");
+        foreach (string file in (string[])[upload, manifest, publish, liveUpload, livePublish])
+        {
+            File.WriteAllText(file, "partial");
+        }
+
+        foreach (string file in (string[])[upload, manifest, publish])
+        {
+            File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddHours(-2));
+        }
 
         using var factory = new Support.ConfiguredApiFactory(new Dictionary<string, string?> { ["Model:BundlePath"] = bundle.Directory });
         using HttpClient client = factory.CreateClient();
 
         Assert.False(File.Exists(upload));
         Assert.False(File.Exists(manifest));
+        Assert.False(File.Exists(publish));
+        Assert.True(File.Exists(liveUpload));
+        Assert.True(File.Exists(livePublish));
         Assert.True(File.Exists(bundle.PathOf("heads/sst2.onnx")));
     }
 

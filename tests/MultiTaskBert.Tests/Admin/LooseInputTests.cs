@@ -13,6 +13,7 @@ public sealed class LooseInputTests
     {
         { "GET", "/admin/tasks" }, { "POST", "/admin/tasks" }, { "PUT", "/admin/tasks" }, { "DELETE", "/admin/tasks/sst2" },
         { "GET", "/admin/reload" }, { "POST", "/admin/reload" },
+        { "GET", "/admin/versions" }, { "POST", "/admin/rollback" },
     };
 
     [Theory]

@@ -81,6 +81,31 @@ public sealed partial class ServiceCluster : IAsyncLifetime
         return replica;
     }
 
+    /// <summary>
+    /// A replica on a bundle folder that others may share (no nginx): <paramref name="bundleDirectory"/>
+    /// null copies the fixture into a new folder. Started, not yet waited for.
+    /// </summary>
+    public Replica StartSharingReplica(int number, string? bundleDirectory, IReadOnlyDictionary<string, string> settings)
+    {
+        Directory.CreateDirectory(_root);
+        if (Replicas.Length == 0)
+        {
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
+        }
+
+        var replica = bundleDirectory is null
+            ? new Replica(this, number) { ExtraSettings = settings }
+            : new Replica(this, number) { ExtraSettings = settings, BundleDirectory = bundleDirectory };
+        if (bundleDirectory is null)
+        {
+            replica.CopyBundle();
+        }
+
+        Replicas = [.. Replicas, replica];
+        replica.Start();
+        return replica;
+    }
+
     /// <summary>docker/nginx.conf, pointed at the loopback replicas.</summary>
     public static string RenderNginxConfig(string template, int listenPort, IReadOnlyList<int> upstreamPorts, string prefix)
     {
@@ -270,7 +295,8 @@ public sealed partial class ServiceCluster : IAsyncLifetime
 
         public int Port { get; private set; } = FreePort();
 
-        public string BundleDirectory { get; } = Path.Combine(cluster._root, $"bundle{number}");
+        /// <summary>Its own copy of the fixture bundle, or a folder it shares with other replicas (issue #28).</summary>
+        public string BundleDirectory { get; init; } = Path.Combine(cluster._root, $"bundle{number}");
 
         public Process? Process { get; private set; }
 

@@ -76,6 +76,14 @@ public sealed class BundleCopy : IDisposable
 
     public JsonObject ReadManifest() => JsonNode.Parse(File.ReadAllText(PathOf(BundleLoader.ManifestFileName)))!.AsObject();
 
+    /// <summary>The newest published version's manifest (<c>versions/NNNNNN.json</c>; manifest.json when none is).</summary>
+    public JsonObject ReadNewestManifest()
+    {
+        string versions = PathOf(MultiTaskBert.Core.Registry.FolderVersionStore.VersionsFolder);
+        string? newest = System.IO.Directory.Exists(versions) ? System.IO.Directory.GetFiles(versions, "*.json").Max(StringComparer.Ordinal) : null;
+        return JsonNode.Parse(File.ReadAllText(newest ?? PathOf(BundleLoader.ManifestFileName)))!.AsObject();
+    }
+
     public void WriteManifest(JsonObject manifest) =>
         File.WriteAllText(PathOf(BundleLoader.ManifestFileName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
