@@ -31,7 +31,7 @@ public sealed partial class OnnxSessionFactory : IDisposable
         Target = ResolveTarget(options, logger);
         guards ??= new HeadGuardOptions();
         RunSettings = new RunSettings(parallelHeads, bucketOverheadTokens, options.CpuArena == CpuArena.Shrink, RunSettings.PassLimit(maxPassTokens, Target),
-            guards.QuarantineAfter, guards.MaxRunMs, maxBatchRows);
+            guards.QuarantineAfter, guards.MaxRunMs, maxBatchRows, guards.MaxRunMemoryMiB);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
             : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);
@@ -62,6 +62,21 @@ public sealed partial class OnnxSessionFactory : IDisposable
         }
 
         return new InferenceSession(modelPath, sessionOptions);
+    }
+
+    /// <summary>
+    /// A head's session: with <paramref name="memoryBudgetBytes"/>, its CPU allocations come from an
+    /// arena of its own capped at that size (<see cref="BudgetedCpuArena"/>).
+    /// </summary>
+    public InferenceSession CreateHeadSession(string modelPath, long? memoryBudgetBytes)
+    {
+        if (memoryBudgetBytes is not { } budget)
+        {
+            return CreateSession(modelPath);
+        }
+
+        using SessionOptions sessionOptions = CreateSessionOptions();
+        return BudgetedCpuArena.CreateSession(modelPath, sessionOptions, budget);
     }
 
     /// <summary>

@@ -10,6 +10,7 @@ namespace MultiTaskBert.Core.Inference;
 /// <param name="QuarantineAfter"><c>HeadGuards:QuarantineAfter</c>: consecutive failed runs that quarantine a head.</param>
 /// <param name="MaxHeadRunMs"><c>HeadGuards:MaxRunMs</c>: the time one head run may take (0: no limit).</param>
 /// <param name="MaxBatchRows"><c>Batching:MaxBatchSize</c>: the most rows one batch holds.</param>
+/// <param name="MaxHeadRunMemoryMiB"><c>HeadGuards:MaxRunMemoryMiB</c>: each head's CPU arena cap (0: relative to the trunk, -1: none).</param>
 internal sealed record RunSettings(
     bool ParallelHeads,
     int BucketOverheadTokens,
@@ -17,8 +18,24 @@ internal sealed record RunSettings(
     int MaxPassTokens = RunSettings.CpuMaxPassTokens,
     int QuarantineAfter = 3,
     int MaxHeadRunMs = 5_000,
-    int MaxBatchRows = 32)
+    int MaxBatchRows = 32,
+    int MaxHeadRunMemoryMiB = 0)
 {
+    /// <summary>The smallest budget <c>HeadGuards:MaxRunMemoryMiB=0</c> gives a head, whatever the trunk's size.</summary>
+    public const long MinAutoHeadMemoryBytes = 64L << 20;
+
+    /// <summary>
+    /// The bytes each head's CPU arena may hold next to a trunk graph of <paramref name="trunkFileBytes"/>,
+    /// or null for no cap (<c>-1</c>, or CUDA, where head tensors live in device memory).
+    /// </summary>
+    public long? HeadMemoryBudgetBytes(long trunkFileBytes, ExecutionTarget target) => MaxHeadRunMemoryMiB switch
+    {
+        _ when target == ExecutionTarget.Cuda => null,
+        < 0 => null,
+        0 => Math.Clamp(4 * trunkFileBytes, MinAutoHeadMemoryBytes, (long)BudgetedCpuArena.MaxBudgetMiB << 20),
+        _ => (long)MaxHeadRunMemoryMiB << 20,
+    };
+
     /// <summary>The default of <c>Batching:BucketOverheadTokens</c>.</summary>
     public const int DefaultBucketOverheadTokens = 64;
 
