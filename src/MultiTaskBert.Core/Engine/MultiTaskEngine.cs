@@ -21,6 +21,7 @@ public sealed partial class MultiTaskEngine
 {
     private readonly EngineMetrics _metrics;
     private readonly ILogger _logger;
+    private long _runsFinished;
 
     public MultiTaskEngine(SnapshotHolder snapshots, EngineMetrics metrics, ILogger<MultiTaskEngine>? logger = null)
     {
@@ -35,6 +36,9 @@ public sealed partial class MultiTaskEngine
     public LoadedBundle? Current => Snapshots.Current;
 
     public bool IsReady => Current is not null;
+
+    /// <summary>Batch runs finished so far (an activity count: the idle memory trim waits until it stops moving).</summary>
+    public long RunsFinished => Interlocked.Read(ref _runsFinished);
 
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
@@ -225,6 +229,8 @@ public sealed partial class MultiTaskEngine
             {
                 group.HeadOutputs.ForEach(output => output.Dispose());
             }
+
+            Interlocked.Increment(ref _runsFinished);
         }
     }
 
