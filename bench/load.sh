@@ -14,6 +14,7 @@
 # earlier build with its defaults, to check a change for a regression). Ratios are against REFERENCE (default off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/wrk-lib.sh
 
 BUNDLE=$(realpath "${BUNDLE:-models/default}")
 DURATION=${DURATION:-5s}
@@ -40,9 +41,6 @@ declare -A SETTINGS=([on]="" [on1]="Batching__MaxConcurrentBatches=1" [off]="Bat
                      [lean]="Inference__CpuArena=Shrink MALLOC_MMAP_THRESHOLD_=131072")
 REFERENCE=${REFERENCE:-off}
 
-to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
-}
 
 pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
@@ -65,30 +63,19 @@ done
 
 for mode in $MODES; do
   url="http://127.0.0.1:${PORTS[$mode]}"
-  for _ in $(seq 1 240); do
-    curl -sf "$url/health/ready" >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  curl -sf "$url/health/ready" >/dev/null || { cat "$LOG_DIR/service-$mode.log" >&2; echo "service $mode not ready" >&2; exit 1; }
+  wait_ready "$url" "$LOG_DIR/service-$mode.log"
   # Warm-up at full load: tiered JIT (a shorter one left the first round visibly slower), ONNX Runtime arenas.
   wrk -t2 -c64 -d"${WARMUP:-10s}" --timeout 5s -s bench/wrk/classify.lua "$url/classify" >/dev/null
 done
 
 runs="$LOG_DIR/load-runs.tsv"
-printf 'mode\tconnections\tround\trps\tp50\tp99\trequests\terrors\n' > "$runs"
+printf 'mode\tconnections\tround\t%s\n' "$(wrk_columns)" > "$runs"
 for c in $CONNECTIONS; do
   threads=$(( c < 2 ? 1 : 2 ))
   for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
-      out=$(wrk -t"$threads" -c"$c" -d"$DURATION" --timeout 5s --latency -s bench/wrk/classify.lua "http://127.0.0.1:${PORTS[$mode]}/classify")
-      echo "$out" > "$LOG_DIR/wrk-$mode-c$c-r$round.txt"
-      rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-      p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
-      p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-      total=$(echo "$out" | awk '/requests in/ { print $1 }')
-      non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }'); non2xx=${non2xx:-0}
-      sock=$(echo "$out" | awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }'); sock=${sock:-0}
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$c" "$round" "$rps" "$p50" "$p99" "$total" "$((non2xx + sock))" >> "$runs"
+      printf '%s\t%s\t%s\t%s\n' "$mode" "$c" "$round" \
+        "$(wrk_row "$LOG_DIR/wrk-$mode-c$c-r$round.txt" -t"$threads" -c"$c" -d"$DURATION" -s bench/wrk/classify.lua "http://127.0.0.1:${PORTS[$mode]}/classify")" >> "$runs"
     done
   done
 done
@@ -105,10 +92,7 @@ stop
 
 echo
 echo "HTTP load, POST /classify, one utterance per request, every single-sentence task; wrk $DURATION per run, $ROUNDS rounds (modes in turn); bundle $(basename "$BUNDLE"); Inference:IntraOpThreads=${THREADS:-0} (0 = ONNX Runtime default)"
-# The processor and its vector extensions: ONNX Runtime's int8 kernels run at different speeds with and without AVX-512 VNNI.
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-cpu_vectors=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | tr '\n' ' ')
-echo "machine: ${cpu_model:-unknown processor}, $(nproc) logical CPUs, vector extensions: ${cpu_vectors:-none of avx2/avx512f/avx512_vnni}"
+machine_line
 "$PYTHON" - "$runs" "$REFERENCE" "$memory" <<'EOF'
 import csv, statistics, sys
 from collections import defaultdict

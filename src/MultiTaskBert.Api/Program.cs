@@ -16,6 +16,7 @@ builder.Services.AddApiAccess();
 builder.Services.AddMultiTaskEngine();
 builder.Services.AddAdminApi();
 builder.Services.AddGracefulShutdown();
+builder.Services.AddIdleMemoryTrim();
 builder.Services.AddRequestTimeoutsFromLimits();
 builder.Services.AddPrometheusExport();
 builder.Services.AddManagementListener();

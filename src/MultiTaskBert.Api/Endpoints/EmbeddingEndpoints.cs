@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using MultiTaskBert.Api.Configuration;
 using MultiTaskBert.Api.Contracts;
+using MultiTaskBert.Api.Errors;
 using MultiTaskBert.Core.Batching;
 using MultiTaskBert.Core.Bundles;
 using MultiTaskBert.Core.Engine;
@@ -28,7 +29,10 @@ internal static class EmbeddingEndpoints
             .Produces<OpenAiEmbeddingResponse>()
             .Produces<OpenAiErrorResponse>(StatusCodes.Status400BadRequest)
             .Produces<OpenAiErrorResponse>(StatusCodes.Status404NotFound)
-            .Produces<OpenAiErrorResponse>(StatusCodes.Status503ServiceUnavailable);
+            .Produces<OpenAiErrorResponse>(StatusCodes.Status413PayloadTooLarge)
+            .Produces<OpenAiErrorResponse>(StatusCodes.Status415UnsupportedMediaType)
+            .Produces<OpenAiErrorResponse>(StatusCodes.Status503ServiceUnavailable)
+            .WithMetadata(new EmbeddingErrorShape(EmbeddingApi.OpenAi));
         routes.MapPost("/embed", TeiAsync)
             .WithTags("Embeddings")
             .WithName("Embed")
@@ -37,9 +41,11 @@ internal static class EmbeddingEndpoints
             .Produces<float[][]>()
             .Produces<TeiErrorResponse>(StatusCodes.Status400BadRequest)
             .Produces<TeiErrorResponse>(StatusCodes.Status413PayloadTooLarge)
+            .Produces<TeiErrorResponse>(StatusCodes.Status415UnsupportedMediaType)
             .Produces<TeiErrorResponse>(StatusCodes.Status422UnprocessableEntity)
             .Produces<TeiErrorResponse>(StatusCodes.Status429TooManyRequests)
-            .Produces<TeiErrorResponse>(StatusCodes.Status503ServiceUnavailable);
+            .Produces<TeiErrorResponse>(StatusCodes.Status503ServiceUnavailable)
+            .WithMetadata(new EmbeddingErrorShape(EmbeddingApi.Tei));
         return routes;
     }
 
@@ -60,8 +66,7 @@ internal static class EmbeddingEndpoints
         }
         catch (EmbeddingRequestException ex)
         {
-            string type = ex.Status >= 500 ? "server_error" : "invalid_request_error";
-            return TypedResults.Json(new OpenAiErrorResponse(new OpenAiError(ex.Message, type, ex.Field, ex.Code)), statusCode: ex.Status);
+            return TypedResults.Json(EmbeddingErrorShapes.OpenAi(ex.Status, ex.Field, ex.Message, ex.Code), statusCode: ex.Status);
         }
     }
 
@@ -91,31 +96,17 @@ internal static class EmbeddingEndpoints
         }
         catch (EmbeddingRequestException ex)
         {
-            return TypedResults.Json(new TeiErrorResponse(ex.Message, TeiErrorType(ex)), statusCode: TeiStatus(ex));
+            (int status, TeiErrorResponse body) = EmbeddingErrorShapes.Tei(ex.Status, ex.Message, ex.Code);
+            return TypedResults.Json(body, statusCode: status);
         }
     }
-
-    /// <summary>TEI's statuses: validation 413, empty 400, body not readable 422, overloaded 429, not ready 503.</summary>
-    private static int TeiStatus(EmbeddingRequestException ex) => ex.Code switch
-    {
-        "empty" => StatusCodes.Status400BadRequest,
-        "invalid_json" => StatusCodes.Status422UnprocessableEntity,
-        "overloaded" => StatusCodes.Status429TooManyRequests,
-        "unhealthy" => StatusCodes.Status503ServiceUnavailable,
-        _ => StatusCodes.Status413PayloadTooLarge,
-    };
-
-    private static string TeiErrorType(EmbeddingRequestException ex) => ex.Code switch
-    {
-        "empty" or "overloaded" or "unhealthy" => ex.Code,
-        _ => "validation",
-    };
 
     private static async Task<JsonDocument> ReadBodyAsync(HttpRequest http, CancellationToken cancellationToken)
     {
         if (!http.HasJsonContentType())
         {
-            throw new EmbeddingRequestException(StatusCodes.Status400BadRequest, null, "Content-Type must be application/json", "invalid_json");
+            throw new EmbeddingRequestException(StatusCodes.Status415UnsupportedMediaType, null,
+                $"Content-Type must be application/json, not '{http.ContentType}'", EmbeddingErrorShapes.CodeOf(StatusCodes.Status415UnsupportedMediaType));
         }
 
         try
@@ -234,7 +225,7 @@ internal static class EmbeddingEndpoints
     private static void CheckDimensions(JsonElement root, TaskDefinition task)
     {
         if (root.TryGetProperty("dimensions", out JsonElement dimensions) && dimensions.ValueKind != JsonValueKind.Null
-            && !(dimensions.TryGetInt32(out int value) && value == task.Dimensions))
+            && !(dimensions.ValueKind == JsonValueKind.Number && dimensions.TryGetInt32(out int value) && value == task.Dimensions))
         {
             throw Invalid("dimensions", $"'dimensions' is not supported: model '{task.Name}' gives {task.Dimensions}-dimensional embeddings only; omit it");
         }

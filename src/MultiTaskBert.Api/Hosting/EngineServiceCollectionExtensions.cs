@@ -21,7 +21,8 @@ internal static class EngineServiceCollectionExtensions
             .Configure<IOptions<LimitsOptions>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxRequestBodyBytes);
 
         services.AddSingleton(sp => new OnnxSessionFactory(
-            sp.GetRequiredService<IOptions<InferenceOptions>>().Value, sp.GetRequiredService<ILogger<OnnxSessionFactory>>()));
+            sp.GetRequiredService<IOptions<InferenceOptions>>().Value, sp.GetRequiredService<ILogger<OnnxSessionFactory>>(),
+            sp.GetRequiredService<IOptions<HeadGuardOptions>>().Value));
         // One holder of the snapshot in service, shared by the engine (leases and runs it) and the
         // registry (swaps it). The engine reads the Batching section (AddMicroBatching binds it) and HeadGuards itself.
         services.AddSingleton<SnapshotHolder>();

@@ -23,4 +23,12 @@ internal static class GracefulShutdownServiceCollectionExtensions
         services.AddHealthChecks().AddCheck<NotDrainingHealthCheck>("not-draining", tags: [ModelReadyHealthCheck.Tag]);
         return services;
     }
+
+    /// <summary>The <c>Memory</c> options and the trimmer that gives memory back once the load stops.</summary>
+    public static IServiceCollection AddIdleMemoryTrim(this IServiceCollection services)
+    {
+        services.AddOptions<MemoryOptions>().BindConfiguration(MemoryOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHostedService<IdleMemoryTrimmer>();
+        return services;
+    }
 }

@@ -102,7 +102,7 @@ public sealed class BundleSnapshot : IDisposable
                 (string trunkPath, string trunkFile, string trunkField) = float16
                     ? (bundle.Float16TrunkPath!, bundle.Manifest.Trunk.Float16!.File, "trunk.float16.file")
                     : (bundle.TrunkPath, bundle.Manifest.Trunk.File, "trunk.file");
-                InferenceSession trunkSession = CreateSession(sessions, trunkPath, trunkFile, trunkField, taken);
+                InferenceSession trunkSession = CreateSession(() => sessions.CreateSession(trunkPath), trunkPath, trunkFile, trunkField, taken);
                 GraphContract.VerifyTrunk(trunkSession, bundle, trunkFile);
                 trunk = new SharedSession<TrunkRunner>(new TrunkRunner(trunkSession, bundle.Manifest.Trunk.Inputs, bundle.TrunkOutputsByLayer, sessions.HiddenStateMemory));
                 taken[^1] = trunk.Release;
@@ -111,6 +111,7 @@ public sealed class BundleSnapshot : IDisposable
             Dictionary<string, string> previousEntries = sameTrunk ? EntriesByName(previous!.Bundle) : [];
             Dictionary<string, string> entries = EntriesByName(bundle);
             var heads = new Dictionary<string, SharedSession<HeadRunner>>(bundle.Tasks.Count, StringComparer.Ordinal);
+            long? headBudget = sessions.HeadMemoryBudgetBytes(new FileInfo(bundle.TrunkPath).Length);
             foreach (TaskDefinition task in bundle.Tasks)
             {
                 if (previousEntries.TryGetValue(task.Name, out string? before) && before == entries[task.Name])
@@ -123,9 +124,9 @@ public sealed class BundleSnapshot : IDisposable
 
                 GraphFile graph = task.Head.For(float16);
                 string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
-                InferenceSession headSession = CreateSession(sessions, graph.FullPath, graph.RelativePath, $"{field}.file", taken);
+                InferenceSession headSession = CreateSession(() => sessions.CreateHeadSession(graph.FullPath, headBudget), graph.FullPath, graph.RelativePath, $"{field}.file", taken);
                 GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
-                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions));
+                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions, headBudget));
                 taken[^1] = head.Release;
                 heads.Add(task.Name, head);
             }
@@ -148,11 +149,11 @@ public sealed class BundleSnapshot : IDisposable
 
     private static string Json(TokenizerManifest tokenizer) => JsonSerializer.Serialize(tokenizer, BundleManifestJsonContext.Default.TokenizerManifest);
 
-    private static InferenceSession CreateSession(OnnxSessionFactory sessions, string path, string file, string field, List<Action> taken)
+    private static InferenceSession CreateSession(Func<InferenceSession> create, string path, string file, string field, List<Action> taken)
     {
         try
         {
-            InferenceSession session = sessions.CreateSession(path);
+            InferenceSession session = create();
             taken.Add(session.Dispose);
             return session;
         }

@@ -27,6 +27,7 @@ public sealed partial class MultiTaskEngine
     private readonly HeadGuardOptions _guards;
     private readonly int _passTokens;
     private readonly ILogger _logger;
+    private long _runsFinished;
 
     /// <param name="snapshots">Where the snapshots it runs are leased from.</param>
     /// <param name="metrics">Trunk and head timings, head failures.</param>
@@ -59,6 +60,9 @@ public sealed partial class MultiTaskEngine
 
     /// <summary>Padded tokens of one trunk pass at most: <c>Batching:MaxPassTokens</c>, or the device's default.</summary>
     internal int PassTokens => _passTokens;
+
+    /// <summary>Batch runs finished so far (an activity count: the idle memory trim waits until it stops moving).</summary>
+    public long RunsFinished => Interlocked.Read(ref _runsFinished);
 
     /// <summary>Where the snapshots this engine runs are leased from.</summary>
     internal SnapshotHolder Snapshots { get; }
@@ -220,6 +224,8 @@ public sealed partial class MultiTaskEngine
             {
                 group.HeadOutputs.ForEach(output => output.Dispose());
             }
+
+            Interlocked.Increment(ref _runsFinished);
         }
     }
 

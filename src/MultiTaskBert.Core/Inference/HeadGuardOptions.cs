@@ -26,4 +26,15 @@ public sealed class HeadGuardOptions
     /// </summary>
     [Range(0, 3_600_000)]
     public int MaxRunMs { get; set; } = 5_000;
+
+    /// <summary>
+    /// The memory one head's runs may hold, in MiB: each head's session allocates from its own CPU
+    /// arena capped at this size, so a head is refused (422) when its warm-up at the largest head
+    /// input asks for more, and a later run that asks for more fails for its task only. 0 (the
+    /// default): four times the trunk graph's file size, at least 64 MiB (a head branches from the
+    /// trunk; one run needing more than four trunks is not a head). -1 turns the cap off. On CUDA
+    /// the cap does not apply (the heads' tensors live in device memory).
+    /// </summary>
+    [Range(-1, BudgetedCpuArena.MaxBudgetMiB)]
+    public int MaxRunMemoryMiB { get; set; }
 }

@@ -44,11 +44,17 @@ internal sealed class HeadRunner : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly OnnxSessionFactory _sessions;
+    private readonly long? _memoryBudgetBytes;
     private string[] _filesToDelete = [];
 
-    public HeadRunner(InferenceSession session, TaskDefinition task, OnnxSessionFactory sessions)
+    /// <param name="session">The head's session (disposed with the runner).</param>
+    /// <param name="task">The task the head serves.</param>
+    /// <param name="sessions">Run options of every run.</param>
+    /// <param name="memoryBudgetBytes">The cap of the session's CPU arena (<see cref="BudgetedCpuArena"/>), null when it has none.</param>
+    public HeadRunner(InferenceSession session, TaskDefinition task, OnnxSessionFactory sessions, long? memoryBudgetBytes = null)
     {
         _session = session;
+        _memoryBudgetBytes = memoryBudgetBytes;
         Task = task;
         _sessions = sessions;
         _inputNames = task.Head.AttentionMaskInput is { } mask ? [task.Head.HiddenStatesInput, mask] : [task.Head.HiddenStatesInput];
@@ -138,9 +144,18 @@ internal sealed class HeadRunner : IDisposable
                     $"run terminated after {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F0} ms (HeadGuards:MaxRunMs = {maxRunMs})", ex);
             }
 
+            if (_memoryBudgetBytes is { } budget && BudgetedCpuArena.Refusal(ex.Message) is { } refusal)
+            {
+                throw new HeadFaultException("The head needs more memory than its budget.",
+                    $"the run asked for {Mib(refusal.Requested)} in one allocation with {Mib(refusal.Available)} of its {Mib(budget)} left "
+                    + "(HeadGuards:MaxRunMemoryMiB; 0 = four times the trunk graph's size, at least 64 MiB)", ex);
+            }
+
             throw new HeadFaultException("The head's run failed.", $"ONNX Runtime: {Trim(ex.Message)}", ex);
         }
     }
+
+    private static string Mib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / 1048576.0:F1} MiB");
 
     /// <summary>One line of at most <see cref="MaxMessageChars"/> characters.</summary>
     public static string Trim(string message)

@@ -12,13 +12,16 @@ public sealed partial class OnnxSessionFactory : IDisposable
     public const string CudaProviderName = "CUDAExecutionProvider";
 
     private readonly InferenceOptions _options;
+    private readonly HeadGuardOptions _guards;
 
     /// <param name="options">The <c>Inference</c> section.</param>
     /// <param name="logger">Logs the device chosen.</param>
-    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger)
+    /// <param name="guards">The <c>HeadGuards</c> section, for each head session's memory budget (null: its defaults).</param>
+    public OnnxSessionFactory(InferenceOptions options, ILogger<OnnxSessionFactory> logger, HeadGuardOptions? guards = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
+        _guards = guards ?? new HeadGuardOptions();
         Target = ResolveTarget(options, logger);
         HiddenStateMemory = Target == ExecutionTarget.Cuda
             ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.CudaDeviceId, OrtMemType.Default)
@@ -64,6 +67,35 @@ public sealed partial class OnnxSessionFactory : IDisposable
 
     /// <summary><c>Inference:Precision</c>: which graphs serve (<see cref="GraphSelection.ServesFloat16"/>).</summary>
     public GraphPrecision Precision => _options.Precision;
+    /// <summary>
+    /// A head's session: with <paramref name="memoryBudgetBytes"/>, its CPU allocations come from an
+    /// arena of its own capped at that size (<see cref="BudgetedCpuArena"/>).
+    /// </summary>
+    public InferenceSession CreateHeadSession(string modelPath, long? memoryBudgetBytes)
+    {
+        if (memoryBudgetBytes is not { } budget)
+        {
+            return CreateSession(modelPath);
+        }
+
+        using SessionOptions sessionOptions = CreateSessionOptions();
+        return BudgetedCpuArena.CreateSession(modelPath, sessionOptions, budget);
+    }
+
+    /// <summary>The smallest budget <c>HeadGuards:MaxRunMemoryMiB=0</c> gives a head, whatever the trunk's size.</summary>
+    public const long MinAutoHeadMemoryBytes = 64L << 20;
+
+    /// <summary>
+    /// The bytes each head's CPU arena may hold next to a trunk graph of <paramref name="trunkFileBytes"/>
+    /// (<c>HeadGuards:MaxRunMemoryMiB</c>), or null for no cap (<c>-1</c>, or CUDA, where head tensors live in device memory).
+    /// </summary>
+    public long? HeadMemoryBudgetBytes(long trunkFileBytes) => _guards.MaxRunMemoryMiB switch
+    {
+        _ when Target == ExecutionTarget.Cuda => null,
+        < 0 => null,
+        0 => Math.Clamp(4 * trunkFileBytes, MinAutoHeadMemoryBytes, (long)BudgetedCpuArena.MaxBudgetMiB << 20),
+        _ => (long)_guards.MaxRunMemoryMiB << 20,
+    };
 
     private SessionOptions CreateSessionOptions()
     {

@@ -27,6 +27,8 @@ public sealed class HostileHeadAdminTests
         { "rank2-hidden.onnx", "The head's run failed. ONNX Runtime: " },
         { "rank4-hidden.onnx", "The head's run failed. ONNX Runtime: " },
         { "slow-loop.onnx", "The head ran past its time limit. run terminated after" },
+        // 2 GiB per row: the 2-row warm-up asks its arena for 4 GiB at once; the fixture's trunk is small, so the budget is the 64 MiB floor.
+        { "constant-2gib.onnx", "a warm-up run on 2 short inputs: The head needs more memory than its budget. the run asked for 4096.0 MiB in one allocation with " },
     };
 
     [Theory]
@@ -81,6 +83,23 @@ public sealed class HostileHeadAdminTests
 
         Assert.Equal(HttpStatusCode.OK, (await host.Admin.DeleteAsync("/admin/tasks/nanmid")).StatusCode);
         Assert.StartsWith("Healthy: bundle version ", await host.Client.GetStringAsync("/health/ready"));
+    }
+
+    [Fact]
+    public async Task A_head_asking_past_its_memory_budget_at_run_time_answers_an_error_for_its_task_only()
+    {
+        using var host = new AdminHost(settings: new Dictionary<string, string?> { ["HeadGuards:MaxRunMemoryMiB"] = "100" });
+        Assert.Equal(HttpStatusCode.OK, (await UploadAsync(host, "constant-mid.onnx", "greedy")).StatusCode);
+
+        JsonElement refused = await ClassifyDefaultAsync(host, MidText);
+        JsonElement fine = await ClassifyDefaultAsync(host, "so dull");
+
+        JsonElement error = refused.GetProperty("greedy").GetProperty("error");
+        Assert.Equal("The head needs more memory than its budget.", error.GetProperty("title").GetString());
+        Assert.StartsWith("the run asked for 2048.0 MiB in one allocation with ", error.GetProperty("detail").GetString());
+        Assert.EndsWith("of its 100.0 MiB left (HeadGuards:MaxRunMemoryMiB; 0 = four times the trunk graph's size, at least 64 MiB)", error.GetProperty("detail").GetString());
+        Assert.True(refused.GetProperty("sst2").TryGetProperty("label", out _));
+        Assert.True(fine.GetProperty("greedy").TryGetProperty("label", out _));
     }
 
     [Fact]

@@ -180,6 +180,105 @@ public sealed class EmbeddingApiTests(ApiFactory factory)
         Assert.Equal(HttpStatusCode.OK, cut.StatusCode);
     }
 
+    /// <summary>Refusals the pipeline makes before the endpoint runs (body limit, content type), as each API's callers read them.</summary>
+    public static TheoryData<string, string, int> PipelineRefusals => new()
+    {
+        { "/v1/embeddings", "content-length", 413 },
+        { "/v1/embeddings", "chunked", 413 },
+        { "/v1/embeddings", "text/plain", 415 },
+        { "/v1/embeddings", "latin1", 415 },
+        { "/embed", "content-length", 413 },
+        { "/embed", "chunked", 413 },
+        { "/embed", "text/plain", 415 },
+        { "/embed", "latin1", 415 },
+    };
+
+    [Theory]
+    [MemberData(nameof(PipelineRefusals))]
+    public async Task Body_too_large_and_wrong_content_type_answer_in_the_APIs_own_shape(string path, string how, int status)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = PipelineRefused(how, path == "/embed" ? "inputs" : "input") };
+        request.Headers.TransferEncodingChunked = how == "chunked";
+
+        using HttpResponseMessage response = await _client.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        JsonElement json = JsonDocument.Parse(text).RootElement;
+
+        Assert.True(status == (int)response.StatusCode, $"{(int)response.StatusCode}: {text}");
+        Assert.StartsWith("application/json", response.Content.Headers.ContentType?.ToString());
+        if (path == "/embed")
+        {
+            Assert.Equal(["error", "error_type"], json.EnumerateObject().Select(p => p.Name));
+            Assert.Equal("validation", json.GetProperty("error_type").GetString());
+            Assert.Contains(status == 413 ? "Limits:MaxRequestBodyBytes" : "Content-Type", json.GetProperty("error").GetString());
+        }
+        else
+        {
+            JsonElement error = json.GetProperty("error");
+            Assert.Equal(["message", "type", "param", "code"], error.EnumerateObject().Select(p => p.Name));
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+            Assert.Equal(status == 413 ? "request_too_large" : "unsupported_media_type", error.GetProperty("code").GetString());
+            Assert.Contains(status == 413 ? "Limits:MaxRequestBodyBytes" : "Content-Type", error.GetProperty("message").GetString());
+            Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+        }
+    }
+
+    private static HttpContent PipelineRefused(string how, string field)
+    {
+        if (how is "content-length" or "chunked")
+        {
+            // One text within Limits:MaxTextChars cannot pass 1 MiB: pad the JSON with whitespace.
+            byte[] body = Encoding.UTF8.GetBytes($"{{\"{field}\":\"hi\",\"model\":\"{EmbeddingTask}\"}}" + new string(' ', 1_100_000));
+            var content = new StreamContent(new MemoryStream(body));
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            return content;
+        }
+
+        return how == "latin1"
+            ? new StringContent($"{{\"{field}\":\"hi\"}}", Encoding.Latin1, "application/json")
+            : new StringContent("hi", Encoding.UTF8, "text/plain");
+    }
+
+    [Theory]
+    [InlineData("""{"input":"LONG","model":"M"}""", "input")]
+    [InlineData("""{"input":["a","LONG"],"model":"M"}""", "input[1]")]
+    [InlineData("""{"input":true,"model":"M"}""", "input")]
+    [InlineData("""{"input":[null],"model":"M"}""", "input[0]")]
+    [InlineData("""{"input":"hi","model":5}""", "model")]
+    [InlineData("""{"input":"hi","model":"M","dimensions":"384"}""", "dimensions")]
+    [InlineData("""{"input":"hi","model":"M","dimensions":1e99}""", "dimensions")]
+    [InlineData("""{"input":"hi","model":"M","dimensions":-1}""", "dimensions")]
+    [InlineData("""{"input":"hi","model":"M","encoding_format":5}""", "encoding_format")]
+    public async Task Other_bad_input_to_the_OpenAI_API_is_a_400_in_its_shape(string body, string param)
+    {
+        string json = body.Replace("\"M\"", $"\"{EmbeddingTask}\"", StringComparison.Ordinal).Replace("LONG", new string('a', 2001), StringComparison.Ordinal);
+        using HttpResponseMessage response = await _client.PostAsync("/v1/embeddings", Json(json));
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+    }
+
+    [Theory]
+    [InlineData("""{"inputs":"LONG"}""", 413, "validation", "Limits:MaxTextChars")]
+    [InlineData("""{"inputs":MANY}""", 413, "validation", "Limits:MaxBatchInputs")]
+    [InlineData("""{"inputs":5}""", 413, "validation", "inputs")]
+    [InlineData("""{"inputs":[null]}""", 413, "validation", "inputs[0]")]
+    [InlineData("""{"inputs":"hi","normalize":"no"}""", 422, "validation", "normalize")]
+    [InlineData("""{}""", 400, "empty", "inputs")]
+    public async Task Other_bad_input_to_the_TEI_API_is_a_4xx_in_its_shape(string body, int status, string errorType, string named)
+    {
+        string json = body.Replace("LONG", new string('a', 2001), StringComparison.Ordinal)
+            .Replace("MANY", "[" + string.Join(",", Enumerable.Repeat("\"x\"", 65)) + "]", StringComparison.Ordinal);
+        using HttpResponseMessage response = await _client.PostAsync("/embed", Json(json));
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal(errorType, error.GetProperty("error_type").GetString());
+        Assert.Contains(named, error.GetProperty("error").GetString());
+    }
+
     [Fact]
     public async Task Classify_answers_the_embedding_only_when_it_is_named()
     {

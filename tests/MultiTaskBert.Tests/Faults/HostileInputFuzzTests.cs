@@ -147,13 +147,17 @@ public sealed class HostileInputFuzzTests(LoneService service, ITestOutputHelper
         TimeSpan loadTime = clock.Elapsed;
         await AnswersAsync(client);
         await Task.Delay(1000);
-        long after = ServiceCluster.ResidentBytes(process);
+        long oneSecondAfter = ServiceCluster.ResidentBytes(process);
         await sampling.CancelAsync();
         await sampler;
+        // Issue #25 item 6 bounds the memory 30 s after the load: the service gives it back once idle (Memory:IdleTrimSeconds).
+        await Task.Delay(TimeSpan.FromSeconds(29));
+        long after = ServiceCluster.ResidentBytes(process);
 
         string line = $"memory: {sent} batches of {HostileCases.MaxBatchInputs} × {HostileCases.MaxTextChars} characters in {loadTime.TotalSeconds:0.0} s " +
-            $"(Inference:CpuArena={Environment.GetEnvironmentVariable("Inference__CpuArena") ?? "On (default)"}): RSS resting after warm-up {Mib(resting)} MiB, " +
-            $"peak {Mib(peak)} MiB ({(double)peak / resting:0.00}x), 1 s after the load {Mib(after)} MiB ({(double)after / resting:0.00}x)";
+            $"(Inference:CpuArena={Environment.GetEnvironmentVariable("Inference__CpuArena") ?? "On (default)"}, Memory:IdleTrimSeconds={Environment.GetEnvironmentVariable("Memory__IdleTrimSeconds") ?? "5 (default)"}): " +
+            $"RSS resting after warm-up {Mib(resting)} MiB, peak {Mib(peak)} MiB ({(double)peak / resting:0.00}x), " +
+            $"1 s after the load {Mib(oneSecondAfter)} MiB ({(double)oneSecondAfter / resting:0.00}x), 30 s after {Mib(after)} MiB ({(double)after / resting:0.00}x)";
         output.WriteLine(line);
         File.AppendAllText(Path.Combine(AppContext.BaseDirectory, "fault-figures.md"), "- " + line + "\n");
         Assert.True(peak <= MaxPeakOverResting * resting, line);
@@ -162,11 +166,9 @@ public sealed class HostileInputFuzzTests(LoneService service, ITestOutputHelper
 
     private const int Requests = 60;
     private const double MaxPeakOverResting = 2.0;
-    // 1.5x held on the machines of 2026-12-02 (1.42x on models/default); on 2026-12-07's the same
-    // code (9bd1ff3) and this one keep 1.60-1.84x one second after the load (fixture 1.80x, default
-    // 1.63x on an idle machine): the held memory no longer drops within a second. Asserted here is
-    // what holds (the peak's bound); issue #25 item 6's 1.5x is an open defect (docs/reliability.md).
-    private const double MaxAfterOverResting = 2.0;
+    // Issue #25 item 6: 30 s after the load. One second after it the server GC's regions and the C
+    // allocator's heaps still hold 1.5-1.8x; the idle trim (IdleMemoryTrimmer) returns them.
+    private const double MaxAfterOverResting = 1.5;
 
     private static readonly string[] Vocabulary = ["the", "film", "is", "remarkably", "unaffable", "xyzzy", "naïve", "中文", "7", "am", "tomorrow", "great", "plot", "!"];
 
