@@ -66,6 +66,13 @@ internal static class AdminEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
+        MapVersionEndpoints(group);
+        return routes;
+    }
+
+    /// <summary>The published bundle versions (issue #28): their history and the rollback.</summary>
+    private static void MapVersionEndpoints(RouteGroupBuilder group)
+    {
         group.MapGet("/versions", ListVersionsAsync)
             .WithName("ListBundleVersions")
             .WithSummary("The published bundle versions kept (newest first; 0 is the bundle's manifest.json), the one this replica serves and the newest.")
@@ -83,8 +90,6 @@ internal static class AdminEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
-
-        return routes;
     }
 
     private static RouteHandlerBuilder ProducesTaskChange(this RouteHandlerBuilder endpoint) => endpoint

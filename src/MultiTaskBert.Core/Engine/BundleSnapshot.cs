@@ -122,13 +122,7 @@ public sealed class BundleSnapshot : IDisposable
                     continue;
                 }
 
-                GraphFile graph = task.Head.For(float16);
-                string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
-                InferenceSession headSession = CreateSession(() => sessions.CreateHeadSession(graph.FullPath, headBudget), graph.FullPath, graph.RelativePath, $"{field}.file", taken);
-                GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
-                var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions, headBudget));
-                taken[^1] = head.Release;
-                heads.Add(task.Name, head);
+                heads.Add(task.Name, CreateHead(task, bundle, sessions, float16, headBudget, taken));
             }
 
             return new BundleSnapshot(bundle, encoder, trunk, heads.ToFrozenDictionary(StringComparer.Ordinal), float16);
@@ -138,6 +132,18 @@ public sealed class BundleSnapshot : IDisposable
             taken.ForEach(release => release());
             throw;
         }
+    }
+
+    /// <summary>A head's runner over a new session of the graph it serves (float16 or not), within its memory budget.</summary>
+    private static SharedSession<HeadRunner> CreateHead(TaskDefinition task, ModelBundle bundle, OnnxSessionFactory sessions, bool float16, long? budget, List<Action> taken)
+    {
+        GraphFile graph = task.Head.For(float16);
+        string field = graph.RelativePath == task.Head.RelativePath ? task.Head.ManifestField : $"{task.Head.ManifestField}.float";
+        InferenceSession headSession = CreateSession(() => sessions.CreateHeadSession(graph.FullPath, budget), graph.FullPath, graph.RelativePath, $"{field}.file", taken);
+        GraphContract.VerifyHead(headSession, task, bundle.Manifest.Trunk, graph.RelativePath);
+        var head = new SharedSession<HeadRunner>(new HeadRunner(headSession, task, sessions, budget));
+        taken[^1] = head.Release;
+        return head;
     }
 
     private static Dictionary<string, string> EntriesByName(ModelBundle bundle) =>
