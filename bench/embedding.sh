@@ -2,7 +2,8 @@
 # Issue #27's two serving figures for the embedding head, over HTTP with wrk on loopback:
 #  1. /classify latency at one connection with and without the embedding head in the bundle, when
 #     the embedding is not asked (target: within 2%). Side A serves a copy of the bundle with the
-#     embedding task removed (`mtbert bundle remove`, in a temporary folder), side B the bundle as
+#     embedding task removed (`mtbert bundle remove`, in a temporary folder; with the pair tasks computed
+#     from its embeddings, which need it), side B the bundle as
 #     it is. Both services run at once; A and B take turns for ROUNDS rounds (the first a warm-up,
 #     not counted); figures are medians over rounds, ratios the median of the per-round ratios.
 #  2. /v1/embeddings throughput at 64 connections beside /classify's, on side B, taking turns the same way.
@@ -28,10 +29,15 @@ pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); rm -rf "$work"; }
 trap stop EXIT
 
-# Side A: the same bundle without its embedding task (never written into the bundle itself).
+# Side A: the same bundle without its embedding task (never written into the bundle itself), and
+# without the pair tasks computed from its embeddings (output.source), which a bundle cannot keep
+# without it; the single-sentence /classify measured here reads neither.
 cp -r "$BUNDLE" "$work/without-embedding"
 embedding=$("$PYTHON" -c 'import json, sys; print(next(t["name"] for t in json.load(open(sys.argv[1]))["tasks"] if t["output"]["kind"] == "embedding"))' "$BUNDLE/manifest.json")
-PYTHONPATH=training "$PYTHON" -m mtbert bundle remove "$work/without-embedding" --task "$embedding" > "$LOG_DIR/embedding-remove.log"
+readers=$("$PYTHON" -c 'import json, sys; print(" ".join(t["name"] for t in json.load(open(sys.argv[1]))["tasks"] if (t["output"].get("source") or {}).get("way") == "embeddings"))' "$BUNDLE/manifest.json")
+for task in $readers "$embedding"; do
+  PYTHONPATH=training "$PYTHON" -m mtbert bundle remove "$work/without-embedding" --task "$task" >> "$LOG_DIR/embedding-remove.log"
+done
 
 declare -A URLS=([A]="http://127.0.0.1:$PORT" [B]="http://127.0.0.1:$((PORT + 1))")
 declare -A BUNDLES=([A]="$work/without-embedding" [B]="$BUNDLE")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtbert.bundle import bump_version, verify
+from mtbert.bundle import BundleWriter, bump_version, verify
 from mtbert.manifest_file import BundleError, read_manifest
 from mtbert.pair_source import (
     EMBEDDINGS, JOINT_PASS, GraphEmbedder, PairComparison, PairMapping, apply, compare, fit_least_squares, fit_logistic,
@@ -142,3 +142,14 @@ def test_from_the_command_line(bundle: Path, tiny_data: Path) -> None:
     for task in ("stsb", "rte"):
         assert f"task {task} served from {_task(bundle, task)['output']['source']['way']}" in done.stdout
     assert read_manifest(bundle)["version"] == bump_version(before)  # one new bundle version for the command
+
+
+def test_an_embedding_task_a_pair_task_reads_cannot_be_removed(bundle: Path, tiny_data: Path) -> None:
+    mapping = compare(bundle, tiny_data, "rte", max_train=48).mapping
+    apply(bundle, PairComparison("rte", mapping, 48, {EMBEDDINGS: {"score": 2.0}, JOINT_PASS: {"score": 1.0}}))
+    embedding = next(t["name"] for t in json.loads((bundle / "manifest.json").read_text())["tasks"] if t["output"]["kind"] == "embedding")
+    with pytest.raises(BundleError, match=f"task '{embedding}' cannot be removed: rte computed from its embeddings"):
+        BundleWriter(bundle).remove(embedding)
+    BundleWriter(bundle).remove("rte")  # the reader first: then the embedding task goes
+    BundleWriter(bundle).remove(embedding)
+    assert verify(bundle) == []
