@@ -59,38 +59,38 @@ internal static class ClassifyEndpoints
         .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
     internal static async Task<Results<CompleteJson<ClassifyResponse>, ValidationProblem>> ClassifyAsync(
-        ClassifyRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyResponse(result.Model, ContractMapper.ToResults(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyV2Response>, ValidationProblem>> ClassifyV2Async(
-        ClassifyRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyV2Response(result.Model, ContractMapper.ToAnswers(result.Results[0], request.FallbackThresholds, options)));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchResponse>, ValidationProblem>> ClassifyBatchAsync(
-        ClassifyBatchRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunBatchAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyBatchResponse(result.Model, [.. result.Results.Select(r => ContractMapper.ToResults(r, request.FallbackThresholds, options))]));
     }
 
     internal static async Task<Results<CompleteJson<ClassifyBatchV2Response>, ValidationProblem>> ClassifyBatchV2Async(
-        ClassifyBatchRequest request, MicroBatcher batcher, IOptions<LimitsOptions> limits,
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, IOptions<LimitsOptions> limits,
         IOptions<JsonOptions> json, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         JsonSerializerOptions options = json.Value.SerializerOptions;
-        return Respond(await RunBatchAsync(request, batcher, limits.Value, diagnostics, cancellationToken),
+        return Respond(await RunBatchAsync(request, batcher, engine, limits.Value, diagnostics, cancellationToken),
             result => new ClassifyBatchV2Response(result.Model, [.. result.Results.Select(r => new InputAnswers(ContractMapper.ToAnswers(r, request.FallbackThresholds, options)))]));
     }
 
@@ -100,14 +100,14 @@ internal static class ClassifyEndpoints
 
     /// <summary>Validates and runs one input; exactly one of the pair is set.</summary>
     private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunAsync(
-        ClassifyRequest request, MicroBatcher batcher, LimitsOptions limits,
+        ClassifyRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: 1);
         Dictionary<string, string[]> errors = new RequestValidator(limits, RequestFieldNames.OneInput).Validate(request);
         if (errors.Count > 0)
         {
-            return (null, Invalid(errors));
+            return (null, Invalid(WithThresholdProblems(errors, engine, request.FallbackThresholds)));
         }
 
         var query = new ClassifyQuery([new ClassifyInput(request.Text!, request.TextPair)], request.Tasks, request.FallbackThresholds, RequestFieldNames.OneInput);
@@ -116,14 +116,14 @@ internal static class ClassifyEndpoints
 
     /// <summary>Validates and runs a batch; exactly one of the pair is set.</summary>
     private static async Task<(RequestPredictions? Result, ValidationProblem? Invalid)> RunBatchAsync(
-        ClassifyBatchRequest request, MicroBatcher batcher, LimitsOptions limits,
+        ClassifyBatchRequest request, MicroBatcher batcher, MultiTaskEngine engine, LimitsOptions limits,
         IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         RecordRequest(diagnostics, request.Tasks, batchSize: request.Inputs?.Count ?? 0);
         Dictionary<string, string[]> errors = new RequestValidator(limits, RequestFieldNames.Batch).Validate(request);
         if (errors.Count > 0)
         {
-            return (null, Invalid(errors));
+            return (null, Invalid(WithThresholdProblems(errors, engine, request.FallbackThresholds)));
         }
 
         ClassifyInput[] inputs = [.. request.Inputs!.Select(i => new ClassifyInput(i!.Text!, i.TextPair))];
@@ -142,6 +142,18 @@ internal static class ClassifyEndpoints
         {
             return (null, Invalid(ex.Errors));
         }
+    }
+
+    /// <summary>A refused request's shape problems and then its threshold problems, so one answer names them all.</summary>
+    private static Dictionary<string, string[]> WithThresholdProblems(
+        Dictionary<string, string[]> errors, MultiTaskEngine engine, IReadOnlyDictionary<string, double>? thresholds)
+    {
+        foreach ((string field, string[] messages) in engine.FallbackThresholdProblems(thresholds))
+        {
+            errors.TryAdd(field, messages);
+        }
+
+        return errors;
     }
 
     private static void RecordRequest(IDiagnosticContext diagnostics, IReadOnlyList<string>? tasks, int batchSize)

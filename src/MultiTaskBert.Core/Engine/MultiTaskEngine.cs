@@ -53,6 +53,14 @@ public sealed partial class MultiTaskEngine
     /// <summary>The snapshot in service, or null before the first load finished (including warm-up).</summary>
     public BundleSnapshot? Current => Snapshots.Current;
 
+    /// <summary>
+    /// A request's fallback-threshold problems against the snapshot in service now. For a request refused
+    /// for its shape, which never runs, so that its one answer names every problem; a request that runs
+    /// is checked against the snapshot it leases (<see cref="Prepare"/>).
+    /// </summary>
+    public Dictionary<string, string[]> FallbackThresholdProblems(IReadOnlyDictionary<string, double>? thresholds) =>
+        Current is { } current ? FallbackThresholdCheck.Problems(thresholds, current) : [];
+
     public bool IsReady => Current is not null;
 
     /// <summary>The <c>Batching</c> settings a batch runs with.</summary>

@@ -162,6 +162,26 @@ public sealed class FallbackApiTests : IDisposable
         Assert.False(body.GetProperty("results").GetProperty(_task).TryGetProperty("fallback", out _));
     }
 
+    [Fact]
+    public async Task A_request_refused_for_its_shape_also_names_its_bad_thresholds()
+    {
+        // One answer names every problem: the shape's (checked first) and the thresholds', as the snapshot in service sees them.
+        using ConfiguredApiFactory host = Host();
+        HttpClient client = host.CreateClient();
+        foreach (string path in new[] { "/classify", "/v2/classify" })
+        {
+            (HttpStatusCode status, JsonElement body) = await Post(client, path, new
+            {
+                text = "",
+                fallbackThresholds = new Dictionary<string, double> { ["nope"] = 0.5 },
+            });
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            JsonElement errors = body.GetProperty("errors");
+            Assert.Equal(["text", "fallbackThresholds.nope"], errors.EnumerateObject().Select(e => e.Name));
+            Assert.StartsWith("unknown task 'nope'", errors.GetProperty("fallbackThresholds.nope")[0].GetString());
+        }
+    }
+
     [Theory]
     [InlineData("rule", "\"median\"", "unknown rule 'median' (expected maxProbability | margin | energy | mahalanobis)")]
     [InlineData("threshold", "2", "must be in [0, 1] for rule maxProbability, not 2")]
