@@ -290,7 +290,9 @@ class BundleWriter:
         entry = next((t for t in manifest["tasks"] if t["name"] == task), None)
         if entry is None:
             raise BundleError(f"{self.folder / MANIFEST}: no task {task!r}; tasks: {', '.join(t['name'] for t in manifest['tasks'])}")
-        readers = [t["name"] for t in manifest["tasks"] if _reads_embeddings_of(t, task)]
+        from .pair_source import reads_embeddings_of  # lazily, as verify imports source_problems
+
+        readers = [t["name"] for t in manifest["tasks"] if reads_embeddings_of(t, task)]
         if readers:  # the service would refuse the bundle (and answers 409 to the same removal through the admin API)
             raise BundleError(f"{self.folder / MANIFEST}: task {task!r} cannot be removed: {', '.join(readers)} computed from its embeddings "
                               "(output.source); remove those first or serve them from the joint pass (bundle pair-source)")
@@ -468,12 +470,6 @@ def describe(result: TaskCalibration) -> str:
         f"(ECE {f['eceBefore']:.2f} -> {f['eceAfter']:.2f}); {'served' if result.served_by_default else 'NOT served'} by default "
         f"(dev accuracy {f['devAccuracyAll']:.1f} vs majority {f['majorityAccuracy']:.1f})"
     )
-
-
-def _reads_embeddings_of(entry: dict, embedding: str) -> bool:
-    """Whether a pair task is computed from the embeddings of task `embedding` (`output.source`, issue #27)."""
-    source = entry["output"].get("source") or {}
-    return source.get("way") == "embeddings" and source.get("embedding") == embedding
 
 
 def _drop_task(case: dict, task: str) -> None:

@@ -116,6 +116,11 @@ def cross_fitted_ece(logits: np.ndarray, gold: np.ndarray, seed: int = 0) -> flo
     return sum(errors) / len(gold)
 
 
+def majority_accuracy(train_gold: np.ndarray, dev_gold: np.ndarray) -> float:
+    """Dev accuracy (points) of always answering the training split's most frequent class."""
+    return 100 * float((dev_gold == np.bincount(train_gold.astype(int)).argmax()).mean())
+
+
 def beats_majority(accuracy: float, majority: float, n: int) -> bool:
     """Whether a dev `accuracy` (points) beats the majority class's by MIN_GAIN_OVER_MAJORITY points
     and by more than a one-sided 95% binomial margin on `n` examples."""
@@ -204,7 +209,7 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
     temperature = scaling_temperature(data.dev_logits, dev_gold)
     figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
-    majority = 100 * (dev_gold == np.bincount(train_gold).argmax()).mean()
+    majority = majority_accuracy(train_gold, dev_gold)
     figures["majorityAccuracy"] = majority
     served_by_default = bool(beats_majority(figures["devAccuracyAll"], majority, len(dev_gold)))
     return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures), head

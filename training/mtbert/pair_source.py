@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .calibrate import beats_majority, head_outputs
+from .calibrate import beats_majority, head_outputs, majority_accuracy
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .embedding import bundle_tokenizer, embedding_task
 from .encoded import EncodedSet
@@ -181,11 +181,14 @@ def compare(bundle: Path, data_root: Path, task: str, embedding: str | None = No
 
     joint = head_outputs(Graph(bundle / entry["head"]["file"]), entry, BundleTrunk(bundle, manifest), EncodedSet.build(dev, embedder.tokenizer, spec))["logits"]
     joint_way = metrics.compute(spec.primary_metric, predictions(entry, joint.reshape(len(dev), -1)), dev_gold)
-    majority = None
-    if not regression:
-        most = np.bincount(train_gold.astype(int)).argmax()
-        majority = (100 * float((dev_gold == most).mean()), len(dev))
+    majority = None if regression else (majority_accuracy(train_gold, dev_gold), len(dev))
     return PairComparison(task, mapping, len(train), {EMBEDDINGS: embeddings_way, JOINT_PASS: joint_way}, majority)
+
+
+def reads_embeddings_of(entry: dict, embedding: str) -> bool:
+    """Whether a pair task is computed from the embeddings of task `embedding` (`output.source`)."""
+    source = entry["output"].get("source") or {}
+    return source.get("way") == EMBEDDINGS and source.get("embedding") == embedding
 
 
 def source_problems(manifest: dict, task: dict) -> list[str]:
