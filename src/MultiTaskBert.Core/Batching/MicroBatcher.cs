@@ -163,6 +163,13 @@ public sealed partial class MicroBatcher : IAsyncDisposable, IDisposable
                     continue;
                 }
 
+                if (reader.Completion.IsCompleted)
+                {
+                    // Disposal completed the queue and ended the wait: what still waits leaves with the
+                    // shutdown's cancellation (below), never racing the stop that follows.
+                    break;
+                }
+
                 List<PendingRequest> batch = TakeBatch(waiting);
                 holdingSlot = false; // The batch's run frees it.
                 _ = Task.Run(() => RunBatchInSlotAsync(batch));

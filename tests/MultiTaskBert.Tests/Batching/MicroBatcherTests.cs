@@ -85,8 +85,8 @@ public sealed class MicroBatcherTests(EngineFixture fixture) : IClassFixture<Eng
 
         await batcher.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
 
-        // The queue's completion ends the wait and the batch starts, but the stop that follows at
-        // once terminates it: the caller gets the shutdown's cancellation, never a result.
+        // The queue's completion ends the wait; the batch does not start: the caller gets the
+        // shutdown's cancellation, never a result.
         Assert.True(waiting.IsCanceled, $"request ended as {waiting.Status}: {waiting.Exception}");
     }
 
