@@ -221,7 +221,7 @@ class BundleWriter:
     # -- commands --------------------------------------------------------------------------
     def add(
         self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None,
-        data_root: Path | None = None, ood: bool = True,
+        data_root: Path | None = None, ood: bool = True, rejection: float = DEFAULT_REJECTION,
     ) -> dict:
         info, head, checkpoint = self._load_run(run, pretrained)
         if (self.folder / MANIFEST).is_file():
@@ -236,23 +236,25 @@ class BundleWriter:
         if any(t["name"] == task for t in manifest["tasks"]):
             raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")
         manifest = self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
-        return self._calibrate_added(manifest, info, checkpoint, data_root) if ood else manifest
+        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
 
-    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None) -> dict:
-        """A classification task just added or replaced gets its out-of-domain fallback, temperature
-        and served-by-default decision from its data (`data_root`, else where the run was trained),
-        at the version the change gave the bundle. Skipped, with a line saying so, when no data is found."""
+    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float) -> dict:
+        """A classification task just added or replaced gets its out-of-domain fallback (aiming at the
+        in-scope rejection rate `rejection`), temperature and served-by-default decision from its data
+        (`data_root`, else where the run was trained), at the version the change gave the bundle.
+        Skipped, with a line saying so, when no data is found."""
         if not info.spec.output_kind.supports_fallback:
             return manifest
         root = data_root or (Path(info.data_root) if info.data_root else None)
         if root is None or not split_file(root, info.spec.name, "train").is_file():
             print(f"{self.folder}: {info.spec.name} has no out-of-domain fallback: its training data was not found (give --data)", file=sys.stderr)
             return manifest
-        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], version=manifest["version"])
+        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], rejection, version=manifest["version"])
         return manifest
 
     def replace(
         self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None, data_root: Path | None = None, ood: bool = True,
+        rejection: float = DEFAULT_REJECTION,
     ) -> dict:
         manifest = read_manifest(self.folder)
         manifest["version"] = version or bump_version(manifest["version"])
@@ -263,7 +265,7 @@ class BundleWriter:
             raise BundleError(f"{self.folder / MANIFEST}: no task {info.spec.name!r} to replace; use `bundle add`")
         manifest["tasks"].remove(old)
         manifest = self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
-        return self._calibrate_added(manifest, info, checkpoint, data_root) if ood else manifest
+        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
 
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
@@ -402,7 +404,7 @@ class BundleWriter:
                 case.setdefault("distances", {})[entry["name"]] = round(float(outputs[DISTANCE_OUTPUT][0]), 4)
         write_json_atomic(path, parity)
 
-    def head_for_upload(self, run: Path, out: Path, ood: bool = True) -> dict:
+    def head_for_upload(self, run: Path, out: Path, ood: bool = True, rejection: float = DEFAULT_REJECTION) -> dict:
         """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
         bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
         and `out/entry.json` (its manifest entry; version = the bundle's + 1, or 1 for a new task).
@@ -423,16 +425,16 @@ class BundleWriter:
         entry = _task_entry(info, head, out / "head.onnx", f"heads/{info.spec.name}.onnx", old["version"] + 1 if old else 1, None, run)
         entry["head"]["sha256"] = sha256_file(out / "head.onnx")
         if ood and info.spec.output_kind.supports_fallback and info.data_root:
-            self._calibrate_upload(manifest, entry, info, out, Path(info.data_root))
+            self._calibrate_upload(manifest, entry, info, out, Path(info.data_root), rejection)
         write_json_atomic(out / "entry.json", entry)
         return entry
 
-    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path) -> None:
+    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path, rejection: float) -> None:
         """The uploaded head gets the out-of-domain fallback as `bundle add` would give it."""
         checkpoint = run_checkpoint(info)
         local = {**entry, "head": {**entry["head"], "file": "head.onnx"}}  # the graph lies in `out`
         data = BundleTaskData(out, manifest, local, data_root, checkpoint, self._tokenizer(manifest))
-        result, head = calibrate_task(data)
+        result, head = calibrate_task(data, rejection)
         write_onnx_atomic(head, out / "head.onnx")
         apply_to_entry(entry, result, out / "head.onnx")
         print(f"{entry['name']}: {describe(result)}")

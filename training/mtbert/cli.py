@@ -32,6 +32,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False, break_long_words=False)
 
 
+def _share(text: str) -> float:
+    """A rate given as a share (0.03 for 3%), refused outside (0, 0.5]: 3 would turn every input away."""
+    value = float(text)
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"a share of in-scope inputs between 0 and 0.5 (0.03 for 3%), got {text}")
+    return value
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -146,10 +154,10 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     writer = BundleWriter(args.bundle)
     if args.action == "add":
         data = args.data if args.data != SHARED / "data" else None  # None: where the run was trained
-        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length, data_root=data, ood=not args.no_ood)
+        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length, data_root=data, ood=not args.no_ood, rejection=args.rejection)
     elif args.action == "replace":
         data = args.data if args.data != SHARED / "data" else None
-        manifest = writer.replace(args.run, args.pretrained, version=args.version, data_root=data, ood=not args.no_ood)
+        manifest = writer.replace(args.run, args.pretrained, version=args.version, data_root=data, ood=not args.no_ood, rejection=args.rejection)
     elif args.action == "remove":
         manifest = writer.remove(args.task, args.version)
     elif args.action == "calibrate":
@@ -224,7 +232,7 @@ def cmd_embedding_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export_head(args: argparse.Namespace) -> None:
-    entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out)
+    entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out, rejection=args.rejection)
     print(f"{args.out}: head.onnx and entry.json for task {entry['name']} version {entry['version']} (branch layer {entry['branchLayer']}); upload with:")
     # $ADMIN_KEY: the service's Admin:ApiKey (README, "Training and adding heads"), left for the shell to fill in.
     print(f"curl -s -X POST {args.service.rstrip('/')}/admin/tasks/upload -H \"X-Api-Key: $ADMIN_KEY\" -F \"manifest=<{args.out / 'entry.json'}\" -F \"head=@{args.out / 'head.onnx'}\"")
@@ -336,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one); pair-source: comma-separated pair tasks (None: stsb,mrpc)")
-    p.add_argument("--rejection", type=float, default=0.01, help="calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away (the threshold keeps the 95%% bound of that share within it)")
+    p.add_argument("--rejection", type=_share, default=0.01, help="add, replace, calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away (the threshold keeps the 95%% bound of that share within it; under 1,000 calibration examples, the fitted curve's point). An own task of a few dozen rows that must refuse other assistant requests: 0.03 (bench/experiments/README.md, third round)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
@@ -379,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, required=True, help="the folder of the bundle the service serves (or a copy of it)")
     p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
     p.add_argument("--service", default="http://localhost:5176", help="the service's address, for the printed upload command (the default: `dotnet run`'s)")
+    p.add_argument("--rejection", type=_share, default=0.01, help="share of in-scope inputs the head's out-of-domain fallback may turn away (as bundle add --rejection)")
     p.set_defaults(func=cmd_export_head)
 
     p = sub.add_parser("export-single", formatter_class=HelpFormatter, help="export a run as one whole single-task ONNX model (benchmark baseline)")
