@@ -9,8 +9,8 @@ namespace MultiTaskBert.Core.Registry;
 /// The published versions of a bundle as files in its folder: <c>versions/000042.json</c>, each a
 /// whole manifest. Works on a local disk and on a shared volume (NFS) without file notifications:
 /// a version is written to a temporary file, flushed, then hard-linked to its name
-/// (<see cref="File.Move(string, string, bool)"/> without overwrite is link + unlink on Unix), which
-/// fails when the name exists: readers never see a partial file and two writers never both win.
+/// (<see cref="ExclusiveName"/>), which fails when the name exists: readers never see a partial
+/// file and two writers never both win.
 /// </summary>
 public sealed class FolderVersionStore : IBundleVersionStore
 {
@@ -89,15 +89,7 @@ public sealed class FolderVersionStore : IBundleVersionStore
                 stream.Flush(flushToDisk: true);
             }
 
-            try
-            {
-                File.Move(temp, target, overwrite: false);
-                return true;
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-                return false; // another replica published this number first
-            }
+            return ExclusiveName.TryLink(temp, target); // false: another replica published this number first
         }
         finally
         {
