@@ -24,7 +24,7 @@ from .float16 import has_int8_matmuls, write_float_head
 from .manifest_file import FORMAT_VERSION, default_pretrained, MANIFEST, PARITY, TRUNK, VOCAB, BundleError, int8_matmuls, read_manifest, write_json_atomic
 from .modeling import TaskHead
 from .onnx_eval import Graph
-from .ood import DEFAULT_REJECTION, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output
+from .ood import DISTANCE_OUTPUT, DistanceCalibration, add_distance_output
 from .data import TaskSpec, split_file
 from .runs import RunInfo, load_run, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
@@ -221,7 +221,7 @@ class BundleWriter:
     # -- commands --------------------------------------------------------------------------
     def add(
         self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None,
-        data_root: Path | None = None, ood: bool = True, rejection: float = DEFAULT_REJECTION,
+        data_root: Path | None = None, ood: bool = True, rejection: float | None = None,
     ) -> dict:
         info, head, checkpoint = self._load_run(run, pretrained)
         if (self.folder / MANIFEST).is_file():
@@ -238,7 +238,7 @@ class BundleWriter:
         manifest = self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
         return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
 
-    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float) -> dict:
+    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float | None) -> dict:
         """A classification task just added or replaced gets its out-of-domain fallback (aiming at the
         in-scope rejection rate `rejection`), temperature and served-by-default decision from its data
         (`data_root`, else where the run was trained), at the version the change gave the bundle.
@@ -254,7 +254,7 @@ class BundleWriter:
 
     def replace(
         self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None, data_root: Path | None = None, ood: bool = True,
-        rejection: float = DEFAULT_REJECTION,
+        rejection: float | None = None,
     ) -> dict:
         manifest = read_manifest(self.folder)
         manifest["version"] = version or bump_version(manifest["version"])
@@ -313,7 +313,7 @@ class BundleWriter:
         return manifest
 
     def calibrate(
-        self, data_root: Path, pretrained: str | Path | None = None, tasks: list[str] | None = None, rejection: float = DEFAULT_REJECTION,
+        self, data_root: Path, pretrained: str | Path | None = None, tasks: list[str] | None = None, rejection: float | None = None,
         label: str | None = None, version: str | None = None, max_train: int | None = MAX_TRAIN, log=print,  # noqa: ANN001 - a print-like callable
     ) -> tuple[dict, list[TaskCalibration]]:
         """Gives classification tasks (`tasks`, default every one) the out-of-domain fallback, a
@@ -340,18 +340,19 @@ class BundleWriter:
         self._save(manifest)
         return manifest, results
 
-    def retarget(self, rejection: float = DEFAULT_REJECTION, version: str | None = None) -> dict:
-        """Sets every calibrated task's threshold for the in-scope rejection rate `rejection` from its
-        stored curve, without recomputing anything: on an empirical curve the largest rate that stays
-        within `rejection` with 95% confidence on its calibration examples (`ood.threshold_for`), on a
-        fitted one `rejection` itself (`DistanceCalibration.threshold`)."""
+    def retarget(self, rejection: float | None = None, version: str | None = None) -> dict:
+        """Sets every calibrated task's threshold for the in-scope rejection rate `rejection` (None: each
+        curve's default, `DistanceCalibration.default_rejection`) from its stored curve, without
+        recomputing anything: on an empirical curve the largest rate that stays within `rejection` with
+        95% confidence on its calibration examples (`ood.threshold_for`), on a fitted one `rejection`
+        itself (`DistanceCalibration.threshold`)."""
         manifest = read_manifest(self.folder)
         for task in manifest["tasks"]:
             fallback = task["output"].get("fallback") or {}
             if fallback.get("rule") != "mahalanobis":
                 continue
             curve = DistanceCalibration.from_manifest(fallback["calibration"])
-            fallback["threshold"] = curve.threshold(rejection)
+            fallback["threshold"] = curve.threshold(rejection if rejection is not None else curve.default_rejection())
             fallback["expected"] = {"inScopeRejection": fallback["threshold"], "upperBound95": round(curve.rate_upper_bound(fallback["threshold"]), 5)}
         manifest["version"] = version or bump_version(manifest["version"])
         self._save(manifest)
@@ -404,7 +405,7 @@ class BundleWriter:
                 case.setdefault("distances", {})[entry["name"]] = round(float(outputs[DISTANCE_OUTPUT][0]), 4)
         write_json_atomic(path, parity)
 
-    def head_for_upload(self, run: Path, out: Path, ood: bool = True, rejection: float = DEFAULT_REJECTION) -> dict:
+    def head_for_upload(self, run: Path, out: Path, ood: bool = True, rejection: float | None = None) -> dict:
         """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
         bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
         and `out/entry.json` (its manifest entry; version = the bundle's + 1, or 1 for a new task).
@@ -429,7 +430,7 @@ class BundleWriter:
         write_json_atomic(out / "entry.json", entry)
         return entry
 
-    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path, rejection: float) -> None:
+    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path, rejection: float | None) -> None:
         """The uploaded head gets the out-of-domain fallback as `bundle add` would give it."""
         checkpoint = run_checkpoint(info)
         local = {**entry, "head": {**entry["head"], "file": "head.onnx"}}  # the graph lies in `out`

@@ -27,7 +27,7 @@ from .checkpoint import Checkpoint, sha256_file
 from .data import TaskSpec, load_task_spec, read_examples, split_file
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
-from .ood import DEFAULT_REJECTION, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features
+from .ood import DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features
 from .onnx_eval import Graph
 from .records import Example
 from .tokenization import WordPieceTokenizer
@@ -191,10 +191,10 @@ def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: Encode
     return out
 
 
-def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
+def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
     """Fits the distance statistics, threshold curve, temperature and default-serving decision of one
     classification task; returns them and the head graph with its distance output. `rejection`: the
-    in-scope rejection rate aimed at (`DistanceCalibration.threshold`)."""
+    in-scope rejection rate aimed at (`DistanceCalibration.threshold`; None: the curve's default)."""
     entry, spec = data.entry, data.spec
     label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
     served = entry["output"]["labels"]
@@ -204,7 +204,7 @@ def calibrate_task(data: BundleTaskData, rejection: float = DEFAULT_REJECTION, l
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
     scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
     calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
-    threshold = calibration.threshold(rejection)
+    threshold = calibration.threshold(rejection if rejection is not None else calibration.default_rejection())
     head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
     figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
     temperature = scaling_temperature(data.dev_logits, dev_gold)

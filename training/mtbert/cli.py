@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one); pair-source: comma-separated pair tasks (None: stsb,mrpc)")
-    p.add_argument("--rejection", type=_share, default=0.01, help="add, replace, calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away (the threshold keeps the 95%% bound of that share within it; under 1,000 calibration examples, the fitted curve's point). An own task of a few dozen rows that must refuse other assistant requests: 0.03 (bench/experiments/README.md, third round)")
+    p.add_argument("--rejection", type=_share, default=None, help="add, replace, calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away; with 1,000 calibration examples or more the threshold keeps the 95%% bound of that share within it, with fewer it is the fitted curve's point (None: 0.01, or 0.02 for a task of fewer examples, whose other-assistant requests lie closer: bench/experiments/README.md, third round)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, required=True, help="the folder of the bundle the service serves (or a copy of it)")
     p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
     p.add_argument("--service", default="http://localhost:5176", help="the service's address, for the printed upload command (the default: `dotnet run`'s)")
-    p.add_argument("--rejection", type=_share, default=0.01, help="share of in-scope inputs the head's out-of-domain fallback may turn away (as bundle add --rejection)")
+    p.add_argument("--rejection", type=_share, default=None, help="share of in-scope inputs the head's out-of-domain fallback may turn away (as bundle add --rejection; None: 0.01, or 0.02 under 1,000 training examples)")
     p.set_defaults(func=cmd_export_head)
 
     p = sub.add_parser("export-single", formatter_class=HelpFormatter, help="export a run as one whole single-task ONNX model (benchmark baseline)")

@@ -41,6 +41,11 @@ DISTANCE_OUTPUT = "ood_distance"
 DISTANCE_INPUT = "ood_hidden_states"  # the graph input of the pooled layer, when it is not the branch layer
 RULE = "mahalanobis"
 DEFAULT_REJECTION = 0.01
+# The default of a task with a fitted curve (under PARAMETRIC_BELOW calibration examples: an own task
+# of a few dozen rows). There other assistant requests lie as close as the task's own tail, and
+# aiming at 1% caught a median 65% of them, 2% 80% (1.4% of in-scope turned away): bench/experiments/
+# README.md, "Out-of-domain measure, third round".
+FEW_EXAMPLES_REJECTION = 0.02
 FOLDS = 5
 CURVE_POINTS = 64
 PARAMETRIC_BELOW = 1000  # calibration examples under which the curve is a log-normal fit (module docstring)
@@ -156,6 +161,11 @@ class DistanceCalibration:
         distances = [round(math.exp(centre + spread * NormalDist().inv_cdf(1 - p)), 6) for p in p_values]
         fitted = f"{method}; log-normal fit to {len(scores)} distances"
         return DistanceCalibration(distances, [round(float(p), 9) for p in p_values], len(scores), fitted, LOG_NORMAL)
+
+    def default_rejection(self) -> float:
+        """The in-scope rejection rate aimed at when none is asked for: FEW_EXAMPLES_REJECTION on a
+        fitted curve, DEFAULT_REJECTION on an empirical one."""
+        return FEW_EXAMPLES_REJECTION if self.tail == LOG_NORMAL else DEFAULT_REJECTION
 
     def threshold(self, target: float) -> float:
         """The threshold (p-value) that aims at the in-scope rejection rate `target`: `target` itself

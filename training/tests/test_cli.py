@@ -52,10 +52,13 @@ def test_sweep_and_bundle_from_the_command_line(tiny_checkpoint: Path, tiny_data
     steps = json.loads((tmp_path / "sw" / "f1" / "run.json").read_text(encoding="utf-8"))["hyper"]["steps"]
     assert steps["planned"] == 8 and steps["kept"] <= steps["run"] <= 8
     assert (tmp_path / "sw" / "frozen-layers.png").stat().st_size > 1000
-    added = run("bundle", "add", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f1-s1"), "--name", "cli", "--version", "1", "--max-length", "32", "--rejection", "0.03")
+    added = run("bundle", "add", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f1-s1"), "--name", "cli", "--version", "1", "--max-length", "32")
     assert added.returncode == 0, added.stderr
-    fallback = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]["output"]["fallback"]
-    assert fallback["threshold"] == 0.03 and fallback["calibration"]["tail"] == "log-normal"  # 64 rows: the fitted curve, at the rate asked for
+    def fallback() -> dict:
+        return json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]["output"]["fallback"]
+    assert fallback()["threshold"] == 0.02 and fallback()["calibration"]["tail"] == "log-normal"  # 64 rows: the fitted curve and its default
+    assert run("bundle", "retarget", str(tmp_path / "b"), "--rejection", "0.03").returncode == 0
+    assert fallback()["threshold"] == 0.03
     percent = run("bundle", "retarget", str(tmp_path / "b"), "--rejection", "3")
     assert percent.returncode == 2 and "--rejection: a share of in-scope inputs between 0 and 0.5 (0.03 for 3%), got 3" in percent.stderr
     assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0

@@ -92,6 +92,8 @@ def test_few_calibration_examples_give_a_log_normal_curve_whose_threshold_is_the
     # The manifest carries the tail, so `bundle retarget` knows which threshold rule applies.
     again = DistanceCalibration.from_manifest(curve.manifest())
     assert again.tail == "log-normal" and again.threshold(0.02) == 0.02
+    # Asked for no rate, few examples aim at 2% (near topics lie as close as the task's own tail), many at 1%.
+    assert (curve.default_rejection(), DistanceCalibration.empirical(rng.normal(size=1000), "").default_rejection()) == (0.02, 0.01)
     empirical = DistanceCalibration.from_scores(np.arange(1, 1001, dtype=np.float64), "test")
     assert empirical.tail is None and "tail" not in empirical.manifest()
     assert DistanceCalibration.from_manifest(empirical.manifest()).threshold(0.01) == threshold_for(0.01, 1000)
