@@ -8,8 +8,8 @@ internal readonly record struct StoredHead(string RelativePath, string FullPath,
 /// <summary>
 /// Stores uploaded head graphs in the bundle's <c>heads/</c> folder as
 /// <c>heads/&lt;task&gt;-v&lt;version&gt;-&lt;sha12&gt;.onnx</c>: written to a temporary file, flushed,
-/// then renamed, so a crash never leaves a partial head under a real name. An upload already
-/// spooled into <c>heads/</c> is renamed, not written a second time. A stored name is never
+/// then linked to its name (<see cref="ExclusiveName"/>), so a crash never leaves a partial head under
+/// a real name. An upload already spooled into <c>heads/</c> is linked, not written a second time. A stored name is never
 /// overwritten: every published version that reads it keeps reading the same bytes.
 /// </summary>
 internal static class HeadFileStore
@@ -25,7 +25,7 @@ internal static class HeadFileStore
         string heads = Path.GetDirectoryName(temp)!;
         if (content is FileStream spooled && string.Equals(Path.GetDirectoryName(Path.GetFullPath(spooled.Name)), heads, StringComparison.Ordinal))
         {
-            // Already spooled into heads/ (the multipart upload): renamed into place, not copied again.
+            // Already spooled into heads/ (the multipart upload): linked into place, not copied again.
             return await StoreSpooledAsync(heads, task, version, spooled, cancellationToken).ConfigureAwait(false);
         }
 
@@ -46,7 +46,7 @@ internal static class HeadFileStore
         }
     }
 
-    /// <summary>A file already written in <c>heads/</c>: flushed, hashed, renamed (its own delete-on-close then finds nothing left).</summary>
+    /// <summary>A file already written in <c>heads/</c>: flushed, hashed, linked (its own delete-on-close then removes the spool name).</summary>
     private static async Task<StoredHead> StoreSpooledAsync(string heads, string task, int version, FileStream spooled, CancellationToken cancellationToken)
     {
         string sha = await FlushAndHashAsync(spooled, cancellationToken).ConfigureAwait(false);
@@ -66,17 +66,15 @@ internal static class HeadFileStore
     {
         string relative = $"{BundleTempFiles.HeadsFolder}/{task}-v{version}-{sha[..12]}.onnx";
         string target = Path.Combine(heads, Path.GetFileName(relative));
-        try
+        // Never overwritten (a published version may read it), and of two uploads racing for one name
+        // exactly one creates it. The written name goes with its temporary file's clean-up.
+        if (ExclusiveName.TryLink(written, target))
         {
-            // Never overwritten (a published version may read it): without overwrite the move fails when the name exists.
-            File.Move(written, target, overwrite: false);
             return new StoredHead(relative, target, sha, Created: true);
         }
-        catch (IOException) when (File.Exists(target))
-        {
-            Touch(target); // same name = same content (SHA-256 prefix); fresh again for garbage collection's grace
-            return new StoredHead(relative, target, sha, Created: false);
-        }
+
+        Touch(target); // same name = same content (SHA-256 prefix); fresh again for garbage collection's grace
+        return new StoredHead(relative, target, sha, Created: false);
     }
 
     /// <summary>Marks a head file as just used, so garbage collection (<see cref="RegistryOptions.CollectGrace"/>) leaves it alone.</summary>

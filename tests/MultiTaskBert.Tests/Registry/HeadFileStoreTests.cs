@@ -40,7 +40,7 @@ public sealed class HeadFileStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task An_upload_spooled_into_heads_is_renamed_into_place_not_written_again()
+    public async Task An_upload_spooled_into_heads_is_linked_into_place_not_written_again()
     {
         byte[] content = [5, 6, 7, 8];
         string spool = BundleTempFiles.NewUploadPath(_bundle.Directory);
@@ -52,8 +52,25 @@ public sealed class HeadFileStoreTests : IDisposable
         await spooled.DisposeAsync();
 
         Assert.True(stored.Created);
-        Assert.False(File.Exists(spool)); // renamed: no second copy was written next to it
+        Assert.False(File.Exists(spool)); // linked, and the spool name went with its stream: no second copy
         Assert.Equal(content, await File.ReadAllBytesAsync(stored.FullPath));
+        Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
+    }
+
+    [Fact]
+    public async Task Of_many_uploads_racing_for_one_name_exactly_one_creates_it()
+    {
+        // Only the creator may delete the file when its change is refused; the others may be serving it.
+        for (int round = 0; round < 20; round++)
+        {
+            byte[] content = [9, 9, (byte)round];
+            StoredHead[] stored = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() =>
+                HeadFileStore.StoreAsync(_bundle.Directory, "mytask", 1, new MemoryStream(content), CancellationToken.None))));
+
+            Assert.Single(stored, s => s.Created);
+            Assert.Equal(content, await File.ReadAllBytesAsync(stored[0].FullPath));
+        }
+
         Assert.Empty(Directory.GetFiles(_bundle.PathOf(BundleTempFiles.HeadsFolder), "*.tmp"));
     }
 
