@@ -32,6 +32,20 @@ PROBES = {  # other-domain sources (dev splits), each apart
 }
 
 
+def cache_and_analyses(doc: str | None, analyses: list[str]) -> argparse.Namespace:
+    """The command line of an experiment that caches features once (`cache --out FILE`, with --data and
+    --pretrained) and analyses the cache by one of `analyses` (`ANALYSIS FILE`)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("cache")
+    p.add_argument("--data", type=Path, default=Path("../../shared/data"))
+    p.add_argument("--pretrained", type=Path, default=Path("../../shared/pretrained/all-minilm-l6-v2"))
+    p.add_argument("--out", type=Path, required=True)
+    for name in analyses:
+        sub.add_parser(name).add_argument("cache_file", type=Path)
+    return parser.parse_args()
+
+
 def read(data: Path, task: str, split: str, limit: int | None = None) -> tuple[list[str], list[str]]:
     rows = [json.loads(line) for line in (data / task / f"{split}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     if limit and len(rows) > limit:

@@ -26,7 +26,7 @@ from mtbert.checkpoint import load_checkpoint  # noqa: E402
 from mtbert.ood import DistanceCalibration, cross_fit_distances, fit_gaussian, threshold_for  # noqa: E402
 from mtbert.tokenization import WordPieceTokenizer  # noqa: E402
 from mtbert.train import build_trunk, length_batches, pad_ids  # noqa: E402
-from ood_features import INTENTS, PROBES, read  # noqa: E402
+from ood_features import INTENTS, PROBES, cache_and_analyses, read  # noqa: E402
 
 SELF = {"banking77": "banking", "atis": "flights", "snips": "assistant", "clinc150": "clinc_oos"}  # a task's own probe source
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -174,20 +174,12 @@ def small_tasks(saved: dict, trials: int = 30) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("cache")
-    p.add_argument("--data", type=Path, default=Path("../../shared/data"))
-    p.add_argument("--pretrained", type=Path, default=Path("../../shared/pretrained/all-minilm-l6-v2"))
-    p.add_argument("--out", type=Path, required=True)
-    for name in ("tokens", "unit", "small"):
-        sub.add_parser(name).add_argument("cache_file", type=Path)
-    args = parser.parse_args()
+    analyses = {"tokens": tokens_vs_pooled, "unit": raw_vs_unit, "small": small_tasks}
+    args = cache_and_analyses(__doc__, list(analyses))
     if args.command == "cache":
         cache(args)
         return
-    saved = pickle.loads(args.cache_file.read_bytes())
-    {"tokens": tokens_vs_pooled, "unit": raw_vs_unit, "small": small_tasks}[args.command](saved)
+    analyses[args.command](pickle.loads(args.cache_file.read_bytes()))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from mtbert.checkpoint import load_checkpoint  # noqa: E402
 from mtbert.ood import DistanceCalibration, cross_fit_distances, fit_gaussian  # noqa: E402
 from mtbert.tokenization import WordPieceTokenizer  # noqa: E402
 from mtbert.train import build_trunk, length_batches, pad_ids  # noqa: E402
-from ood_features import INTENTS, PROBES, read  # noqa: E402
+from ood_features import INTENTS, PROBES, cache_and_analyses, read  # noqa: E402
 
 LAYERS = (3, 4, 5, 6)
 SELF = {"banking77": "banking", "atis": "flights", "snips": "assistant", "clinc150": "clinc_oos"}
@@ -204,20 +204,12 @@ def large(saved: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("cache")
-    p.add_argument("--data", type=Path, default=Path("../../shared/data"))
-    p.add_argument("--pretrained", type=Path, default=Path("../../shared/pretrained/all-minilm-l6-v2"))
-    p.add_argument("--out", type=Path, required=True)
-    for name in ("small", "large", "ensemble", "tradeoff"):
-        sub.add_parser(name).add_argument("cache_file", type=Path)
-    args = parser.parse_args()
+    analyses = {"small": small, "large": large, "ensemble": ensemble, "tradeoff": tradeoff}
+    args = cache_and_analyses(__doc__, list(analyses))
     if args.command == "cache":
         cache(args)
         return
-    saved = dict(np.load(args.cache_file))
-    {"small": small, "large": large, "ensemble": ensemble, "tradeoff": tradeoff}[args.command](saved)
+    analyses[args.command](dict(np.load(args.cache_file)))
 
 
 if __name__ == "__main__":
