@@ -19,6 +19,9 @@ public sealed class LoneService : IAsyncLifetime
         {
             ["Batching__QueueCapacity"] = "1024",
             ["Serilog__MinimumLevel__Default"] = "Error",
+            // The memory run's largest batches, three clients at once, measure memory, not latency: on a
+            // busy 2-core machine one waited past the cluster's 20 s (ServiceCluster.ReplicaSettings) and got its 504.
+            ["Limits__RequestTimeoutMs"] = "120000",
         });
 
     public Task DisposeAsync() => _cluster.DisposeAsync();
