@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,9 +33,9 @@ PROBES = {  # other-domain sources (dev splits), each apart
 }
 
 
-def cache_and_analyses(doc: str | None, analyses: list[str]) -> argparse.Namespace:
+def run_experiment(doc: str | None, cache: Callable[[argparse.Namespace], None], analyses: dict[str, Callable[[Any], None]], load: Callable[[Path], Any]) -> None:
     """The command line of an experiment that caches features once (`cache --out FILE`, with --data and
-    --pretrained) and analyses the cache by one of `analyses` (`ANALYSIS FILE`)."""
+    --pretrained) and analyses the cache (`ANALYSIS FILE`: the analysis gets `load(FILE)`)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cache")
@@ -43,7 +44,11 @@ def cache_and_analyses(doc: str | None, analyses: list[str]) -> argparse.Namespa
     p.add_argument("--out", type=Path, required=True)
     for name in analyses:
         sub.add_parser(name).add_argument("cache_file", type=Path)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.command == "cache":
+        cache(args)
+    else:
+        analyses[args.command](load(args.cache_file))
 
 
 def read(data: Path, task: str, split: str, limit: int | None = None) -> tuple[list[str], list[str]]:

@@ -26,7 +26,7 @@ from mtbert.checkpoint import load_checkpoint  # noqa: E402
 from mtbert.ood import DistanceCalibration, cross_fit_distances, fit_gaussian, threshold_for  # noqa: E402
 from mtbert.tokenization import WordPieceTokenizer  # noqa: E402
 from mtbert.train import build_trunk, length_batches, pad_ids  # noqa: E402
-from ood_features import INTENTS, PROBES, cache_and_analyses, read  # noqa: E402
+from ood_features import INTENTS, PROBES, read, run_experiment  # noqa: E402
 
 SELF = {"banking77": "banking", "atis": "flights", "snips": "assistant", "clinc150": "clinc_oos"}  # a task's own probe source
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -174,12 +174,7 @@ def small_tasks(saved: dict, trials: int = 30) -> None:
 
 
 def main() -> None:
-    analyses = {"tokens": tokens_vs_pooled, "unit": raw_vs_unit, "small": small_tasks}
-    args = cache_and_analyses(__doc__, list(analyses))
-    if args.command == "cache":
-        cache(args)
-        return
-    analyses[args.command](pickle.loads(args.cache_file.read_bytes()))
+    run_experiment(__doc__, cache, {"tokens": tokens_vs_pooled, "unit": raw_vs_unit, "small": small_tasks}, lambda path: pickle.loads(path.read_bytes()))
 
 
 if __name__ == "__main__":

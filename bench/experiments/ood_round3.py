@@ -28,7 +28,7 @@ from mtbert.checkpoint import load_checkpoint  # noqa: E402
 from mtbert.ood import DistanceCalibration, cross_fit_distances, fit_gaussian  # noqa: E402
 from mtbert.tokenization import WordPieceTokenizer  # noqa: E402
 from mtbert.train import build_trunk, length_batches, pad_ids  # noqa: E402
-from ood_features import INTENTS, PROBES, cache_and_analyses, read  # noqa: E402
+from ood_features import INTENTS, PROBES, read, run_experiment  # noqa: E402
 
 LAYERS = (3, 4, 5, 6)
 SELF = {"banking77": "banking", "atis": "flights", "snips": "assistant", "clinc150": "clinc_oos"}
@@ -204,12 +204,7 @@ def large(saved: dict) -> None:
 
 
 def main() -> None:
-    analyses = {"small": small, "large": large, "ensemble": ensemble, "tradeoff": tradeoff}
-    args = cache_and_analyses(__doc__, list(analyses))
-    if args.command == "cache":
-        cache(args)
-        return
-    analyses[args.command](dict(np.load(args.cache_file)))
+    run_experiment(__doc__, cache, {"small": small, "large": large, "ensemble": ensemble, "tradeoff": tradeoff}, lambda path: dict(np.load(path)))
 
 
 if __name__ == "__main__":
