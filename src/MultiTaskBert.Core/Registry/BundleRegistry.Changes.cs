@@ -38,10 +38,32 @@ public sealed partial class BundleRegistry
         }
         finally
         {
-            if (!published && prepared?.StoredHead is { } stored)
+            if (!published && prepared?.StoredHead is { } stored && !await IsReadByNewestVersionAsync(prepared.Entry).ConfigureAwait(false))
             {
                 HeadFileStore.TryDelete(stored); // an upload that went into no version
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether the newest published version reads the head file of <paramref name="entry"/>. The same
+    /// upload sent twice at once (a double submit, through one replica or two) is stored by one request
+    /// and found there by the other; when the finder publishes and the creator is refused for it, the
+    /// creator must leave the file. On any doubt the file stays: a stray file does not change what is served.
+    /// </summary>
+    private async Task<bool> IsReadByNewestVersionAsync(JsonObject entry)
+    {
+        try
+        {
+            string? file = (entry["head"]?["file"] as JsonValue)?.GetValue<string>();
+            long newest = await Store.FindNewestAsync(0, CancellationToken.None).ConfigureAwait(false);
+            PublishedVersion? version = await Store.ReadAsync(newest, CancellationToken.None).ConfigureAwait(false);
+            return version is null
+                || (version.Manifest["tasks"] is JsonArray tasks && tasks.Any(t => ((t?["head"]?["file"]) as JsonValue)?.GetValue<string>() == file));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or BundleValidationException or InvalidOperationException or EngineNotReadyException)
+        {
+            return true;
         }
     }
 

@@ -189,6 +189,42 @@ public sealed class ReplicatedRegistryTests : IDisposable
     }
 
     [Fact]
+    public async Task The_same_upload_sent_twice_at_once_leaves_the_head_file_the_published_version_reads()
+    {
+        // A double submit through two replicas: one upload creates heads/<name>-v1-<sha>.onnx, the other finds it
+        // there; whichever publishes, the other is refused (same version) and must not delete the file in service.
+        ServingParts a = await ReplicaAsync();
+        ServingParts b = await ReplicaAsync();
+        byte[] head = await File.ReadAllBytesAsync(_bundle.PathOf((string)NewTask("any")["head"]!["file"]!));
+        for (int round = 0; round < 12; round++)
+        {
+            string name = $"twice-{round}";
+            JsonObject Entry()
+            {
+                JsonObject entry = NewTask(name);
+                ((JsonObject)entry["head"]!).Remove("file");
+                ((JsonObject)entry["head"]!).Remove("sha256");
+                return entry;
+            }
+
+            Task<TaskChangeResult>[] uploads = [
+                Task.Run(() => a.Registry.AddOrReplaceTaskAsync(Entry(), new MemoryStream(head))),
+                Task.Run(() => b.Registry.AddOrReplaceTaskAsync(Entry(), new MemoryStream(head)))];
+            try
+            {
+                await Task.WhenAll(uploads);
+            }
+            catch (TaskConflictException)
+            {
+                // The second of the two: task already loaded at version 1.
+            }
+
+            TaskChangeResult won = await uploads.Single(u => u.IsCompletedSuccessfully);
+            Assert.True(File.Exists(_bundle.PathOf(won.HeadFile!)), $"round {round}: {won.HeadFile}, read by version {won.BundleVersion}, was deleted");
+        }
+    }
+
+    [Fact]
     public async Task The_compare_and_swap_lets_exactly_one_of_many_writers_publish_a_number()
     {
         var store = new FolderVersionStore(_bundle.Directory);
