@@ -150,11 +150,12 @@ def ensemble(saved: dict) -> None:
     for layers in ((4,), (3, 4), (4, 5), (3, 4, 5), (3, 4, 5, 6)):
         dev_rates, sources = [], []
         for pick, rows in small_tasks(saved):
-            fitted = []
+            fitted, standardised = [], []
             for layer in layers:
                 held = np.log(cross_fit_distances(saved[f"clinc150/train/{layer}"][rows], labels[rows]))
                 fitted.append((layer, fit_gaussian(saved[f"clinc150/train/{layer}"][rows], labels[rows]), held.mean(), held.std()))
-            held = np.mean([(np.log(cross_fit_distances(saved[f"clinc150/train/{layer}"][rows], labels[rows])) - mu) / sd for layer, _, mu, sd in fitted], axis=0)
+                standardised.append((held - held.mean()) / held.std())
+            held = np.mean(standardised, axis=0)
             cut = held.mean() + NormalDist().inv_cdf(0.99) * held.std(ddof=1)
 
             def rate(key: str, keep: np.ndarray | None = None) -> float:

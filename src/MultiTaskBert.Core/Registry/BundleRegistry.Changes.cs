@@ -58,8 +58,7 @@ public sealed partial class BundleRegistry
             string? file = (entry["head"]?["file"] as JsonValue)?.GetValue<string>();
             long newest = await Store.FindNewestAsync(0, CancellationToken.None).ConfigureAwait(false);
             PublishedVersion? version = await Store.ReadAsync(newest, CancellationToken.None).ConfigureAwait(false);
-            return version is null
-                || (version.Manifest["tasks"] is JsonArray tasks && tasks.Any(t => ((t?["head"]?["file"]) as JsonValue)?.GetValue<string>() == file));
+            return version is null || (file is not null && VersionCollector.FilesOf(version.Manifest).Contains(file, StringComparer.Ordinal));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or BundleValidationException or InvalidOperationException or EngineNotReadyException)
         {
