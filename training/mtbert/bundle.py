@@ -26,7 +26,7 @@ from .modeling import TaskHead
 from .onnx_eval import Graph
 from .ood import DISTANCE_OUTPUT, DistanceCalibration, add_distance_output
 from .data import TaskSpec, split_file
-from .runs import RunInfo, load_run, run_checkpoint
+from .runs import RUN_FILE, RunInfo, load_run, read_info, run_checkpoint
 from .tokenization import WordPieceTokenizer, read_vocab
 from .train import build_trunk, served_head
 
@@ -87,6 +87,9 @@ def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, 
     # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
     graph_inputs = {i.name for i in onnx.load(str(head_path), load_external_data=False).graph.input}
     metrics = {"split": "dev", "primary": spec.primary_metric, "values": info.metrics}
+    teacher = Path(info.teacher) if info.teacher else None
+    if teacher is not None and (teacher / RUN_FILE).is_file():  # a distilled head: what its teacher scored
+        metrics["teacher"] = read_info(teacher).metrics
     metrics.update(extra_metrics or {})
     return {
         "name": spec.name,
@@ -104,6 +107,8 @@ def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, 
         },
         "pretrainedFingerprint": info.fingerprint,
         "metrics": metrics,
+        # The share of train the head never trained on (`holdout`): `calibrate` measures its own features on it.
+        **({"calibrationShare": info.hyper["calibration_share"]} if info.hyper.get("calibration_share") else {}),
     }
 
 
@@ -264,6 +269,8 @@ class BundleWriter:
         if old is None:
             raise BundleError(f"{self.folder / MANIFEST}: no task {info.spec.name!r} to replace; use `bundle add`")
         manifest["tasks"].remove(old)
+        if extra_metrics is None and old.get("pretrainedFingerprint") == info.fingerprint and "fullFineTuning" in old.get("metrics", {}):
+            extra_metrics = {"fullFineTuning": old["metrics"]["fullFineTuning"]}  # the task's reference, not the head's: it stays
         manifest = self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
         return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
 
@@ -330,7 +337,9 @@ class BundleWriter:
             apply_to_entry(entry, result, self.folder / entry["head"]["file"])
             if "float" in entry["head"]:  # the CUDA variant carries the same statistics
                 float_path = self.folder / entry["head"]["float"]["file"]
-                float_head = add_distance_output(onnx.load(str(float_path)), result.stats, distance_input(entry, result.layer), entry["head"]["inputs"]["attentionMask"])
+                float_head = add_distance_output(
+                    onnx.load(str(float_path)), result.stats, distance_input(entry, result.layer), entry["head"]["inputs"]["attentionMask"], result.head_measure, entry["head"]["output"]
+                )
                 write_onnx_atomic(float_head, float_path)
                 entry["head"]["float"]["sha256"] = sha256_file(float_path)
             self._update_parity_distances(manifest, checkpoint, entry)
@@ -467,7 +476,7 @@ def write_onnx_atomic(model: onnx.ModelProto, path: Path) -> None:
 def describe(result: TaskCalibration) -> str:
     f = result.figures
     return (
-        f"fallback '{result.label}' below p={result.rejection:g} (cross-fit in-scope rejection {100 * f['calRejection']:.2f}%, "
+        f"fallback '{result.label}' below p={result.rejection:g} ({'held-out' if result.head_measure else 'cross-fit'} in-scope rejection {100 * f['calRejection']:.2f}%, "
         f"95% bound {100 * f['calRejectionUpper95']:.2f}%; dev {f['devInScopeRejection']:.2f}%, in-scope accuracy "
         f"{f['inScopeAccuracyWithout']:.2f} -> {f['inScopeAccuracy']:.2f}); temperature {result.temperature:.3f} "
         f"(ECE {f['eceBefore']:.2f} -> {f['eceAfter']:.2f}); {'served' if result.served_by_default else 'NOT served'} by default "

@@ -5,6 +5,9 @@ beats its majority class by enough to be served by default.
 What is fitted on what, so that every figure is measured on examples the fitted thing never saw:
 - the distance statistics on the training split, its threshold on cross-fitted training distances
   (each fold scored by statistics fitted on the other folds);
+- a head trained with a calibration share (`holdout`, `--calibration-share`) is measured on its own
+  [CLS] features too: both statistics on the part it trained on, the threshold on the held-out part
+  (whose examples neither the head nor the statistics saw), the two distances combined (`ood.combine`);
 - the temperature on the dev split (the head never trained on it); its expected calibration error
   after scaling is reported cross-fitted over two halves of dev;
 - the dev figures (in-scope rejection and accuracy with the fallback) come after all of that.
@@ -24,10 +27,14 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import Checkpoint, sha256_file
-from .data import TaskSpec, load_task_spec, read_examples, split_file
+from .data import TaskSpec, load_task_spec, read_examples, sample, split_file
+from .holdout import split as holdout_split
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
-from .ood import DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, add_distance_output, cross_fit_distances, fit_gaussian, pooled_features
+from .ood import (
+    DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
+    fit_gaussian, log_scale, pooled_features,
+)
 from .onnx_eval import Graph
 from .records import Example
 from .tokenization import WordPieceTokenizer
@@ -56,6 +63,7 @@ class TaskCalibration:
     stats: GaussianStats
     layer: int  # the trunk layer the distance pools
     figures: dict[str, float] = field(default_factory=dict)
+    head_measure: HeadFeatureMeasure | None = None  # the head's own features, combined with the pooled distance
 
     def fallback_entry(self) -> dict:
         f = self.figures
@@ -155,21 +163,39 @@ class BundleTaskData:
         served = entry["output"]["labels"]
         if len(self.spec.labels) != len(served):
             raise BundleError(f"{data_root / entry['name']}: {len(self.spec.labels)} labels, the bundle's task has {len(served)} (output.labels)")
-        self.train = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "train"), self.spec, max_train), tokenizer, self.spec)
+        # A head trained with a calibration share (`TaskSession.open`) never saw that part of train: it
+        # calibrates the combined measure, the statistics come from the rest (as the head trained).
+        self.calibration_share = float(entry.get("calibrationShare") or 0.0)
+        if self.calibration_share > 0:
+            kept, held = holdout_split(read_examples(split_file(data_root, entry["name"], "train"), self.spec), self.calibration_share)
+            self.train = EncodedSet.build(sample(kept, max_train), tokenizer, self.spec)
+        else:
+            self.train = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "train"), self.spec, max_train), tokenizer, self.spec)
         self.dev = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "dev"), self.spec), tokenizer, self.spec)
         self.layer = distance_layer(manifest, entry, layer)
         trunk = build_trunk(checkpoint, max(self.layer, entry["branchLayer"]), int8_matmuls(manifest))
         self.train_features = pooled_features(trunk, self.train, self.layer, desc=f"{entry['name']}: train features")
         self.dev_features = pooled_features(trunk, self.dev, self.layer, desc=f"{entry['name']}: dev features")
         self.head_path = bundle / entry["head"]["file"]
-        self.dev_logits = head_outputs(Graph(self.head_path), entry, trunk, self.dev)["logits"]
+        graph = Graph(self.head_path)
+        self.dev_logits = head_outputs(graph, entry, trunk, self.dev)["logits"]
+        self.held: EncodedSet | None = None  # the calibration part of train (`holdout`), when the head never trained on one
+        if self.calibration_share > 0:
+            self.held = EncodedSet.build(held, tokenizer, self.spec)
+            self.held_features = pooled_features(trunk, self.held, self.layer, desc=f"{entry['name']}: held-out features")
+            cls = classifier_input(graph.model, entry["head"]["output"])
+            self.head_train, self.head_held, self.head_dev = (
+                head_outputs(graph, entry, trunk, data, extra=[cls])[cls] for data in (self.train, self.held, self.dev)
+            )
 
 
-def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: EncodedSet, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """The head graph's outputs (logits, and the distance when it has one) over `data`, in order."""
+def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: EncodedSet, batch_size: int = 256, extra: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The head graph's outputs (logits, and the distance when it has one) over `data`, in order; and
+    the graph's inner tensors named in `extra` (e.g. the classifier's input)."""
     layer, inputs = entry["branchLayer"], entry["head"]["inputs"]
     distance = entry["head"].get("outOfDomain") or {}
-    collected: dict[str, list[tuple[list[int], np.ndarray]]] = {n: [] for n in graph.output_names}
+    wanted = graph.output_names + (extra or [])
+    collected: dict[str, list[tuple[list[int], np.ndarray]]] = {n: [] for n in wanted}
     with torch.no_grad():
         for batch in length_batches(data.lengths(), batch_size, None):
             ids, mask, types = pad_ids([data.encodings[i] for i in batch])
@@ -179,7 +205,7 @@ def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: Encode
                 feeds[inputs.get("attentionMask") or "attention_mask"] = mask
             if distance.get("hiddenStates") and distance["hiddenStates"] in graph.input_names:
                 feeds[distance["hiddenStates"]] = states[distance["layer"]]
-            for name, value in graph.run(feeds).items():
+            for name, value in graph.run(feeds, wanted).items():
                 collected[name].append((batch, value.numpy()))
     out = {}
     for name, parts in collected.items():
@@ -202,25 +228,42 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
     train_gold, dev_gold = data.train.labels.numpy(), data.dev.labels.numpy()
     inside = train_gold != fallback_class if fallback_class is not None else np.ones(len(train_gold), bool)
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
-    scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
-    calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
+    measure: HeadFeatureMeasure | None = None
+    if data.held is None:
+        scores = cross_fit_distances(data.train_features[inside], train_gold[inside], FOLDS, seed)
+        calibration = DistanceCalibration.from_scores(scores, f"{FOLDS}-fold cross-fit on train ({spec.name})")
+        dev_distances = stats.distances(data.dev_features)
+    else:
+        held_gold = data.held.labels.numpy()
+        held_inside = held_gold != fallback_class if fallback_class is not None else np.ones(len(held_gold), bool)
+        head_stats = fit_gaussian(data.head_train[inside], train_gold[inside])
+        pretrained, own = stats.distances(data.held_features[held_inside]), head_stats.distances(data.head_held[held_inside])
+        (c1, s1), (c2, s2) = log_scale(pretrained), log_scale(own)
+        measure = HeadFeatureMeasure(head_stats, (c1, c2), (s1, s2))
+        scores = combine(pretrained, own, measure)
+        calibration = DistanceCalibration.from_scores(
+            scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean and head [CLS] distances, their standardised logs averaged"
+        )
+        dev_distances = combine(stats.distances(data.dev_features), head_stats.distances(data.head_dev), measure)
     threshold = calibration.threshold(rejection if rejection is not None else calibration.default_rejection())
-    head = add_distance_output(onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask")
-    figures = _figures(data, stats, calibration, threshold, fallback_class, scores)
+    head = add_distance_output(
+        onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask", measure, entry["head"]["output"]
+    )
+    figures = _figures(data, dev_distances, calibration, threshold, fallback_class, scores)
     temperature = scaling_temperature(data.dev_logits, dev_gold)
     figures.update(eceBefore=expected_calibration_error(data.dev_logits, dev_gold), eceAfter=cross_fitted_ece(data.dev_logits, dev_gold, seed), temperature=temperature)
     majority = majority_accuracy(train_gold, dev_gold)
     figures["majorityAccuracy"] = majority
     served_by_default = bool(beats_majority(figures["devAccuracyAll"], majority, len(dev_gold)))
-    return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures), head
+    return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures, measure), head
 
 
-def _figures(data: BundleTaskData, stats: GaussianStats, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:
-    """Cross-fitted (calibration) and dev rejection rates and dev accuracy with and without the fallback."""
+def _figures(data: BundleTaskData, dev_distances: np.ndarray, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:
+    """Calibration (cross-fitted or held-out) and dev rejection rates and dev accuracy with and without the fallback."""
     dev_gold = data.dev.labels.numpy()
     predicted = data.dev_logits.argmax(1)
     in_scope = dev_gold != fallback_class if fallback_class is not None else np.ones(len(dev_gold), bool)
-    fires = calibration.p_value(stats.distances(data.dev_features)) < rejection
+    fires = calibration.p_value(dev_distances) < rejection
     # A fitted curve's rate is the fit's (a few dozen examples cannot show 1%); an empirical one's is measured.
     cal_rate = rejection if calibration.tail else float((calibration.p_value(scores) < rejection).mean())
     correct = predicted == dev_gold
@@ -247,6 +290,8 @@ def apply_to_entry(entry: dict, result: TaskCalibration, head_file: Path) -> Non
     distance = {"output": DISTANCE_OUTPUT, "layer": result.layer}
     if result.layer != entry["branchLayer"]:
         distance["hiddenStates"] = DISTANCE_INPUT
+    if result.head_measure is not None:
+        distance["combined"] = result.head_measure.manifest()
     entry["head"]["outOfDomain"] = distance
     if not entry["head"]["inputs"].get("attentionMask"):
         entry["head"]["inputs"]["attentionMask"] = "attention_mask"

@@ -40,6 +40,15 @@ def _share(text: str) -> float:
     return value
 
 
+def _calibration_share(text: str) -> float:
+    from .holdout import MAX_SHARE
+
+    value = float(text)
+    if not 0 <= value <= MAX_SHARE:
+        raise argparse.ArgumentTypeError(f"must lie in [0, {MAX_SHARE}], not {text}")
+    return value
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -68,6 +77,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input, [CLS]/[SEP] included")
     parser.add_argument("--crf", action="store_true", help="tagging tasks: add a CRF layer (NLL loss, Viterbi decoding) to the heads")
     parser.add_argument("--int8-matmuls", action="store_true", help="train on a trunk whose weight matmuls run in int8 (for a bundle with trunk.int8Matmuls)")
+    parser.add_argument("--calibration-share", type=_calibration_share, default=0.0, help="classification: hold this share of train (chosen by a hash of each text) out of training, so that `bundle add` calibrates the out-of-domain fallback on the head's own features too (bench/experiments/README.md, 'heads' own features'); 0.1-0.2 for a task of thousands of rows (0: off)")
     parser.add_argument("--allow-rare-labels", action="store_true", help="classification: train even with labels of fewer than 2 training examples or labels equal after case and whitespace folding (refused otherwise: usually typos)")
 
 
@@ -84,7 +94,8 @@ def _session(args: argparse.Namespace):  # noqa: ANN202 - TaskSession, imported 
 
     checkpoint = load_checkpoint(args.pretrained)  # a wrong checkpoint path is named before any data problem
     spec = load_task_spec(args.data, args.task, args.description)
-    session = TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls)
+    session = TaskSession.open(checkpoint, args.data, args.task, args.max_train, args.max_length, args.seed, spec=spec, crf=args.crf, int8_matmuls=args.int8_matmuls,
+        calibration_share=args.calibration_share)
     _check_labels(session, args)
     return session
 
@@ -115,6 +126,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     info, teacher = load_run(args.teacher)
     session = TaskSession.open(run_checkpoint(info, args.pretrained), args.data, info.spec.name, info.hyper.get("train_examples") if args.max_train is None else args.max_train, info.hyper.get("max_length", 128), info.hyper.get("seed", 0), spec=info.spec,
         int8_matmuls=info.int8_matmuls,  # the student learns on its teacher's trunk
+        calibration_share=info.hyper.get("calibration_share", 0.0),  # nor on the teacher's held-out part
     )
     weights = DistillWeights(args.soft, args.hidden, args.hard, args.temperature)
     s_info, _ = session.distill(teacher, info, args.layers, _hyper(args), weights, args.out, teacher_dir=str(args.teacher), width=args.width)

@@ -155,7 +155,12 @@ def read_examples(path: Path, spec: TaskSpec, limit: int | None = None, seed: in
         except DatasetError as error:
             problems.add(str(error))
     problems.raise_if_any()
-    if limit is not None and len(examples) > limit:
-        keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
-        examples = [examples[i] for i in keep]
-    return examples
+    return sample(examples, limit, seed)
+
+
+def sample(examples: list[Example], limit: int | None, seed: int = 0) -> list[Example]:
+    """A seeded random sample of at most `limit` of `examples` (source order kept); all of them when `limit` is None."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]

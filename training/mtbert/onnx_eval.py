@@ -249,6 +249,8 @@ _OPERATORS = {
     "Where": lambda node, args: torch.where(args[0], args[1], args[2]),
     "Neg": lambda node, args: -args[0],
     "Sqrt": lambda node, args: torch.sqrt(args[0]),
+    "Log": lambda node, args: torch.log(args[0]),
+    "Exp": lambda node, args: torch.exp(args[0]),
     "Erf": lambda node, args: torch.erf(args[0]),
     "Tanh": lambda node, args: torch.tanh(args[0]),
     "MatMul": lambda node, args: torch.matmul(args[0], args[1]),

@@ -226,11 +226,112 @@ def threshold_for(target: float, examples: int) -> float:
     return max(math.floor(low * 1e6) / 1e6, target / 2)  # rounded down: the bound stays within the target
 
 
-def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str) -> onnx.ModelProto:
+@dataclass
+class HeadFeatureMeasure:
+    """The second distance of a combined measure: the head's own [CLS] state (the classifier's input,
+    after the head's fine-tuned layers) against statistics fitted on the examples the head trained on,
+    and the centre and spread of both log-distances on held-out examples (`combine`)."""
+
+    stats: GaussianStats
+    log_centres: tuple[float, float]  # pretrained, head features
+    log_spreads: tuple[float, float]
+
+    def manifest(self) -> dict:
+        """What `head.outOfDomain.combined` records (informative: the graph computes it)."""
+        return {
+            "rule": "exp of the mean standardised log-distance",
+            "measures": [
+                {"features": "trunk layer mean, unit length", "logCentre": round(self.log_centres[0], 6), "logSpread": round(self.log_spreads[0], 6)},
+                {"features": "head [CLS] state (the classifier's input)", "width": int(self.stats.whitening.shape[0]),
+                 "logCentre": round(self.log_centres[1], 6), "logSpread": round(self.log_spreads[1], 6)},
+            ],
+        }
+
+
+LOG_FLOOR = 1e-12  # squared distances are clamped here before the log (rounding can make a tiny one negative)
+
+
+def standardised_logs(distances: np.ndarray, centre: float, spread: float) -> np.ndarray:
+    """(log d - centre) / spread in float32, as the graph computes it."""
+    logs = np.log(np.maximum(distances.astype(np.float32), np.float32(LOG_FLOOR)))
+    return ((logs - np.float32(centre)) / np.float32(spread)).astype(np.float32)
+
+
+def combine(pretrained: np.ndarray, head: np.ndarray, measure: HeadFeatureMeasure) -> np.ndarray:
+    """The combined distance the graph outputs: exp of the mean of the two standardised log-distances,
+    positive and increasing like a distance. The mean, not the larger: the larger of two measures
+    has the tails of both, so at the same held-out in-scope rate its threshold sits higher and it
+    caught less of every other-domain source (bench/experiments/README.md, "held-out part")."""
+    z = (standardised_logs(pretrained, measure.log_centres[0], measure.log_spreads[0]) + standardised_logs(head, measure.log_centres[1], measure.log_spreads[1])) * np.float32(0.5)
+    return np.exp(z).astype(np.float32)
+
+
+def log_scale(distances: np.ndarray) -> tuple[float, float]:
+    """Centre and spread (mean, deviation) of the log-distances."""
+    logs = np.log(np.maximum(distances.astype(np.float64), LOG_FLOOR))
+    return float(logs.mean()), float(max(logs.std(ddof=1) if len(logs) > 1 else 0.0, 1e-6))
+
+
+def classifier_input(model: onnx.ModelProto, logits: str) -> str:
+    """The tensor the head's classifier reads (its [CLS] state): the data input of the matmul that
+    produces `logits`, through a bias Add."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    constants = {i.name for i in model.graph.initializer}
+    node = producers.get(logits)
+    while node is not None and node.op_type == "Add":
+        node = next((producers[i] for i in node.input if i in producers and i not in constants and producers[i].op_type != "Constant"), None)
+    if node is None or node.op_type not in ("Gemm", "MatMul", "MatMulIntegerToFloat"):
+        raise ValueError(f"the head graph's output '{logits}' is not produced by a classifier matmul (Gemm or MatMul): its [CLS] features cannot be found")
+    return node.input[0]
+
+
+def _distance_nodes(features: str, stats: GaussianStats, tag: str) -> tuple[list, list, str]:
+    """Nodes and initialisers computing each row's squared distance of `features` [batch, width] to the
+    nearest whitened class mean of `stats`; returns them and the output's name."""
+    p = _PREFIX + tag
+    inits = [
+        numpy_helper.from_array(stats.whitening.T.copy(), p + "whitening_t"),
+        numpy_helper.from_array(stats.means.T.copy(), p + "means_t"),
+        numpy_helper.from_array((stats.means.astype(np.float32) ** 2).sum(1), p + "means_sq"),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Cast", [p + "whitening_t"], [p + "w32"], to=TensorProto.FLOAT),
+        node("Cast", [p + "means_t"], [p + "m32"], to=TensorProto.FLOAT),
+        node("MatMul", [features, p + "w32"], [p + "z"]),
+        node("Mul", [p + "z", p + "z"], [p + "z2"]),
+        node("ReduceSum", [p + "z2", _PREFIX + "axis1"], [p + "zz"], keepdims=1),
+        node("MatMul", [p + "z", p + "m32"], [p + "zm"]),
+        node("Mul", [p + "zm", _PREFIX + "two"], [p + "zm2"]),
+        node("Sub", [p + "zz", p + "zm2"], [p + "partial"]),
+        node("Add", [p + "partial", p + "means_sq"], [p + "squared"]),
+        node("ReduceMin", [p + "squared"], [p + "nearest"], axes=[1], keepdims=0),
+    ]
+    return nodes, inits, p + "nearest"
+
+
+def _standardised_log_nodes(distance: str, centre: float, spread: float, tag: str) -> tuple[list, list, str]:
+    p = _PREFIX + tag
+    inits = [numpy_helper.from_array(np.array(centre, np.float32), p + "centre"), numpy_helper.from_array(np.array(spread, np.float32), p + "spread")]
+    node = helper.make_node
+    nodes = [
+        node("Max", [distance, _PREFIX + "floor"], [p + "clamped"]),
+        node("Log", [p + "clamped"], [p + "log"]),
+        node("Sub", [p + "log", p + "centre"], [p + "centred"]),
+        node("Div", [p + "centred", p + "spread"], [p + "standard"]),
+    ]
+    return nodes, inits, p + "standard"
+
+
+def add_distance_output(
+    model: onnx.ModelProto, stats: GaussianStats, hidden_input: str, mask_input: str, head_measure: HeadFeatureMeasure | None = None, logits: str = "logits",
+) -> onnx.ModelProto:
     """The head graph with a second output `ood_distance` [batch]: the hidden states of `hidden_input`
     (the head's own input, or DISTANCE_INPUT, which is added, for another trunk layer) mean-pooled
-    over the mask, scaled to unit length, whitened, squared distance to the nearest whitened class mean. Statistics are
-    float16 initialisers (half the bytes) cast to float32. A graph that has the output already gets new statistics."""
+    over the mask, scaled to unit length, whitened, squared distance to the nearest whitened class mean.
+    With `head_measure`, the output is instead `combine` of that distance and the head's own [CLS]
+    state's (`classifier_input` of `logits`). Statistics are float16 initialisers (half the bytes) cast
+    to float32. A graph that has the output already gets new statistics."""
     model = strip_distance_output(model)
     graph = model.graph
     names = {i.name for i in graph.input}
@@ -241,12 +342,10 @@ def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_inp
         graph.input.append(helper.make_tensor_value_info(hidden_input, TensorProto.FLOAT, ["batch", "sequence", width]))
     p = _PREFIX
     graph.initializer.extend([
-        numpy_helper.from_array(stats.whitening.T.copy(), p + "whitening_t"),
-        numpy_helper.from_array(stats.means.T.copy(), p + "means_t"),
-        numpy_helper.from_array((stats.means.astype(np.float32) ** 2).sum(1), p + "means_sq"),
         numpy_helper.from_array(np.array([1], np.int64), p + "axis1"),
         numpy_helper.from_array(np.array([2], np.int64), p + "axis2"),
         numpy_helper.from_array(np.array(2.0, np.float32), p + "two"),
+        numpy_helper.from_array(np.array(0.5, np.float32), p + "half"),
     ])
     node = helper.make_node
     graph.node.extend([
@@ -260,17 +359,21 @@ def add_distance_output(model: onnx.ModelProto, stats: GaussianStats, hidden_inp
         node("ReduceSum", [p + "mean_sq", p + "axis1"], [p + "length_sq"], keepdims=1),
         node("Sqrt", [p + "length_sq"], [p + "length"]),
         node("Div", [p + "mean", p + "length"], [p + "pooled"]),
-        node("Cast", [p + "whitening_t"], [p + "w32"], to=TensorProto.FLOAT),
-        node("Cast", [p + "means_t"], [p + "m32"], to=TensorProto.FLOAT),
-        node("MatMul", [p + "pooled", p + "w32"], [p + "z"]),
-        node("Mul", [p + "z", p + "z"], [p + "z2"]),
-        node("ReduceSum", [p + "z2", p + "axis1"], [p + "zz"], keepdims=1),
-        node("MatMul", [p + "z", p + "m32"], [p + "zm"]),
-        node("Mul", [p + "zm", p + "two"], [p + "zm2"]),
-        node("Sub", [p + "zz", p + "zm2"], [p + "partial"]),
-        node("Add", [p + "partial", p + "means_sq"], [p + "squared"]),
-        node("ReduceMin", [p + "squared"], [DISTANCE_OUTPUT], axes=[1], keepdims=0),
     ])
+    nodes, inits, pretrained = _distance_nodes(p + "pooled", stats, "")
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    if head_measure is None:
+        graph.node.append(node("Identity", [pretrained], [DISTANCE_OUTPUT]))
+    else:
+        graph.initializer.append(numpy_helper.from_array(np.array(LOG_FLOOR, np.float32), p + "floor"))
+        nodes, inits, own = _distance_nodes(classifier_input(model, logits), head_measure.stats, "head_")
+        parts = [_standardised_log_nodes(pretrained, head_measure.log_centres[0], head_measure.log_spreads[0], "pre_"), _standardised_log_nodes(own, head_measure.log_centres[1], head_measure.log_spreads[1], "own_")]
+        graph.node.extend(nodes + parts[0][0] + parts[1][0])
+        graph.initializer.extend(inits + parts[0][1] + parts[1][1])
+        graph.node.extend([
+            node("Add", [parts[0][2], parts[1][2]], [p + "sum"]), node("Mul", [p + "sum", p + "half"], [p + "mean_z"]), node("Exp", [p + "mean_z"], [DISTANCE_OUTPUT]),
+        ])
     graph.output.append(helper.make_tensor_value_info(DISTANCE_OUTPUT, TensorProto.FLOAT, ["batch"]))
     onnx.checker.check_model(model)
     return model

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
-from .data import Example, TaskSpec, load_task_spec, read_examples, split_file
+from .data import Example, TaskSpec, load_task_spec, read_examples, sample, split_file
+from .holdout import split as holdout_split
 from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
@@ -33,13 +34,16 @@ class TaskSession:
     crf: bool = False  # tagging: new heads (teachers, full fine-tuning) get a CRF layer
     int8_matmuls: bool = False  # heads train on (and are scored on) a trunk with int8 weight matmuls
     data_root: Path | None = None  # recorded in runs: `bundle add` calibrates the out-of-domain fallback from it
+    calibration_share: float = 0.0  # share of train held out of training (`holdout`), recorded in runs
     _states: dict[str, FrozenStates] = field(default_factory=dict)
 
     @staticmethod
     def open(
         checkpoint: Checkpoint | str | Path, data_root: Path, task: str, max_train: int | None = None, max_length: int = 128, seed: int = 0,
-        spec: TaskSpec | None = None, crf: bool = False, int8_matmuls: bool = False,
+        spec: TaskSpec | None = None, crf: bool = False, int8_matmuls: bool = False, calibration_share: float = 0.0,
     ) -> "TaskSession":
+        """`calibration_share`: that share of the training split (`holdout`) is never trained on, so that
+        `bundle add` can calibrate the head's own features on it (the sample `max_train` is drawn from the rest)."""
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         spec = spec or load_task_spec(data_root, task)
@@ -47,9 +51,14 @@ class TaskSession:
             crf_kinds = ", ".join(k.name for k in KINDS if k.supports_crf)
             raise ValueError(f"--crf applies to {crf_kinds} tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-        train = EncodedSet.build(read_examples(split_file(data_root, task, "train"), spec, max_train, seed), tokenizer, spec)
+        if calibration_share > 0:
+            kept, _ = holdout_split(read_examples(split_file(data_root, task, "train"), spec), calibration_share)
+            train_examples = sample(kept, max_train, seed)
+        else:
+            train_examples = read_examples(split_file(data_root, task, "train"), spec, max_train, seed)
+        train = EncodedSet.build(train_examples, tokenizer, spec)
         dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
-        return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls, data_root=Path(data_root).resolve())
+        return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls, data_root=Path(data_root).resolve(), calibration_share=calibration_share)
 
     def states(self, layers: list[int]) -> tuple[FrozenStates, FrozenStates]:
         """Cached trunk states at `layers` for train and dev (computed once, reused by every head)."""
@@ -63,10 +72,11 @@ class TaskSession:
 
     def _info(self, method: str, branch: int, layers: int, values: dict[str, float], hyper: Hyper, teacher: str | None = None, crf: bool = False, config: BertConfig | None = None) -> RunInfo:
         extra = {"crf": crf} if self.spec.output_kind.supports_crf else {}
+        held = {"calibration_share": self.calibration_share} if self.calibration_share > 0 else {}
         return RunInfo(
             task=asdict(self.spec), method=method, branch_layer=branch, head_layers=layers,
             pretrained_path=str(self.checkpoint.path), pretrained_name=self.checkpoint.name, fingerprint=self.checkpoint.fingerprint,
-            config=(config or self.checkpoint.config).to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra},
+            config=(config or self.checkpoint.config).to_dict(), metrics=values, teacher=teacher, hyper={**asdict(hyper), "max_length": self.max_length, "train_examples": len(self.train), **extra, **held},
             int8_matmuls=self.int8_matmuls, data_root=str(self.data_root) if self.data_root else None,
         )
 

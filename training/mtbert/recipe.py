@@ -54,12 +54,15 @@ def _train_studies(recipe: dict, recipe_path: Path, checkpoint: Checkpoint, data
         previous = SweepResult.load(folder) if (folder / SWEEP_FILE).is_file() and not (retrain and task in retrain) else None
         if previous is not None and not _on_trunk(previous, folder, int8):
             previous = None  # trained on the other trunk: nothing in it can be reused
+        share = float(settings.get("calibrationShare", 0.0))
+        if previous is not None and not _held_out_alike(previous, folder, share):
+            previous = None  # trained on another part of train: its heads saw (or missed) the calibration part
         if previous is not None and study_is_current(previous, folder, study):
             results[task] = previous  # nothing to train: reuse the study (its head is chosen again below)
             continue
         session = TaskSession.open(
             checkpoint, data_root, task, settings.get("maxTrain"), recipe.get("maxSequenceLength", 128), settings.get("seed", 0), crf=settings.get("crf", False),
-            int8_matmuls=int8,
+            int8_matmuls=int8, calibration_share=share,
         )
         task_started = time.time()
         results[task] = run_sweep(session, folder, study, previous)
@@ -109,6 +112,12 @@ def _on_trunk(study: SweepResult, folder: Path, int8: bool) -> bool:
     """Whether a kept study's heads were trained on the trunk the recipe now asks for."""
     runs = [folder / row["run"] for row in study.rows]
     return all(read_info(run).int8_matmuls == int8 for run in runs if (run / RUN_FILE).is_file())
+
+
+def _held_out_alike(study: SweepResult, folder: Path, share: float) -> bool:
+    """Whether a kept study's heads were trained without the calibration share the recipe now asks for (`holdout`)."""
+    runs = [folder / row["run"] for row in study.rows]
+    return all(read_info(run).hyper.get("calibration_share", 0.0) == share for run in runs if (run / RUN_FILE).is_file())
 
 
 def serving_cost_by_layers(results: dict[str, SweepResult], config: BertConfig, mean_tokens: float) -> tuple[float, float]:

@@ -25,7 +25,7 @@ RECIPE_KEYS = {"name", "version", "pretrained", "data", "references", "int8Matmu
 HYPER_KEYS = ("epochs", "batchSize", "lr", "minSteps", "patience")
 STAGE_PREFIXES = ("full", "distill")
 TASK_KEYS = {
-    "frozen", "students", "widths", "tolerance", "seed", "maxTrain", "crf", "distill", "fallback", *HYPER_KEYS,
+    "frozen", "students", "widths", "tolerance", "seed", "maxTrain", "crf", "distill", "fallback", "calibrationShare", *HYPER_KEYS,
     *(prefix + key[0].upper() + key[1:] for prefix in STAGE_PREFIXES for key in HYPER_KEYS),
 }
 NESTED_KEYS = {"distill": {"soft", "hidden", "hard", "temperature"}, "fallback": {"label", "maxCost", "probe", "probeLabel"}}
@@ -53,6 +53,9 @@ def _check_task_keys(path: Path, at: str, settings: object) -> None:
     if not isinstance(settings, dict):
         raise RecipeError(f"{path}: {at} must be an object")
     _check_keys(path, f"{at}.", settings, TASK_KEYS)
+    share = settings.get("calibrationShare", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
+        raise RecipeError(f"{path}: {at}.calibrationShare must be a number in [0, 0.5] (the share of train held out for calibration), not {share!r}")
     for key, allowed in NESTED_KEYS.items():
         if isinstance(settings.get(key), dict):
             _check_keys(path, f"{at}.{key}.", settings[key], allowed)

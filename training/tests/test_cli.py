@@ -76,3 +76,27 @@ def test_help_shows_the_defaults(columns: int, monkeypatch: pytest.MonkeyPatch) 
     sweep = next(a for a in build_parser()._actions if a.dest == "command").choices["sweep"]  # type: ignore[index]
     text = " ".join(sweep.format_help().split())  # unwrapped
     assert "(default: 32)" in text and "(default: 2,3,4,5)" in text and "all-minilm-l6-v2" in text
+
+
+def test_a_head_trained_with_a_calibration_share_is_measured_on_its_own_features_too(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """`--calibration-share`: that part of train is never trained on; `bundle add` fits both statistics on
+    the rest and calibrates the combined distance on it (the graph computes what the manifest says)."""
+    common = ["--pretrained", str(tiny_checkpoint), "--data", str(tiny_data), "--max-length", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--min-steps", "4", "--patience", "0"]
+    sweep = run("sweep", "--task", "snips", "--frozen", "2", "--students", "1", "--no-full", "--tolerance", "100", "--calibration-share", "0.25", "--out", str(tmp_path / "sw"), *common)
+    assert sweep.returncode == 0, sweep.stderr
+    hyper = json.loads((tmp_path / "sw" / "f2" / "run.json").read_text(encoding="utf-8"))["hyper"]
+    from mtbert.data import load_task_spec, read_examples
+    from mtbert.holdout import split
+
+    kept, held = split(read_examples(tiny_data / "snips" / "train.jsonl", load_task_spec(tiny_data, "snips")), 0.25)
+    assert hyper["calibration_share"] == 0.25 and hyper["train_examples"] == len(kept) and held
+    added = run("bundle", "add", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f2"), "--name", "cli", "--version", "1", "--max-length", "32")
+    assert added.returncode == 0, added.stderr
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]
+    assert entry["calibrationShare"] == 0.25
+    assert [m["features"] for m in entry["head"]["outOfDomain"]["combined"]["measures"]] == ["trunk layer mean, unit length", "head [CLS] state (the classifier's input)"]
+    calibration = entry["output"]["fallback"]["calibration"]
+    assert calibration["examples"] == len(held) and calibration["method"].startswith("held out of training (snips: 0.25 of train)")
+    assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0
+    bad = run("sweep", "--task", "snips", "--calibration-share", "0.7", "--out", str(tmp_path / "x"), *common)
+    assert bad.returncode == 2 and "--calibration-share: must lie in [0, 0.5], not 0.7" in bad.stderr

@@ -10,7 +10,10 @@ import torch
 from onnx import TensorProto, helper
 
 from mtbert.calibrate import beats_majority, scaling_temperature, cross_fitted_ece, expected_calibration_error, fit_temperature
-from mtbert.ood import DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, cross_fit_distances, fit_gaussian, strip_distance_output, threshold_for, upper_bound
+from mtbert.ood import (
+    DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances, fit_gaussian, log_scale,
+    strip_distance_output, threshold_for, upper_bound,
+)
 from mtbert.onnx_eval import Graph
 
 
@@ -195,3 +198,39 @@ def test_no_temperature_is_fitted_when_dev_has_no_error() -> None:
     assert scaling_temperature(logits, gold) == 1.0
     gold[0] = 1  # one mistake: now there is something to fit
     assert scaling_temperature(logits, gold) != 1.0
+
+
+def test_the_combined_distance_of_the_graph_equals_the_python_measure(tmp_path) -> None:  # noqa: ANN001
+    """Pooled trunk features and the head's own [CLS] state (the classifier's input), each against its
+    statistics, standardised on held-out distances and averaged; exp keeps it positive."""
+    x, y = clusters(dims=16)
+    cls_x, cls_y = clusters(dims=16, seed=5)
+    pooled_stats, head_stats = fit_gaussian(unit(x), y), fit_gaussian(cls_x, cls_y)
+    (c1, s1), (c2, s2) = log_scale(pooled_stats.distances(unit(x))), log_scale(head_stats.distances(cls_x))
+    measure = HeadFeatureMeasure(head_stats, (c1, c2), (s1, s2))
+    model = add_distance_output(head_graph(16, 4), pooled_stats, DISTANCE_INPUT, "attention_mask", measure)
+    assert classifier_input(model, "logits") == "cls"
+    path = tmp_path / "head.onnx"
+    onnx.save(model, str(path))
+    rng = np.random.default_rng(6)
+    branch, other = (torch.tensor(rng.normal(0, 3, (4, 5, 16)), dtype=torch.float32) for _ in range(2))
+    mask = torch.ones(4, 5, dtype=torch.long)
+    outputs = Graph(path).run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
+    expected = combine(pooled_stats.distances(unit(other.mean(1).numpy())), head_stats.distances(branch[:, 0].numpy()), measure)
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), expected, rtol=1e-4)
+    # Either measure alone raises the combined distance: an input far under one is far.
+    near, far = unit(x[:1]), unit(x[:1]) * 0 + 1 / 4
+    assert combine(pooled_stats.distances(far), head_stats.distances(cls_x[:1]), measure)[0] > combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1]), measure)[0]
+    assert combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1] + 50), measure)[0] > combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1]), measure)[0]
+    assert measure.manifest()["measures"][1]["width"] == 16
+    # Calibrating again without the head's features leaves one plain distance.
+    plain = add_distance_output(model, pooled_stats, DISTANCE_INPUT, "attention_mask")
+    assert not any(i.name.startswith("ood_head_") for i in plain.graph.initializer)
+    assert len(strip_distance_output(model).graph.node) == 2
+
+
+def test_a_head_whose_output_is_no_classifier_matmul_names_it() -> None:
+    model = head_graph(16, 4)
+    model.graph.node.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    with pytest.raises(ValueError, match="'probabilities' is not produced by a classifier matmul"):
+        classifier_input(model, "probabilities")

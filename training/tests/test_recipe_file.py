@@ -53,6 +53,13 @@ def test_unknown_keys_are_refused_where_they_are(tmp_path: Path) -> None:
         read_recipe(_write(tmp_path, {}, {"sst2": {"fallback": {"label": "x", "max_cost": 1}}}))
 
 
+@pytest.mark.parametrize("share", [0.6, -0.1, "0.1", True])
+def test_a_calibration_share_outside_zero_to_half_is_refused(tmp_path: Path, share: object) -> None:
+    with pytest.raises(RecipeError, match=r"tasks.sst2.calibrationShare must be a number in \[0, 0.5\]"):
+        read_recipe(_write(tmp_path, {}, {"sst2": {"calibrationShare": share}}))
+    assert read_recipe(_write(tmp_path, {}, {"sst2": {"calibrationShare": 0.15}}))["tasks"]["sst2"]["calibrationShare"] == 0.15
+
+
 def test_a_stage_takes_its_own_hyper_parameters_and_the_teachers_for_the_rest() -> None:
     settings = {"epochs": 3, "batchSize": 16, "lr": 1e-3, "seed": 4, "fullLr": 1e-4, "distillEpochs": 2, "distillBatchSize": 8}
     assert asdict(stage_hyper(settings)) == {"epochs": 3, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "seed": 4, "min_steps": 0, "patience": 0}
