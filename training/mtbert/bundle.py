@@ -243,7 +243,7 @@ class BundleWriter:
         manifest = self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
         return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
 
-    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float | None) -> dict:
+    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float | None, label: str | None = None) -> dict:
         """A classification task just added or replaced gets its out-of-domain fallback (aiming at the
         in-scope rejection rate `rejection`), temperature and served-by-default decision from its data
         (`data_root`, else where the run was trained), at the version the change gave the bundle.
@@ -254,7 +254,7 @@ class BundleWriter:
         if root is None or not split_file(root, info.spec.name, "train").is_file():
             print(f"{self.folder}: {info.spec.name} has no out-of-domain fallback: its training data was not found (give --data)", file=sys.stderr)
             return manifest
-        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], rejection, version=manifest["version"])
+        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], rejection, label, version=manifest["version"])
         return manifest
 
     def replace(
@@ -272,7 +272,10 @@ class BundleWriter:
         if extra_metrics is None and old.get("pretrainedFingerprint") == info.fingerprint and "fullFineTuning" in old.get("metrics", {}):
             extra_metrics = {"fullFineTuning": old["metrics"]["fullFineTuning"]}  # the task's reference, not the head's: it stays
         manifest = self._put(manifest, info, head, checkpoint, run, old["version"] + 1, extra_metrics)
-        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
+        new = next(t for t in manifest["tasks"] if t["name"] == info.spec.name)
+        # The replaced head's fallback label stays (CLINC150's own `oos`), unless the run chose one.
+        label = None if new["output"].get("fallback") else (old["output"].get("fallback") or {}).get("label")
+        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection, label) if ood else manifest
 
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)

@@ -76,6 +76,19 @@ def test_replace_bumps_the_version_and_remove_drops_the_head(runs: Path, tmp_pat
     assert all("rte" not in c["outputs"] for c in json.loads((bundle / "parity.json").read_text())["cases"])
 
 
+def test_replace_keeps_the_fallback_label_and_the_tasks_full_fine_tuning_figure(runs: Path, tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A new head of a task is the same task: CLINC150's own `oos` label and its reference stay."""
+    writer = BundleWriter(tmp_path / "b")
+    writer.add(runs / "snips", name="t", version="1", max_length=32)
+    writer.calibrate(tiny_data, tiny_checkpoint, tasks=["snips"], label="unsure", log=lambda _: None)
+    manifest = read_manifest(tmp_path / "b")
+    manifest["tasks"][0]["metrics"]["fullFineTuning"] = {"accuracy": 91.0, "score": 91.0}
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    entry = writer.replace(runs / "snips")["tasks"][0]
+    assert entry["output"]["fallback"]["label"] == "unsure" and entry["version"] == 2
+    assert entry["metrics"]["fullFineTuning"] == {"accuracy": 91.0, "score": 91.0}
+
+
 def test_refusals_name_the_problem(runs: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     writer = BundleWriter(bundle)
