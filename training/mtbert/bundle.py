@@ -87,8 +87,9 @@ def _task_entry(info: RunInfo, head: TaskHead, head_path: Path, head_file: str, 
     # A head without transformer layers reads the [CLS] row alone: its graph has no mask input.
     graph_inputs = {i.name for i in onnx.load(str(head_path), load_external_data=False).graph.input}
     metrics = {"split": "dev", "primary": spec.primary_metric, "values": info.metrics}
-    teacher = Path(info.teacher) if info.teacher else None
-    if teacher is not None and (teacher / RUN_FILE).is_file():  # a distilled head: what its teacher scored
+    # A distilled head: what its teacher scored (a sweep names the teacher's folder beside the student's).
+    teacher = next((t for t in ([run.parent / info.teacher, Path(info.teacher)] if info.teacher else []) if (t / RUN_FILE).is_file()), None)
+    if teacher is not None:
         metrics["teacher"] = read_info(teacher).metrics
     metrics.update(extra_metrics or {})
     return {

@@ -57,6 +57,8 @@ def test_sweep_and_bundle_from_the_command_line(tiny_checkpoint: Path, tiny_data
     def fallback() -> dict:
         return json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]["output"]["fallback"]
     assert fallback()["threshold"] == 0.02 and fallback()["calibration"]["tail"] == "log-normal"  # 64 rows: the fitted curve and its default
+    teacher = json.loads((tmp_path / "sw" / "f1" / "run.json").read_text(encoding="utf-8"))["metrics"]
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]["metrics"]["teacher"] == teacher  # the student's teacher, found beside it
     assert run("bundle", "retarget", str(tmp_path / "b"), "--rejection", "0.03").returncode == 0
     assert fallback()["threshold"] == 0.03
     percent = run("bundle", "retarget", str(tmp_path / "b"), "--rejection", "3")
