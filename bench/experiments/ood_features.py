@@ -33,15 +33,20 @@ PROBES = {  # other-domain sources (dev splits), each apart
 }
 
 
-def run_experiment(doc: str | None, cache: Callable[[argparse.Namespace], None], analyses: dict[str, Callable[[Any], None]], load: Callable[[Path], Any]) -> None:
+def run_experiment(
+    doc: str | None, cache: Callable[[argparse.Namespace], None], analyses: dict[str, Callable[[Any], None]], load: Callable[[Path], Any],
+    cache_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
     """The command line of an experiment that caches features once (`cache --out FILE`, with --data and
-    --pretrained) and analyses the cache (`ANALYSIS FILE`: the analysis gets `load(FILE)`)."""
+    --pretrained, and what `cache_arguments` adds) and analyses the cache (`ANALYSIS FILE`: the analysis gets `load(FILE)`)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cache")
     p.add_argument("--data", type=Path, default=Path("../../shared/data"))
     p.add_argument("--pretrained", type=Path, default=Path("../../shared/pretrained/all-minilm-l6-v2"))
     p.add_argument("--out", type=Path, required=True)
+    if cache_arguments is not None:
+        cache_arguments(p)
     for name in analyses:
         sub.add_parser(name).add_argument("cache_file", type=Path)
     args = parser.parse_args()

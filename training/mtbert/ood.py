@@ -285,9 +285,9 @@ def classifier_input(model: onnx.ModelProto, logits: str) -> str:
     return node.input[0]
 
 
-def _distance_nodes(features: str, stats: GaussianStats, tag: str) -> tuple[list, list, str]:
-    """Nodes and initialisers computing each row's squared distance of `features` [batch, width] to the
-    nearest whitened class mean of `stats`; returns them and the output's name."""
+def _distance_nodes(features: str, stats: GaussianStats, tag: str, output: str) -> tuple[list, list]:
+    """Nodes and initialisers computing `output`: each row's squared distance of `features` [batch, width]
+    to the nearest whitened class mean of `stats`."""
     p = _PREFIX + tag
     inits = [
         numpy_helper.from_array(stats.whitening.T.copy(), p + "whitening_t"),
@@ -305,9 +305,9 @@ def _distance_nodes(features: str, stats: GaussianStats, tag: str) -> tuple[list
         node("Mul", [p + "zm", _PREFIX + "two"], [p + "zm2"]),
         node("Sub", [p + "zz", p + "zm2"], [p + "partial"]),
         node("Add", [p + "partial", p + "means_sq"], [p + "squared"]),
-        node("ReduceMin", [p + "squared"], [p + "nearest"], axes=[1], keepdims=0),
+        node("ReduceMin", [p + "squared"], [output], axes=[1], keepdims=0),
     ]
-    return nodes, inits, p + "nearest"
+    return nodes, inits
 
 
 def _standardised_log_nodes(distance: str, centre: float, spread: float, tag: str) -> tuple[list, list, str]:
@@ -341,11 +341,14 @@ def add_distance_output(
         width = stats.whitening.shape[0]
         graph.input.append(helper.make_tensor_value_info(hidden_input, TensorProto.FLOAT, ["batch", "sequence", width]))
     p = _PREFIX
-    graph.initializer.extend([
+    # A plain distance writes its output directly, in the node and initialiser order of earlier toolkits:
+    # a recalibrated head without the head's features gets the same bytes (the fixture's test checks that).
+    pretrained = DISTANCE_OUTPUT if head_measure is None else p + "nearest"
+    nodes, inits = _distance_nodes(p + "pooled", stats, "", pretrained)
+    graph.initializer.extend(inits + [
         numpy_helper.from_array(np.array([1], np.int64), p + "axis1"),
         numpy_helper.from_array(np.array([2], np.int64), p + "axis2"),
         numpy_helper.from_array(np.array(2.0, np.float32), p + "two"),
-        numpy_helper.from_array(np.array(0.5, np.float32), p + "half"),
     ])
     node = helper.make_node
     graph.node.extend([
@@ -360,14 +363,11 @@ def add_distance_output(
         node("Sqrt", [p + "length_sq"], [p + "length"]),
         node("Div", [p + "mean", p + "length"], [p + "pooled"]),
     ])
-    nodes, inits, pretrained = _distance_nodes(p + "pooled", stats, "")
     graph.node.extend(nodes)
-    graph.initializer.extend(inits)
-    if head_measure is None:
-        graph.node.append(node("Identity", [pretrained], [DISTANCE_OUTPUT]))
-    else:
-        graph.initializer.append(numpy_helper.from_array(np.array(LOG_FLOOR, np.float32), p + "floor"))
-        nodes, inits, own = _distance_nodes(classifier_input(model, logits), head_measure.stats, "head_")
+    if head_measure is not None:
+        graph.initializer.extend([numpy_helper.from_array(np.array(LOG_FLOOR, np.float32), p + "floor"), numpy_helper.from_array(np.array(0.5, np.float32), p + "half")])
+        own = p + "head_nearest"
+        nodes, inits = _distance_nodes(classifier_input(model, logits), head_measure.stats, "head_", own)
         parts = [_standardised_log_nodes(pretrained, head_measure.log_centres[0], head_measure.log_spreads[0], "pre_"), _standardised_log_nodes(own, head_measure.log_centres[1], head_measure.log_spreads[1], "own_")]
         graph.node.extend(nodes + parts[0][0] + parts[1][0])
         graph.initializer.extend(inits + parts[0][1] + parts[1][1])
