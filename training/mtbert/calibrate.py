@@ -27,8 +27,8 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import Checkpoint, sha256_file
-from .data import TaskSpec, load_task_spec, read_examples, sample, split_file
-from .holdout import split as holdout_split
+from .data import TaskSpec, load_task_spec, read_examples, split_file
+from .holdout import training_split
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
 from .ood import (
@@ -166,11 +166,8 @@ class BundleTaskData:
         # A head trained with a calibration share (`TaskSession.open`) never saw that part of train: it
         # calibrates the combined measure, the statistics come from the rest (as the head trained).
         self.calibration_share = float(entry.get("calibrationShare") or 0.0)
-        if self.calibration_share > 0:
-            kept, held = holdout_split(read_examples(split_file(data_root, entry["name"], "train"), self.spec), self.calibration_share)
-            self.train = EncodedSet.build(sample(kept, max_train), tokenizer, self.spec)
-        else:
-            self.train = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "train"), self.spec, max_train), tokenizer, self.spec)
+        kept, held = training_split(split_file(data_root, entry["name"], "train"), self.spec, self.calibration_share, max_train)
+        self.train = EncodedSet.build(kept, tokenizer, self.spec)
         self.dev = EncodedSet.build(read_examples(split_file(data_root, entry["name"], "dev"), self.spec), tokenizer, self.spec)
         self.layer = distance_layer(manifest, entry, layer)
         trunk = build_trunk(checkpoint, max(self.layer, entry["branchLayer"]), int8_matmuls(manifest))
@@ -178,15 +175,15 @@ class BundleTaskData:
         self.dev_features = pooled_features(trunk, self.dev, self.layer, desc=f"{entry['name']}: dev features")
         self.head_path = bundle / entry["head"]["file"]
         graph = Graph(self.head_path)
-        self.dev_logits = head_outputs(graph, entry, trunk, self.dev)["logits"]
+        cls = classifier_input(graph.model, entry["head"]["output"]) if held else None  # the head's own features, measured too
+        dev_outputs = head_outputs(graph, entry, trunk, self.dev, extra=[cls] if cls else None)
+        self.dev_logits = dev_outputs["logits"]
         self.held: EncodedSet | None = None  # the calibration part of train (`holdout`), when the head never trained on one
-        if self.calibration_share > 0:
+        if cls is not None:
             self.held = EncodedSet.build(held, tokenizer, self.spec)
             self.held_features = pooled_features(trunk, self.held, self.layer, desc=f"{entry['name']}: held-out features")
-            cls = classifier_input(graph.model, entry["head"]["output"])
-            self.head_train, self.head_held, self.head_dev = (
-                head_outputs(graph, entry, trunk, data, extra=[cls])[cls] for data in (self.train, self.held, self.dev)
-            )
+            self.head_train, self.head_held = (head_outputs(graph, entry, trunk, data, extra=[cls])[cls] for data in (self.train, self.held))
+            self.head_dev = dev_outputs[cls]
 
 
 def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: EncodedSet, batch_size: int = 256, extra: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -226,7 +223,7 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
     served = entry["output"]["labels"]
     fallback_class = served.index(label) if label in served else None
     train_gold, dev_gold = data.train.labels.numpy(), data.dev.labels.numpy()
-    inside = train_gold != fallback_class if fallback_class is not None else np.ones(len(train_gold), bool)
+    inside = in_scope(train_gold, fallback_class)
     stats = fit_gaussian(data.train_features[inside], train_gold[inside])
     measure: HeadFeatureMeasure | None = None
     if data.held is None:
@@ -235,7 +232,7 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
         dev_distances = stats.distances(data.dev_features)
     else:
         held_gold = data.held.labels.numpy()
-        held_inside = held_gold != fallback_class if fallback_class is not None else np.ones(len(held_gold), bool)
+        held_inside = in_scope(held_gold, fallback_class)
         head_stats = fit_gaussian(data.head_train[inside], train_gold[inside])
         pretrained, own = stats.distances(data.held_features[held_inside]), head_stats.distances(data.head_held[held_inside])
         (c1, s1), (c2, s2) = log_scale(pretrained), log_scale(own)
@@ -258,22 +255,27 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
     return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures, measure), head
 
 
+def in_scope(gold: np.ndarray, fallback_class: int | None) -> np.ndarray:
+    """Which examples are in scope: all of them, or those not labelled with the task's own fallback class."""
+    return gold != fallback_class if fallback_class is not None else np.ones(len(gold), bool)
+
+
 def _figures(data: BundleTaskData, dev_distances: np.ndarray, calibration: DistanceCalibration, rejection: float, fallback_class: int | None, scores: np.ndarray) -> dict[str, float]:
     """Calibration (cross-fitted or held-out) and dev rejection rates and dev accuracy with and without the fallback."""
     dev_gold = data.dev.labels.numpy()
     predicted = data.dev_logits.argmax(1)
-    in_scope = dev_gold != fallback_class if fallback_class is not None else np.ones(len(dev_gold), bool)
+    inside = in_scope(dev_gold, fallback_class)
     fires = calibration.p_value(dev_distances) < rejection
     # A fitted curve's rate is the fit's (a few dozen examples cannot show 1%); an empirical one's is measured.
     cal_rate = rejection if calibration.tail else float((calibration.p_value(scores) < rejection).mean())
     correct = predicted == dev_gold
     return {
         "calRejection": round(cal_rate, 5), "calRejectionUpper95": round(calibration.rate_upper_bound(cal_rate), 5), "calExamples": float(len(scores)),
-        "devInScopeRejection": round(100 * float(fires[in_scope].mean()), 2),
-        "inScopeAccuracyWithout": round(100 * float(correct[in_scope].mean()), 2),
-        "inScopeAccuracy": round(100 * float((correct & ~fires)[in_scope].mean()), 2),
-        "inScopeExamples": float(in_scope.sum()),
-        "devOosRecall": round(100 * float((fires | (predicted == fallback_class))[~in_scope].mean()), 2) if (~in_scope).any() else float("nan"),
+        "devInScopeRejection": round(100 * float(fires[inside].mean()), 2),
+        "inScopeAccuracyWithout": round(100 * float(correct[inside].mean()), 2),
+        "inScopeAccuracy": round(100 * float((correct & ~fires)[inside].mean()), 2),
+        "inScopeExamples": float(inside.sum()),
+        "devOosRecall": round(100 * float((fires | (predicted == fallback_class))[~inside].mean()), 2) if (~inside).any() else float("nan"),
         "devAccuracyAll": 100 * float(correct.mean()),
     }
 
@@ -348,8 +350,8 @@ def ood_rates(
         spec, labels = specs[entry["name"]], entry["output"]["labels"]
         dev = read_examples(split_file(data_root, entry["name"], "dev"), spec)
         fallback_class = labels.index(entry["output"]["fallback"]["label"]) if entry["output"]["fallback"]["label"] in labels else None
-        in_scope = [e for e in dev if e.label != fallback_class]
-        rates[entry["name"]] = {"in-scope dev": 100 * float(fires(entry, EncodedSet.build(in_scope, tokenizer, spec)).mean())}
+        in_scope_dev = [e for e in dev if e.label != fallback_class]
+        rates[entry["name"]] = {"in-scope dev": 100 * float(fires(entry, EncodedSet.build(in_scope_dev, tokenizer, spec)).mean())}
     for source in tqdm(PROBE_SOURCES, desc="other-domain probes", leave=False):
         examples = probe_examples(probe_root, source, pair) if (probe_root / source / "dev.jsonl").is_file() else []
         if not examples:

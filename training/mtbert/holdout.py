@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
+from pathlib import Path
+
+from .data import TaskSpec, read_examples, sample
 from .records import Example
 
 MAX_SHARE = 0.5
@@ -28,3 +31,12 @@ def split(examples: list[Example], share: float) -> tuple[list[Example], list[Ex
         raise ValueError(f"the calibration share must lie in [0, {MAX_SHARE}], not {share}")
     held = [held_out(e, share) for e in examples]
     return [e for e, h in zip(examples, held) if not h], [e for e, h in zip(examples, held) if h]
+
+
+def training_split(path: Path, spec: TaskSpec, share: float, limit: int | None = None, seed: int = 0) -> tuple[list[Example], list[Example]]:
+    """A training split file read as (what a head trains on: a seeded sample of at most `limit` of the
+    kept part, the held-out calibration part). With `share` 0, exactly `read_examples`'s sample and no part."""
+    if share <= 0:
+        return read_examples(path, spec, limit, seed), []
+    kept, held = split(read_examples(path, spec), share)
+    return sample(kept, limit, seed), held

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import BertConfig, Checkpoint, load_checkpoint
-from .data import Example, TaskSpec, load_task_spec, read_examples, sample, split_file
-from .holdout import split as holdout_split
+from .data import Example, TaskSpec, load_task_spec, read_examples, split_file
+from .holdout import training_split
 from .export import export_head
 from .modeling import TaskHead
 from .runs import HEAD_FILE, RunInfo, load_run, save_run
@@ -51,11 +51,7 @@ class TaskSession:
             crf_kinds = ", ".join(k.name for k in KINDS if k.supports_crf)
             raise ValueError(f"--crf applies to {crf_kinds} tasks; {spec.name} is a {spec.kind} task")
         tokenizer = WordPieceTokenizer.from_file(checkpoint.vocab_path, max_length=max_length)
-        if calibration_share > 0:
-            kept, _ = holdout_split(read_examples(split_file(data_root, task, "train"), spec), calibration_share)
-            train_examples = sample(kept, max_train, seed)
-        else:
-            train_examples = read_examples(split_file(data_root, task, "train"), spec, max_train, seed)
+        train_examples, _ = training_split(split_file(data_root, task, "train"), spec, calibration_share, max_train, seed)
         train = EncodedSet.build(train_examples, tokenizer, spec)
         dev = EncodedSet.build(read_examples(split_file(data_root, task, "dev"), spec), tokenizer, spec)
         return TaskSession(checkpoint, spec, train, dev, max_length, crf, int8_matmuls, data_root=Path(data_root).resolve(), calibration_share=calibration_share)
