@@ -33,7 +33,7 @@ from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
 from .ood import (
     DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
-    fit_gaussian, log_scale, pooled_features,
+    fit_gaussian, fit_head_measure, pooled_features,
 )
 from .onnx_eval import Graph
 from .records import Example
@@ -233,15 +233,14 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
     else:
         held_gold = data.held.labels.numpy()
         held_inside = in_scope(held_gold, fallback_class)
-        head_stats = fit_gaussian(data.head_train[inside], train_gold[inside])
-        pretrained, own = stats.distances(data.held_features[held_inside]), head_stats.distances(data.head_held[held_inside])
-        (c1, s1), (c2, s2) = log_scale(pretrained), log_scale(own)
-        measure = HeadFeatureMeasure(head_stats, (c1, c2), (s1, s2))
-        scores = combine(pretrained, own, measure)
+        pretrained = stats.distances(data.held_features[held_inside])
+        measure = fit_head_measure(data.head_train[inside], train_gold[inside], pretrained, data.head_held[held_inside], seed)
+        scores = combine(pretrained, data.head_held[held_inside], measure)
         calibration = DistanceCalibration.from_scores(
-            scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean and head [CLS] distances, their standardised logs averaged"
+            scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean, head [CLS] class-mean and nearest-example distances, "
+            "their standardised logs averaged with weights 1/2, 1/4, 1/4"
         )
-        dev_distances = combine(stats.distances(data.dev_features), head_stats.distances(data.head_dev), measure)
+        dev_distances = combine(stats.distances(data.dev_features), data.head_dev, measure)
     threshold = calibration.threshold(rejection if rejection is not None else calibration.default_rejection())
     head = add_distance_output(
         onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask", measure, entry["head"]["output"]

@@ -51,6 +51,13 @@ CURVE_POINTS = 64
 PARAMETRIC_BELOW = 1000  # calibration examples under which the curve is a log-normal fit (module docstring)
 LOG_NORMAL = "log-normal"  # calibration.tail of a fitted curve
 _PREFIX = "ood_"  # names of the nodes and initialisers this module adds to a head graph
+# Training examples whose head [CLS] states a combined measure keeps as neighbours (float16: 768 KB at
+# width 384). On SNIPS's held-out part 1000 caught as much as all 6000, 500 less (bench/experiments/
+# README.md, "nearest training example").
+NEIGHBOURS = 1000
+# Cosine distances are clamped here: float16 references round a cosine by some 1e-5 at width 384, so nearer than
+# that is noise (even negative), and its logarithm would stretch the held-out spread.
+COSINE_FLOOR = 1e-4
 
 
 def pooled_features(trunk: Trunk, data: EncodedSet, layer: int, batch_size: int = 128, desc: str = "pooled features") -> np.ndarray:
@@ -227,25 +234,90 @@ def threshold_for(target: float, examples: int) -> float:
 
 
 @dataclass
-class HeadFeatureMeasure:
-    """The second distance of a combined measure: the head's own [CLS] state (the classifier's input,
-    after the head's fine-tuned layers) against statistics fitted on the examples the head trained on,
-    and the centre and spread of both log-distances on held-out examples (`combine`)."""
+class NeighbourStats:
+    """What the head graph stores for the head's own features: unit-length [CLS] states of training
+    examples, rounded to float16 (their storage), so that scores computed here equal the graph's."""
 
-    stats: GaussianStats
-    log_centres: tuple[float, float]  # pretrained, head features
-    log_spreads: tuple[float, float]
+    references: np.ndarray  # [n, width], unit rows, float16
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Cosine distance (1 - cosine, at least COSINE_FLOOR) of each row to its nearest reference,
+        float32 as the graph computes it."""
+        x = features.astype(np.float32)
+        x = x / np.sqrt((x * x).sum(1, keepdims=True))
+        nearest = np.float32(1) - (x @ self.references.astype(np.float32).T).max(1)
+        return np.maximum(nearest, np.float32(COSINE_FLOOR)).astype(np.float32)
+
+
+def neighbour_rows(labels: np.ndarray, limit: int = NEIGHBOURS, seed: int = 0) -> np.ndarray:
+    """Which rows a combined measure keeps as neighbours: all when there are at most `limit`, else about
+    `limit` drawn with `seed`, each class at its share and at least one row (ascending)."""
+    if len(labels) <= limit:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        rows.append(members[: max(1, round(limit * len(members) / len(labels)))])
+    return np.sort(np.concatenate(rows))
+
+
+def fit_neighbours(features: np.ndarray, labels: np.ndarray, limit: int = NEIGHBOURS, seed: int = 0) -> NeighbourStats:
+    """The `neighbour_rows` of `features`, scaled to unit length."""
+    chosen = features[neighbour_rows(labels, limit, seed)].astype(np.float64)
+    return NeighbourStats((chosen / np.linalg.norm(chosen, axis=1, keepdims=True)).astype(np.float16))
+
+
+# Weights of the combined measure's standardised log-distances: the pretrained layer mean; the head's
+# [CLS] state against its class means; the same against its nearest training example. Half for the
+# pretrained features, half for the head's own, shared by its two readings: on SNIPS's held-out part
+# the nearest example alone caught more flight queries (61 vs 43% at 1%, mean of four draws of the
+# references) but less of banking (93 vs 95%) and questions (94 vs 96%); the two readings together
+# sit between on flights (57%) and keep the rest, and vary less with the draw (bench/experiments/
+# README.md, "nearest training example").
+COMBINED_WEIGHTS = (0.5, 0.25, 0.25)
+
+
+@dataclass
+class HeadFeatureMeasure:
+    """The head's own evidence in a combined measure: its [CLS] state (the classifier's input, after the
+    head's fine-tuned layers) read twice, against the class means of the examples it trained on
+    (`gaussian`) and against the nearest of them (`neighbours`); and the centre and spread of the three
+    log-distances (pretrained, class means, nearest example) on held-out examples (`combine`)."""
+
+    gaussian: GaussianStats
+    neighbours: NeighbourStats
+    log_centres: tuple[float, float, float]
+    log_spreads: tuple[float, float, float]
+
+    def head_distances(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The [CLS] states' distances to the nearest class mean and to the nearest training example."""
+        return self.gaussian.distances(features), self.neighbours.distances(features)
 
     def manifest(self) -> dict:
         """What `head.outOfDomain.combined` records (informative: the graph computes it)."""
+        kinds = [
+            {"features": "trunk layer mean, unit length", "distance": "squared Mahalanobis to the nearest class mean"},
+            {"features": "head [CLS] state (the classifier's input)", "distance": "squared Mahalanobis to the nearest class mean", "width": int(self.gaussian.whitening.shape[0])},
+            {"features": "head [CLS] state (the classifier's input)", "distance": "cosine to the nearest training example",
+             "width": int(self.neighbours.references.shape[1]), "references": int(self.neighbours.references.shape[0])},
+        ]
         return {
-            "rule": "exp of the mean standardised log-distance",
+            "rule": "exp of the weighted mean standardised log-distance",
             "measures": [
-                {"features": "trunk layer mean, unit length", "logCentre": round(self.log_centres[0], 6), "logSpread": round(self.log_spreads[0], 6)},
-                {"features": "head [CLS] state (the classifier's input)", "width": int(self.stats.whitening.shape[0]),
-                 "logCentre": round(self.log_centres[1], 6), "logSpread": round(self.log_spreads[1], 6)},
+                kind | {"weight": weight, "logCentre": round(centre, 6), "logSpread": round(spread, 6)}
+                for kind, weight, centre, spread in zip(kinds, COMBINED_WEIGHTS, self.log_centres, self.log_spreads)
             ],
         }
+
+
+def fit_head_measure(head_train: np.ndarray, labels: np.ndarray, pretrained_held: np.ndarray, head_held: np.ndarray, seed: int = 0) -> HeadFeatureMeasure:
+    """The head's statistics from the [CLS] states `head_train` of the examples it trained on (class
+    `labels`), and every log-distance's centre and spread from the held-out examples' pretrained
+    distances `pretrained_held` and [CLS] states `head_held`."""
+    gaussian, neighbours = fit_gaussian(head_train, labels), fit_neighbours(head_train, labels, seed=seed)
+    scales = [log_scale(d) for d in (pretrained_held, gaussian.distances(head_held), neighbours.distances(head_held))]
+    return HeadFeatureMeasure(gaussian, neighbours, tuple(c for c, _ in scales), tuple(s for _, s in scales))  # type: ignore[arg-type]
 
 
 LOG_FLOOR = 1e-12  # squared distances are clamped here before the log (rounding can make a tiny one negative)
@@ -257,12 +329,16 @@ def standardised_logs(distances: np.ndarray, centre: float, spread: float) -> np
     return ((logs - np.float32(centre)) / np.float32(spread)).astype(np.float32)
 
 
-def combine(pretrained: np.ndarray, head: np.ndarray, measure: HeadFeatureMeasure) -> np.ndarray:
-    """The combined distance the graph outputs: exp of the mean of the two standardised log-distances,
-    positive and increasing like a distance. The mean, not the larger: the larger of two measures
-    has the tails of both, so at the same held-out in-scope rate its threshold sits higher and it
-    caught less of every other-domain source (bench/experiments/README.md, "held-out part")."""
-    z = (standardised_logs(pretrained, measure.log_centres[0], measure.log_spreads[0]) + standardised_logs(head, measure.log_centres[1], measure.log_spreads[1])) * np.float32(0.5)
+def combine(pretrained: np.ndarray, head_features: np.ndarray, measure: HeadFeatureMeasure) -> np.ndarray:
+    """The combined distance the graph outputs for pretrained distances and [CLS] states `head_features`:
+    exp of the weighted mean (COMBINED_WEIGHTS) of the three standardised log-distances, positive and
+    increasing like a distance. A mean, not the largest: the largest of several measures has the tails
+    of all, so at the same held-out in-scope rate its threshold sits higher and it caught less of every
+    other-domain source (bench/experiments/README.md, "held-out part")."""
+    parts = (pretrained, *measure.head_distances(head_features))
+    z = np.zeros(len(pretrained), np.float32)
+    for weight, distances, centre, spread in zip(COMBINED_WEIGHTS, parts, measure.log_centres, measure.log_spreads):
+        z = z + standardised_logs(distances, centre, spread) * np.float32(weight)
     return np.exp(z).astype(np.float32)
 
 
@@ -310,6 +386,30 @@ def _distance_nodes(features: str, stats: GaussianStats, tag: str, output: str) 
     return nodes, inits
 
 
+def _neighbour_nodes(features: str, stats: NeighbourStats, tag: str, output: str) -> tuple[list, list]:
+    """Nodes and initialisers computing `output`: each row's cosine distance of `features` [batch, width]
+    to its nearest reference of `stats`."""
+    p = _PREFIX + tag
+    inits = [
+        numpy_helper.from_array(stats.references.T.copy(), p + "references_t"),
+        numpy_helper.from_array(np.array(1.0, np.float32), p + "one"),
+        numpy_helper.from_array(np.array(COSINE_FLOOR, np.float32), p + "cosine_floor"),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Cast", [p + "references_t"], [p + "r32"], to=TensorProto.FLOAT),
+        node("Mul", [features, features], [p + "x2"]),
+        node("ReduceSum", [p + "x2", _PREFIX + "axis1"], [p + "xx"], keepdims=1),
+        node("Sqrt", [p + "xx"], [p + "length"]),
+        node("Div", [features, p + "length"], [p + "unit"]),
+        node("MatMul", [p + "unit", p + "r32"], [p + "cosines"]),
+        node("ReduceMax", [p + "cosines"], [p + "nearest_cosine"], axes=[1], keepdims=0),
+        node("Sub", [p + "one", p + "nearest_cosine"], [p + "cosine_distance"]),
+        node("Max", [p + "cosine_distance", p + "cosine_floor"], [output]),
+    ]
+    return nodes, inits
+
+
 def _standardised_log_nodes(distance: str, centre: float, spread: float, tag: str) -> tuple[list, list, str]:
     p = _PREFIX + tag
     inits = [numpy_helper.from_array(np.array(centre, np.float32), p + "centre"), numpy_helper.from_array(np.array(spread, np.float32), p + "spread")]
@@ -330,7 +430,7 @@ def add_distance_output(
     (the head's own input, or DISTANCE_INPUT, which is added, for another trunk layer) mean-pooled
     over the mask, scaled to unit length, whitened, squared distance to the nearest whitened class mean.
     With `head_measure`, the output is instead `combine` of that distance and the head's own [CLS]
-    state's (`classifier_input` of `logits`). Statistics are float16 initialisers (half the bytes) cast
+    state's two (`classifier_input` of `logits`). Statistics are float16 initialisers (half the bytes) cast
     to float32. A graph that has the output already gets new statistics."""
     model = strip_distance_output(model)
     graph = model.graph
@@ -365,15 +465,23 @@ def add_distance_output(
     ])
     graph.node.extend(nodes)
     if head_measure is not None:
-        graph.initializer.extend([numpy_helper.from_array(np.array(LOG_FLOOR, np.float32), p + "floor"), numpy_helper.from_array(np.array(0.5, np.float32), p + "half")])
-        own = p + "head_nearest"
-        nodes, inits = _distance_nodes(classifier_input(model, logits), head_measure.stats, "head_", own)
-        parts = [_standardised_log_nodes(pretrained, head_measure.log_centres[0], head_measure.log_spreads[0], "pre_"), _standardised_log_nodes(own, head_measure.log_centres[1], head_measure.log_spreads[1], "own_")]
-        graph.node.extend(nodes + parts[0][0] + parts[1][0])
-        graph.initializer.extend(inits + parts[0][1] + parts[1][1])
-        graph.node.extend([
-            node("Add", [parts[0][2], parts[1][2]], [p + "sum"]), node("Mul", [p + "sum", p + "half"], [p + "mean_z"]), node("Exp", [p + "mean_z"], [DISTANCE_OUTPUT]),
-        ])
+        graph.initializer.append(numpy_helper.from_array(np.array(LOG_FLOOR, np.float32), p + "floor"))
+        features = classifier_input(model, logits)
+        gaussian_nodes, gaussian_inits = _distance_nodes(features, head_measure.gaussian, "head_", p + "head_nearest")
+        neighbour_nodes, neighbour_inits = _neighbour_nodes(features, head_measure.neighbours, "near_", p + "near_nearest")
+        graph.node.extend(gaussian_nodes + neighbour_nodes)
+        graph.initializer.extend(gaussian_inits + neighbour_inits)
+        total = ""
+        for i, (distance, weight, centre, spread) in enumerate(zip((pretrained, p + "head_nearest", p + "near_nearest"), COMBINED_WEIGHTS, head_measure.log_centres, head_measure.log_spreads)):
+            nodes, inits, standard = _standardised_log_nodes(distance, centre, spread, f"part{i}_")
+            inits.append(numpy_helper.from_array(np.array(weight, np.float32), f"{p}part{i}_weight"))
+            nodes.append(node("Mul", [standard, f"{p}part{i}_weight"], [f"{p}part{i}_weighted"]))
+            if total:
+                nodes.append(node("Add", [total, f"{p}part{i}_weighted"], [f"{p}sum{i}"]))
+            total = f"{p}sum{i}" if total else f"{p}part{i}_weighted"
+            graph.node.extend(nodes)
+            graph.initializer.extend(inits)
+        graph.node.append(node("Exp", [total], [DISTANCE_OUTPUT]))
     graph.output.append(helper.make_tensor_value_info(DISTANCE_OUTPUT, TensorProto.FLOAT, ["batch"]))
     onnx.checker.check_model(model)
     return model

@@ -96,7 +96,11 @@ def test_a_head_trained_with_a_calibration_share_is_measured_on_its_own_features
     assert added.returncode == 0, added.stderr
     entry = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]
     assert entry["calibrationShare"] == 0.25
-    assert [m["features"] for m in entry["head"]["outOfDomain"]["combined"]["measures"]] == ["trunk layer mean, unit length", "head [CLS] state (the classifier's input)"]
+    measures = entry["head"]["outOfDomain"]["combined"]["measures"]
+    assert [(m["features"].split(",")[0].split(" (")[0], m["distance"].split(" to ")[1]) for m in measures] == [
+        ("trunk layer mean", "the nearest class mean"), ("head [CLS] state", "the nearest class mean"), ("head [CLS] state", "the nearest training example")
+    ]
+    assert measures[2]["references"] == len(kept)  # under ood.NEIGHBOURS: every example trained on
     calibration = entry["output"]["fallback"]["calibration"]
     assert calibration["examples"] == len(held) and calibration["method"].startswith("held out of training (snips: 0.25 of train)")
     assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0

@@ -11,7 +11,9 @@ from onnx import TensorProto, helper
 
 from mtbert.calibrate import beats_majority, scaling_temperature, cross_fitted_ece, expected_calibration_error, fit_temperature
 from mtbert.ood import (
-    DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances, fit_gaussian, log_scale,
+    COMBINED_WEIGHTS,
+    COSINE_FLOOR,
+    DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, classifier_input, combine, cross_fit_distances, fit_gaussian, fit_head_measure, fit_neighbours, neighbour_rows,
     strip_distance_output, threshold_for, upper_bound,
 )
 from mtbert.onnx_eval import Graph
@@ -201,13 +203,14 @@ def test_no_temperature_is_fitted_when_dev_has_no_error() -> None:
 
 
 def test_the_combined_distance_of_the_graph_equals_the_python_measure(tmp_path) -> None:  # noqa: ANN001
-    """Pooled trunk features and the head's own [CLS] state (the classifier's input), each against its
-    statistics, standardised on held-out distances and averaged; exp keeps it positive."""
+    """Pooled trunk features against their class means, and the head's own [CLS] state (the classifier's
+    input) against its class means and its nearest training example, standardised on held-out distances
+    and averaged with their weights; exp keeps it positive."""
     x, y = clusters(dims=16)
     cls_x, cls_y = clusters(dims=16, seed=5)
-    pooled_stats, head_stats = fit_gaussian(unit(x), y), fit_gaussian(cls_x, cls_y)
-    (c1, s1), (c2, s2) = log_scale(pooled_stats.distances(unit(x))), log_scale(head_stats.distances(cls_x))
-    measure = HeadFeatureMeasure(head_stats, (c1, c2), (s1, s2))
+    pooled_stats = fit_gaussian(unit(x), y)
+    measure = fit_head_measure(cls_x, cls_y, pooled_stats.distances(unit(x)), cls_x)
+    assert len(measure.neighbours.references) == len(cls_x)  # fewer than NEIGHBOURS: all of them
     model = add_distance_output(head_graph(16, 4), pooled_stats, DISTANCE_INPUT, "attention_mask", measure)
     assert classifier_input(model, "logits") == "cls"
     path = tmp_path / "head.onnx"
@@ -216,17 +219,44 @@ def test_the_combined_distance_of_the_graph_equals_the_python_measure(tmp_path) 
     branch, other = (torch.tensor(rng.normal(0, 3, (4, 5, 16)), dtype=torch.float32) for _ in range(2))
     mask = torch.ones(4, 5, dtype=torch.long)
     outputs = Graph(path).run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
-    expected = combine(pooled_stats.distances(unit(other.mean(1).numpy())), head_stats.distances(branch[:, 0].numpy()), measure)
+    expected = combine(pooled_stats.distances(unit(other.mean(1).numpy())), branch[:, 0].numpy(), measure)
     np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), expected, rtol=1e-4)
-    # Either measure alone raises the combined distance: an input far under one is far.
+    # Each measure alone raises the combined distance: an input far under one is far.
     near, far = unit(x[:1]), unit(x[:1]) * 0 + 1 / 4
-    assert combine(pooled_stats.distances(far), head_stats.distances(cls_x[:1]), measure)[0] > combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1]), measure)[0]
-    assert combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1] + 50), measure)[0] > combine(pooled_stats.distances(near), head_stats.distances(cls_x[:1]), measure)[0]
-    assert measure.manifest()["measures"][1]["width"] == 16
+    base = combine(pooled_stats.distances(near), cls_x[:1], measure)[0]
+    assert combine(pooled_stats.distances(far), cls_x[:1], measure)[0] > base
+    assert combine(pooled_stats.distances(near), cls_x[:1] + 50, measure)[0] > base  # far from the class means
+    turned = cls_x[:1] @ np.linalg.qr(rng.normal(0, 1, (16, 16)))[0]  # as long, another direction: far from every example
+    parts = measure.head_distances(turned)
+    assert parts[1][0] > measure.head_distances(cls_x[:1])[1][0]
+    recorded = measure.manifest()["measures"]
+    assert [m["weight"] for m in recorded] == list(COMBINED_WEIGHTS) and sum(COMBINED_WEIGHTS) == 1
+    assert recorded[1]["width"] == 16 and recorded[2]["references"] == len(cls_x)
     # Calibrating again without the head's features leaves one plain distance.
     plain = add_distance_output(model, pooled_stats, DISTANCE_INPUT, "attention_mask")
-    assert not any(i.name.startswith("ood_head_") for i in plain.graph.initializer)
+    assert not any(i.name.startswith(("ood_head_", "ood_near_", "ood_part")) for i in plain.graph.initializer)
     assert len(strip_distance_output(model).graph.node) == 2
+
+
+def test_nearest_example_references_keep_every_class_and_the_limit() -> None:
+    """A seeded draw of about `limit` training rows, each class at its share and never left out; a
+    reference's own row is at distance 0 up to float16 rounding, clamped to the floor."""
+    labels = np.array([0] * 400 + [1] * 95 + [2] * 5)
+    rows = neighbour_rows(labels, limit=50)
+    assert 49 <= len(rows) <= 51 and len(set(rows.tolist())) == len(rows)
+    assert np.bincount(labels[rows]).tolist() == [40, 10, 1]  # shares held, the small class kept
+    np.testing.assert_array_equal(neighbour_rows(labels, limit=50), rows)
+    assert not np.array_equal(neighbour_rows(labels, limit=50, seed=1), rows)
+    np.testing.assert_array_equal(neighbour_rows(labels[:30], limit=50), np.arange(30))  # under the limit: all
+    features = np.random.default_rng(0).normal(0, 1, (500, 8))
+    stats = fit_neighbours(features, labels, limit=50)
+    assert stats.references.dtype == np.float16 and len(stats.references) == len(rows)
+    np.testing.assert_allclose(np.linalg.norm(stats.references.astype(np.float32), axis=1), 1, atol=1e-3)
+    own = stats.distances(features[rows] * 3)  # length does not count; float16 rounding at width 8 leaves < 5e-4
+    assert (own >= np.float32(COSINE_FLOOR)).all() and (own < 5e-4).all() and (own == np.float32(COSINE_FLOOR)).any()
+    queries = np.random.default_rng(1).normal(0, 1, (20, 8))
+    brute = 1 - (unit(queries) @ unit(stats.references.astype(np.float64)).T).max(1)
+    np.testing.assert_allclose(stats.distances(queries), np.maximum(brute, COSINE_FLOOR), atol=1e-3)
 
 
 def test_a_head_whose_output_is_no_classifier_matmul_names_it() -> None:
