@@ -1,7 +1,10 @@
 """How to combine the two out-of-domain distances of a head trained with a calibration share
 (`--calibration-share`): the pretrained measure (unit-length mean of trunk layer 4) and the head's own
 [CLS] state (the classifier's input), alone, the larger of their standardised log-distances, or their
-mean; unit-length [CLS] or raw (bench/experiments/README.md, "held-out part").
+mean; the [CLS] state against its class means (Mahalanobis; unit-length or raw), against its nearest
+training example (cosine, `ood.NEIGHBOURS` of them), or both, weighted as served (`ood.COMBINED_WEIGHTS`)
+(bench/experiments/README.md, "held-out part"). `draws` prints the two nearest-example combinations
+under four draws of the references.
 
 Every variant is calibrated as the service is: statistics fitted on the part of train the head trained on
 (a seeded 6,000), log-distances standardised and the empirical curve measured on the held-out part
@@ -15,6 +18,7 @@ calibration share.
     cd training
     /usr/bin/python3 ../bench/experiments/ood_heldout.py cache --out /tmp/ood-heldout.npz [--bundle B]
     /usr/bin/python3 ../bench/experiments/ood_heldout.py compare /tmp/ood-heldout.npz
+    /usr/bin/python3 ../bench/experiments/ood_heldout.py draws /tmp/ood-heldout.npz
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from mtbert.encoded import EncodedSet  # noqa: E402
 from mtbert.holdout import split  # noqa: E402
 from mtbert.manifest_file import int8_matmuls  # noqa: E402
 from mtbert.onnx_eval import Graph  # noqa: E402
-from mtbert.ood import DistanceCalibration, classifier_input, fit_gaussian, log_scale, pooled_features  # noqa: E402
+from mtbert.ood import COMBINED_WEIGHTS, DistanceCalibration, classifier_input, fit_gaussian, fit_neighbours, log_scale, pooled_features  # noqa: E402
 from mtbert.train import build_trunk  # noqa: E402
 from ood_features import run_experiment  # noqa: E402
 
@@ -77,49 +81,86 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+def variants(saved: dict, task: str, names: list[str], seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Every variant's standardised log-distance (the combinations: their means) per set in `names`;
+    `seed` draws the nearest-example references."""
+    labels, oos = saved[f"{task}|train|labels"], int(saved[f"{task}|fallback"])  # the task's own out-of-scope class has no mean
+
+    def standardised(kind: str, scale=lambda a: a, fit=fit_gaussian) -> dict[str, np.ndarray]:  # noqa: ANN001
+        keep = labels != oos
+        stats = fit(scale(saved[f"{task}|train|{kind}"][keep]), labels[keep])
+        distances = {n: stats.distances(scale(saved[f"{task}|{n}|{kind}"])) for n in names}
+        centre, spread = log_scale(distances["held"])
+        return {n: (np.log(np.maximum(v, 1e-12)) - centre) / spread for n, v in distances.items()}
+
+    pre, cls, cls_unit = standardised("pooled"), standardised("cls"), standardised("cls", unit)
+    near = standardised("cls", fit=lambda x, y: fit_neighbours(x, y, seed=seed))
+    return {
+        "pretrained layer 4": pre, "head [CLS]": cls, "head [CLS], unit length": cls_unit, "head [CLS], nearest example": near,
+        "larger of the two": {n: np.maximum(pre[n], cls[n]) for n in names},
+        "mean of the two (2.3.0)": {n: (pre[n] + cls[n]) / 2 for n in names},
+        "mean, [CLS] unit length": {n: (pre[n] + cls_unit[n]) / 2 for n in names},
+        "mean, [CLS] nearest example": {n: (pre[n] + near[n]) / 2 for n in names},
+        SERVED: {n: sum(w * v[n] for w, v in zip(COMBINED_WEIGHTS, (pre, cls, near))) for n in names},
+    }
+
+
+SERVED = "**½ layer 4, ¼ [CLS] class means, ¼ [CLS] nearest example (served)**"
+
+
+def set_names(saved: dict, task: str) -> list[str]:
+    return ["held", "dev"] + sorted(k.split("|")[1] for k in saved if k.startswith(f"{task}|probe/") and k.endswith("|pooled"))
+
+
+def turned_away(saved: dict, task: str, names: list[str], score: dict[str, np.ndarray], aim: float) -> tuple[dict[str, float], np.ndarray]:
+    """Per set, the share (%) the Wilson-bounded threshold for `aim` turns away (held-out and dev: of the
+    in-scope ones), and which dev examples it turns away."""
+    oos = int(saved[f"{task}|fallback"])
+    in_scope = {n: saved[f"{task}|{n}|labels"] != oos if n in ("held", "dev") else slice(None) for n in names}
+    curve = DistanceCalibration.from_scores(np.exp(score["held"][in_scope["held"]]), "variant")
+    threshold = curve.threshold(aim)
+    rate = {n: 100 * float((curve.p_value(np.exp(score[n][in_scope[n]])) < threshold).mean()) for n in names}
+    return rate, curve.p_value(np.exp(score["dev"])) < threshold
+
+
 def compare(saved: dict) -> None:
     """Each variant at 1% and 2% aimed at: held-out and dev in-scope turned away, every source caught (%)."""
     for task in sorted({k.split("|")[0] for k in saved}):
-        names = ["held", "dev"] + sorted(k.split("|")[1] for k in saved if k.startswith(f"{task}|probe/") and k.endswith("|pooled"))
-        labels, oos = saved[f"{task}|train|labels"], int(saved[f"{task}|fallback"])  # the task's own out-of-scope class has no mean
-
-        def standardised(kind: str, scale=lambda a: a) -> dict[str, np.ndarray]:  # noqa: ANN001
-            keep = labels != oos
-            stats = fit_gaussian(scale(saved[f"{task}|train|{kind}"][keep]), labels[keep])
-            distances = {n: stats.distances(scale(saved[f"{task}|{n}|{kind}"])) for n in names}
-            centre, spread = log_scale(distances["held"])
-            return {n: (np.log(np.maximum(v, 1e-12)) - centre) / spread for n, v in distances.items()}
-
-        pre, cls, cls_unit = standardised("pooled"), standardised("cls"), standardised("cls", unit)
-        variants = {
-            "pretrained layer 4": pre, "head [CLS]": cls, "head [CLS], unit length": cls_unit,
-            "larger of the two": {n: np.maximum(pre[n], cls[n]) for n in names},
-            "**mean of the two (served)**": {n: (pre[n] + cls[n]) / 2 for n in names},
-            "mean, [CLS] unit length": {n: (pre[n] + cls_unit[n]) / 2 for n in names},
-        }
+        names = set_names(saved, task)
+        oos, scores = int(saved[f"{task}|fallback"]), variants(saved, task, names)
         own = oos >= 0  # the head's own out-of-scope class: its dev queries are scored apart
         dev_gold, dev_top = saved[f"{task}|dev|labels"], saved[f"{task}|dev|logits"].argmax(1)
         extra = " | dev in-scope accuracy with the fallback | dev out-of-scope answered `oos`" if own else ""
         print(f"\n{task}\n\n| measure | aimed at | held-out turned away | dev turned away{extra} | " + " | ".join(n.removeprefix("probe/") for n in names[2:]) + " |")
         print("| --- | ---: | ---: | ---: | " + "---: | " * (2 if own else 0) + " | ".join("---:" for _ in names[2:]) + " |")
         for aim in (0.01, 0.02):
-            for name, score in variants.items():
-                in_scope = {n: saved[f"{task}|{n}|labels"] != oos if n in ("held", "dev") else slice(None) for n in names}
-                curve = DistanceCalibration.from_scores(np.exp(score["held"][in_scope["held"]]), name)
-                threshold = curve.threshold(aim)
-                rate = {n: 100 * float((curve.p_value(np.exp(score[n][in_scope[n]])) < threshold).mean()) for n in names}
+            for name, score in scores.items():
+                rate, fires = turned_away(saved, task, names, score, aim)
                 cells = ""
                 if own:
-                    answered = (curve.p_value(np.exp(score["dev"])) < threshold) | (dev_top == oos)
+                    answered = fires | (dev_top == oos)
                     inside = dev_gold != oos
                     accuracy = 100 * float(((dev_top == dev_gold) & ~answered)[inside].mean())
                     cells = f" | {accuracy:.2f} | {100 * float(answered[~inside].mean()):.1f}"
                 print(f"| {name} | {100 * aim:g}% | {rate['held']:.2f} | {rate['dev']:.2f}{cells} | " + " | ".join(f"{rate[n]:.1f}" for n in names[2:]) + " |", flush=True)
 
 
+def draws(saved: dict, seeds: int = 4) -> None:
+    """The two nearest-example combinations at 1% under `seeds` draws of the references: every source
+    caught (%), each draw and their mean; how much the measure depends on which examples it keeps."""
+    for task in sorted({k.split("|")[0] for k in saved}):
+        names = set_names(saved, task)
+        print(f"\n{task}\n\n| measure | draw | dev turned away | " + " | ".join(n.removeprefix("probe/") for n in names[2:]) + " |")
+        print("| --- | ---: | ---: | " + " | ".join("---:" for _ in names[2:]) + " |")
+        for name in ("mean, [CLS] nearest example", SERVED):
+            rates = [turned_away(saved, task, names, variants(saved, task, names, seed)[name], 0.01)[0] for seed in range(seeds)]
+            for label, rate in [(str(seed), r) for seed, r in enumerate(rates)] + [("mean", {n: float(np.mean([r[n] for r in rates])) for n in names})]:
+                print(f"| {name} | {label} | {rate['dev']:.2f} | " + " | ".join(f"{rate[n]:.1f}" for n in names[2:]) + " |", flush=True)
+
+
 def main() -> None:
     run_experiment(
-        __doc__, cache, {"compare": compare}, lambda path: dict(np.load(path)),
+        __doc__, cache, {"compare": compare, "draws": draws}, lambda path: dict(np.load(path)),
         lambda parser: parser.add_argument("--bundle", type=Path, default=BUNDLE, help="bundle whose held-out-trained heads are compared"),
     )
 
