@@ -19,6 +19,7 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from .holdout import training_split
 from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
 from .ood import (
-    DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
+    COMBINED_WEIGHTS, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
     fit_gaussian, fit_head_measure, pooled_features,
 )
 from .onnx_eval import Graph
@@ -238,7 +239,7 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
         scores = combine(pretrained, data.head_held[held_inside], measure)
         calibration = DistanceCalibration.from_scores(
             scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean, head [CLS] class-mean and nearest-example distances, "
-            "their standardised logs averaged with weights 1/2, 1/4, 1/4"
+            f"their standardised logs averaged with weights {', '.join(str(Fraction(w)) for w in COMBINED_WEIGHTS)}"
         )
         dev_distances = combine(stats.distances(data.dev_features), data.head_dev, measure)
     threshold = calibration.threshold(rejection if rejection is not None else calibration.default_rejection())

@@ -52,8 +52,8 @@ PARAMETRIC_BELOW = 1000  # calibration examples under which the curve is a log-n
 LOG_NORMAL = "log-normal"  # calibration.tail of a fitted curve
 _PREFIX = "ood_"  # names of the nodes and initialisers this module adds to a head graph
 # Training examples whose head [CLS] states a combined measure keeps as neighbours (float16: 768 KB at
-# width 384). On SNIPS's held-out part 1000 caught as much as all 6000, 500 less (bench/experiments/
-# README.md, "nearest training example").
+# width 384). On SNIPS's held-out part 1000 caught as many flight queries as all 6000, 500 fewer
+# (bench/experiments/README.md, "held-out part", the head's own features read twice).
 NEIGHBOURS = 1000
 # Cosine distances are clamped here: float16 references round a cosine by some 1e-5 at width 384, so nearer than
 # that is noise (even negative), and its logarithm would stretch the held-out spread.
@@ -274,7 +274,7 @@ def fit_neighbours(features: np.ndarray, labels: np.ndarray, limit: int = NEIGHB
 # the nearest example alone caught more flight queries (61 vs 43% at 1%, mean of four draws of the
 # references) but less of banking (93 vs 95%) and questions (94 vs 96%); the two readings together
 # sit between on flights (57%) and keep the rest, and vary less with the draw (bench/experiments/
-# README.md, "nearest training example").
+# README.md, "held-out part", the head's own features read twice).
 COMBINED_WEIGHTS = (0.5, 0.25, 0.25)
 
 
@@ -471,14 +471,16 @@ def add_distance_output(
         neighbour_nodes, neighbour_inits = _neighbour_nodes(features, head_measure.neighbours, "near_", p + "near_nearest")
         graph.node.extend(gaussian_nodes + neighbour_nodes)
         graph.initializer.extend(gaussian_inits + neighbour_inits)
-        total = ""
+        total = ""  # the running weighted sum, in the node order every toolkit since 2.4.0 writes
         for i, (distance, weight, centre, spread) in enumerate(zip((pretrained, p + "head_nearest", p + "near_nearest"), COMBINED_WEIGHTS, head_measure.log_centres, head_measure.log_spreads)):
             nodes, inits, standard = _standardised_log_nodes(distance, centre, spread, f"part{i}_")
             inits.append(numpy_helper.from_array(np.array(weight, np.float32), f"{p}part{i}_weight"))
-            nodes.append(node("Mul", [standard, f"{p}part{i}_weight"], [f"{p}part{i}_weighted"]))
+            weighted = f"{p}part{i}_weighted"
+            nodes.append(node("Mul", [standard, f"{p}part{i}_weight"], [weighted]))
             if total:
-                nodes.append(node("Add", [total, f"{p}part{i}_weighted"], [f"{p}sum{i}"]))
-            total = f"{p}sum{i}" if total else f"{p}part{i}_weighted"
+                nodes.append(node("Add", [total, weighted], [f"{p}sum{i}"]))
+                weighted = f"{p}sum{i}"
+            total = weighted
             graph.node.extend(nodes)
             graph.initializer.extend(inits)
         graph.node.append(node("Exp", [total], [DISTANCE_OUTPUT]))
