@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +82,9 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def variants(saved: dict, task: str, names: list[str], seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Every variant's standardised log-distance (the combinations: their means) per set in `names`;
-    `seed` draws the nearest-example references."""
+def standardiser(saved: dict, task: str, names: list[str]) -> Callable[..., dict[str, np.ndarray]]:
+    """`standardised(kind, scale, fit)`: a measure's log-distance per set in `names`, standardised on the
+    held-out part, its statistics fitted (`fit`, Mahalanobis by default) on the trained part's in-scope rows."""
     labels, oos = saved[f"{task}|train|labels"], int(saved[f"{task}|fallback"])  # the task's own out-of-scope class has no mean
 
     def standardised(kind: str, scale=lambda a: a, fit=fit_gaussian) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -93,16 +94,33 @@ def variants(saved: dict, task: str, names: list[str], seed: int = 0) -> dict[st
         centre, spread = log_scale(distances["held"])
         return {n: (np.log(np.maximum(v, 1e-12)) - centre) / spread for n, v in distances.items()}
 
+    return standardised
+
+
+def nearest(standardised: Callable[..., dict[str, np.ndarray]], seed: int) -> dict[str, np.ndarray]:
+    """The [CLS] state's nearest-example reading, its references drawn with `seed`."""
+    return standardised("cls", fit=lambda x, y: fit_neighbours(x, y, seed=seed))
+
+
+def nearest_combinations(pre: dict, cls: dict, near: dict, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """The two combinations with the nearest-example reading: its mean with the pretrained distance, and the served weighting."""
+    return {
+        "mean, [CLS] nearest example": {n: (pre[n] + near[n]) / 2 for n in names},
+        SERVED: {n: sum(w * v[n] for w, v in zip(COMBINED_WEIGHTS, (pre, cls, near))) for n in names},
+    }
+
+
+def variants(saved: dict, task: str, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Every variant's standardised log-distance (the combinations: their means) per set in `names`."""
+    standardised = standardiser(saved, task, names)
     pre, cls, cls_unit = standardised("pooled"), standardised("cls"), standardised("cls", unit)
-    near = standardised("cls", fit=lambda x, y: fit_neighbours(x, y, seed=seed))
+    near = nearest(standardised, 0)
     return {
         "pretrained layer 4": pre, "head [CLS]": cls, "head [CLS], unit length": cls_unit, "head [CLS], nearest example": near,
         "larger of the two": {n: np.maximum(pre[n], cls[n]) for n in names},
         "mean of the two (2.3.0)": {n: (pre[n] + cls[n]) / 2 for n in names},
         "mean, [CLS] unit length": {n: (pre[n] + cls_unit[n]) / 2 for n in names},
-        "mean, [CLS] nearest example": {n: (pre[n] + near[n]) / 2 for n in names},
-        SERVED: {n: sum(w * v[n] for w, v in zip(COMBINED_WEIGHTS, (pre, cls, near))) for n in names},
-    }
+    } | nearest_combinations(pre, cls, near, names)
 
 
 SERVED = "**½ layer 4, ¼ [CLS] class means, ¼ [CLS] nearest example (served)**"
@@ -152,8 +170,11 @@ def draws(saved: dict, seeds: int = 4) -> None:
         names = set_names(saved, task)
         print(f"\n{task}\n\n| measure | draw | dev turned away | " + " | ".join(n.removeprefix("probe/") for n in names[2:]) + " |")
         print("| --- | ---: | ---: | " + " | ".join("---:" for _ in names[2:]) + " |")
-        for name in ("mean, [CLS] nearest example", SERVED):
-            rates = [turned_away(saved, task, names, variants(saved, task, names, seed)[name], 0.01)[0] for seed in range(seeds)]
+        standardised = standardiser(saved, task, names)
+        pre, cls = standardised("pooled"), standardised("cls")  # the same for every draw
+        combined = [nearest_combinations(pre, cls, nearest(standardised, seed), names) for seed in range(seeds)]
+        for name in combined[0]:
+            rates = [turned_away(saved, task, names, draw[name], 0.01)[0] for draw in combined]
             for label, rate in [(str(seed), r) for seed, r in enumerate(rates)] + [("mean", {n: float(np.mean([r[n] for r in rates])) for n in names})]:
                 print(f"| {name} | {label} | {rate['dev']:.2f} | " + " | ".join(f"{rate[n]:.1f}" for n in names[2:]) + " |", flush=True)
 

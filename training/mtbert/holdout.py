@@ -9,7 +9,6 @@ calibration)."""
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 
 from .data import TaskSpec, read_examples, sample
