@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .calibrate import MAX_TRAIN, PROBE_SOURCES, BundleTaskData, distance_input, ood_rates, TaskCalibration, apply_to_entry, calibrate_task
+from .calibrate import MAX_TRAIN, PROBE_SOURCES, BundleTaskData, distance_input, ood_rates, TaskCalibration, apply_to_entry, calibrate_task, recorded_settings
 from .checkpoint import Checkpoint, load_checkpoint, sha256_file
 from .export import export_head, export_trunk
 from .fallback import FallbackChoice
@@ -227,7 +227,7 @@ class BundleWriter:
     # -- commands --------------------------------------------------------------------------
     def add(
         self, run: Path, name: str | None = None, version: str | None = None, pretrained: str | None = None, max_length: int = 128, extra_metrics: dict | None = None,
-        data_root: Path | None = None, ood: bool = True, rejection: float | None = None,
+        data_root: Path | None = None, ood: bool = True, rejection: float | None = None, weights: tuple[float, float, float] | None = None,
     ) -> dict:
         info, head, checkpoint = self._load_run(run, pretrained)
         if (self.folder / MANIFEST).is_file():
@@ -242,11 +242,14 @@ class BundleWriter:
         if any(t["name"] == task for t in manifest["tasks"]):
             raise BundleError(f"{self.folder / MANIFEST}: tasks already holds {task!r}; use `bundle replace`")
         manifest = self._put(manifest, info, head, checkpoint, run, 1, extra_metrics)
-        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection) if ood else manifest
+        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection, weights=weights) if ood else manifest
 
-    def _calibrate_added(self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float | None, label: str | None = None) -> dict:
+    def _calibrate_added(
+        self, manifest: dict, info: RunInfo, checkpoint: Checkpoint, data_root: Path | None, rejection: float | None, label: str | None = None,
+        weights: tuple[float, float, float] | None = None,
+    ) -> dict:
         """A classification task just added or replaced gets its out-of-domain fallback (aiming at the
-        in-scope rejection rate `rejection`), temperature and served-by-default decision from its data
+        in-scope rejection rate `rejection`, its combined measure weighted by `weights`), temperature and served-by-default decision from its data
         (`data_root`, else where the run was trained), at the version the change gave the bundle.
         Skipped, with a line saying so, when no data is found."""
         if not info.spec.output_kind.supports_fallback:
@@ -255,12 +258,12 @@ class BundleWriter:
         if root is None or not split_file(root, info.spec.name, "train").is_file():
             print(f"{self.folder}: {info.spec.name} has no out-of-domain fallback: its training data was not found (give --data)", file=sys.stderr)
             return manifest
-        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], rejection, label, version=manifest["version"])
+        manifest, _ = self.calibrate(root, checkpoint.path, [info.spec.name], rejection, label, version=manifest["version"], weights=weights)
         return manifest
 
     def replace(
         self, run: Path, pretrained: str | None = None, extra_metrics: dict | None = None, version: str | None = None, data_root: Path | None = None, ood: bool = True,
-        rejection: float | None = None,
+        rejection: float | None = None, weights: tuple[float, float, float] | None = None,
     ) -> dict:
         manifest = read_manifest(self.folder)
         manifest["version"] = version or bump_version(manifest["version"])
@@ -276,7 +279,13 @@ class BundleWriter:
         new = next(t for t in manifest["tasks"] if t["name"] == info.spec.name)
         # The replaced head's fallback label stays (CLINC150's own `oos`), unless the run chose one.
         label = None if new["output"].get("fallback") else (old["output"].get("fallback") or {}).get("label")
-        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection, label) if ood else manifest
+        # So do the rate and weights its calibration was asked for, unless given again (weights only
+        # where the new head, too, left a calibration part out of training).
+        old_rejection, old_weights = recorded_settings(old)
+        rejection = rejection if rejection is not None else old_rejection
+        if weights is None and info.hyper.get("calibration_share"):
+            weights = old_weights
+        return self._calibrate_added(manifest, info, checkpoint, data_root, rejection, label, weights) if ood else manifest
 
     def _put(self, manifest: dict, info: RunInfo, head: TaskHead, checkpoint: Checkpoint, run: Path, version: int, extra_metrics: dict | None) -> dict:
         self._ensure_trunk(manifest, checkpoint, info.branch_layer)
@@ -326,17 +335,19 @@ class BundleWriter:
     def calibrate(
         self, data_root: Path, pretrained: str | Path | None = None, tasks: list[str] | None = None, rejection: float | None = None,
         label: str | None = None, version: str | None = None, max_train: int | None = MAX_TRAIN, log=print,  # noqa: ANN001 - a print-like callable
+        weights: tuple[float, float, float] | None = None,
     ) -> tuple[dict, list[TaskCalibration]]:
         """Gives classification tasks (`tasks`, default every one) the out-of-domain fallback, a
         softmax temperature and the served-by-default decision, fitted on `data_root`'s splits
-        (`calibrate`); rewrites their heads with the distance output and bumps the version once."""
+        (`calibrate`); rewrites their heads with the distance output and bumps the version once.
+        `rejection` and `weights` (None: what each task recorded, else the defaults): `calibrate_task`."""
         manifest = read_manifest(self.folder)
         checkpoint = self._trunk_checkpoint(manifest, pretrained)
         chosen = _classification_tasks(manifest, tasks)
         results = []
         for entry in chosen:
             data = BundleTaskData(self.folder, manifest, entry, data_root, checkpoint, self._tokenizer(manifest), max_train)
-            result, head = calibrate_task(data, rejection, label)
+            result, head = calibrate_task(data, rejection, label, weights=weights)
             write_onnx_atomic(head, self.folder / entry["head"]["file"])
             apply_to_entry(entry, result, self.folder / entry["head"]["file"])
             if "float" in entry["head"]:  # the CUDA variant carries the same statistics
@@ -354,8 +365,8 @@ class BundleWriter:
         return manifest, results
 
     def retarget(self, rejection: float | None = None, version: str | None = None) -> dict:
-        """Sets every calibrated task's threshold for the in-scope rejection rate `rejection` (None: each
-        curve's default, `DistanceCalibration.default_rejection`) from its stored curve, without
+        """Sets every calibrated task's threshold for the in-scope rejection rate `rejection` (None: the
+        rate each task recorded, `aimedAt`, else its curve's default, `DistanceCalibration.default_rejection`) from its stored curve, without
         recomputing anything: on an empirical curve the largest rate that stays within `rejection` with
         95% confidence on its calibration examples (`ood.threshold_for`), on a fitted one `rejection`
         itself (`DistanceCalibration.threshold`)."""
@@ -365,7 +376,9 @@ class BundleWriter:
             if fallback.get("rule") != "mahalanobis":
                 continue
             curve = DistanceCalibration.from_manifest(fallback["calibration"])
-            fallback["threshold"] = curve.threshold(rejection if rejection is not None else curve.default_rejection())
+            aimed = rejection if rejection is not None else fallback.get("aimedAt", curve.default_rejection())
+            fallback["threshold"] = curve.threshold(aimed)
+            fallback["aimedAt"] = aimed
             fallback["expected"] = {"inScopeRejection": fallback["threshold"], "upperBound95": round(curve.rate_upper_bound(fallback["threshold"]), 5)}
         manifest["version"] = version or bump_version(manifest["version"])
         self._save(manifest)
@@ -418,7 +431,7 @@ class BundleWriter:
                 case.setdefault("distances", {})[entry["name"]] = round(float(outputs[DISTANCE_OUTPUT][0]), 4)
         write_json_atomic(path, parity)
 
-    def head_for_upload(self, run: Path, out: Path, ood: bool = True, rejection: float | None = None) -> dict:
+    def head_for_upload(self, run: Path, out: Path, ood: bool = True, rejection: float | None = None, weights: tuple[float, float, float] | None = None) -> dict:
         """Writes what `POST /admin/tasks` takes to add or replace a run's head in a service serving this
         bundle, without changing the bundle: `out/head.onnx` (the head as the bundle would serve it)
         and `out/entry.json` (its manifest entry; version = the bundle's + 1, or 1 for a new task).
@@ -439,16 +452,18 @@ class BundleWriter:
         entry = _task_entry(info, head, out / "head.onnx", f"heads/{info.spec.name}.onnx", old["version"] + 1 if old else 1, None, run)
         entry["head"]["sha256"] = sha256_file(out / "head.onnx")
         if ood and info.spec.output_kind.supports_fallback and info.data_root:
-            self._calibrate_upload(manifest, entry, info, out, Path(info.data_root), rejection)
+            self._calibrate_upload(manifest, entry, info, out, Path(info.data_root), rejection, weights)
         write_json_atomic(out / "entry.json", entry)
         return entry
 
-    def _calibrate_upload(self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path, rejection: float | None) -> None:
+    def _calibrate_upload(
+        self, manifest: dict, entry: dict, info: RunInfo, out: Path, data_root: Path, rejection: float | None, weights: tuple[float, float, float] | None,
+    ) -> None:
         """The uploaded head gets the out-of-domain fallback as `bundle add` would give it."""
         checkpoint = run_checkpoint(info)
         local = {**entry, "head": {**entry["head"], "file": "head.onnx"}}  # the graph lies in `out`
         data = BundleTaskData(out, manifest, local, data_root, checkpoint, self._tokenizer(manifest))
-        result, head = calibrate_task(data, rejection)
+        result, head = calibrate_task(data, rejection, weights=weights)
         write_onnx_atomic(head, out / "head.onnx")
         apply_to_entry(entry, result, out / "head.onnx")
         print(f"{entry['name']}: {describe(result)}")

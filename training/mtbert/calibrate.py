@@ -34,7 +34,7 @@ from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
 from .ood import (
     COMBINED_WEIGHTS, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
-    fit_gaussian, fit_head_measure, pooled_features,
+    fit_gaussian, fit_head_measure, measure_weights, pooled_features,
 )
 from .onnx_eval import Graph
 from .records import Example
@@ -65,11 +65,13 @@ class TaskCalibration:
     layer: int  # the trunk layer the distance pools
     figures: dict[str, float] = field(default_factory=dict)
     head_measure: HeadFeatureMeasure | None = None  # the head's own features, combined with the pooled distance
+    aimed_at: float | None = None  # the in-scope rejection rate the threshold was set for (`--rejection`)
 
     def fallback_entry(self) -> dict:
         f = self.figures
         return {
-            "label": self.label, "rule": RULE, "threshold": self.rejection, "calibration": self.calibration.manifest(),
+            "label": self.label, "rule": RULE, "threshold": self.rejection, **({"aimedAt": self.aimed_at} if self.aimed_at is not None else {}),
+            "calibration": self.calibration.manifest(),
             "expected": {"inScopeRejection": f["calRejection"], "upperBound95": f["calRejectionUpper95"]},
             # Dev figures at this threshold (`bundle retarget` keeps them, with the threshold they were measured at).
             "selection": {**{k: f[k] for k in ("devInScopeRejection", "inScopeAccuracy", "inScopeAccuracyWithout", "inScopeExamples")}, "atThreshold": self.rejection},
@@ -215,11 +217,21 @@ def head_outputs(graph: Graph, entry: dict, trunk: torch.nn.Module, data: Encode
     return out
 
 
-def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: str | None = None, seed: int = 0) -> tuple[TaskCalibration, onnx.ModelProto]:
+def calibrate_task(
+    data: BundleTaskData, rejection: float | None = None, label: str | None = None, seed: int = 0, weights: tuple[float, float, float] | None = None,
+) -> tuple[TaskCalibration, onnx.ModelProto]:
     """Fits the distance statistics, threshold curve, temperature and default-serving decision of one
     classification task; returns them and the head graph with its distance output. `rejection`: the
-    in-scope rejection rate aimed at (`DistanceCalibration.threshold`; None: the curve's default)."""
+    in-scope rejection rate aimed at (`DistanceCalibration.threshold`); `weights`: the combined
+    measure's (`ood.measure_weights`, for a head trained with a calibration share). Either None: what
+    the task's entry records from an earlier calibration (`recorded_settings`), else the defaults (the
+    curve's rate, COMBINED_WEIGHTS), so that recalibrating keeps a task's chosen settings."""
     entry, spec = data.entry, data.spec
+    if weights is not None and data.held is None:
+        raise BundleError(f"{spec.name}: combined-measure weights apply to a head trained with a calibration share (train --calibration-share); this one trained on all of train")
+    recorded_rejection, recorded_weights = recorded_settings(entry)
+    rejection = rejection if rejection is not None else recorded_rejection
+    weights = measure_weights(weights or recorded_weights or COMBINED_WEIGHTS)
     label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
     served = entry["output"]["labels"]
     fallback_class = served.index(label) if label in served else None
@@ -235,14 +247,15 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
         held_gold = data.held.labels.numpy()
         held_inside = in_scope(held_gold, fallback_class)
         pretrained = stats.distances(data.held_features[held_inside])
-        measure = fit_head_measure(data.head_train[inside], train_gold[inside], pretrained, data.head_held[held_inside], seed)
+        measure = fit_head_measure(data.head_train[inside], train_gold[inside], pretrained, data.head_held[held_inside], seed, weights)
         scores = combine(pretrained, data.head_held[held_inside], measure)
         calibration = DistanceCalibration.from_scores(
             scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean, head [CLS] class-mean and nearest-example distances, "
-            f"their standardised logs averaged with weights {', '.join(str(Fraction(w)) for w in COMBINED_WEIGHTS)}"
+            f"their standardised logs averaged with weights {', '.join(str(Fraction(w).limit_denominator(1000)) for w in weights)}"
         )
         dev_distances = combine(stats.distances(data.dev_features), data.head_dev, measure)
-    threshold = calibration.threshold(rejection if rejection is not None else calibration.default_rejection())
+    aimed_at = rejection if rejection is not None else calibration.default_rejection()
+    threshold = calibration.threshold(aimed_at)
     head = add_distance_output(
         onnx.load(str(data.head_path)), stats, distance_input(entry, data.layer), entry["head"]["inputs"].get("attentionMask") or "attention_mask", measure, entry["head"]["output"]
     )
@@ -252,7 +265,18 @@ def calibrate_task(data: BundleTaskData, rejection: float | None = None, label: 
     majority = majority_accuracy(train_gold, dev_gold)
     figures["majorityAccuracy"] = majority
     served_by_default = bool(beats_majority(figures["devAccuracyAll"], majority, len(dev_gold)))
-    return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures, measure), head
+    return TaskCalibration(spec.name, label, threshold, calibration, temperature, served_by_default, stats, data.layer, figures, measure, aimed_at), head
+
+
+def recorded_settings(entry: dict) -> tuple[float | None, tuple[float, float, float] | None]:
+    """The in-scope rejection rate (`aimedAt`) and combined-measure weights an earlier calibration of
+    this task recorded in its manifest entry; None for what it does not record (entries written before
+    these were recorded, or another rule)."""
+    fallback = entry["output"].get("fallback") or {}
+    aimed = fallback.get("aimedAt") if fallback.get("rule") == RULE else None
+    measures = ((entry["head"].get("outOfDomain") or {}).get("combined") or {}).get("measures")
+    weights = tuple(float(m["weight"]) for m in measures) if measures else None
+    return (float(aimed) if aimed is not None else None), weights  # type: ignore[return-value]
 
 
 def in_scope(gold: np.ndarray, fallback_class: int | None) -> np.ndarray:

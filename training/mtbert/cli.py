@@ -40,6 +40,16 @@ def _share(text: str) -> float:
     return value
 
 
+def _weights(text: str) -> tuple[float, float, float]:
+    """Three comma-separated weights of the combined out-of-domain measure (`ood.measure_weights`)."""
+    from .ood import measure_weights
+
+    try:
+        return measure_weights([float(x) for x in text.split(",")])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _calibration_share(text: str) -> float:
     from .holdout import MAX_SHARE
 
@@ -166,15 +176,15 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     writer = BundleWriter(args.bundle)
     if args.action == "add":
         data = args.data if args.data != SHARED / "data" else None  # None: where the run was trained
-        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length, data_root=data, ood=not args.no_ood, rejection=args.rejection)
+        manifest = writer.add(args.run, args.name, args.version, args.pretrained, args.max_length, data_root=data, ood=not args.no_ood, rejection=args.rejection, weights=args.ood_weights)
     elif args.action == "replace":
         data = args.data if args.data != SHARED / "data" else None
-        manifest = writer.replace(args.run, args.pretrained, version=args.version, data_root=data, ood=not args.no_ood, rejection=args.rejection)
+        manifest = writer.replace(args.run, args.pretrained, version=args.version, data_root=data, ood=not args.no_ood, rejection=args.rejection, weights=args.ood_weights)
     elif args.action == "remove":
         manifest = writer.remove(args.task, args.version)
     elif args.action == "calibrate":
         tasks = args.task.split(",") if args.task else None
-        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train or 20_000)
+        manifest, _ = writer.calibrate(args.data, args.pretrained, tasks, args.rejection, args.label, args.version, args.max_train or 20_000, weights=args.ood_weights)
     elif args.action == "retarget":
         manifest = writer.retarget(args.rejection, args.version)
     elif args.action == "ood-report":
@@ -244,7 +254,7 @@ def cmd_embedding_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export_head(args: argparse.Namespace) -> None:
-    entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out, rejection=args.rejection)
+    entry = BundleWriter(args.bundle).head_for_upload(args.run, args.out, rejection=args.rejection, weights=args.ood_weights)
     print(f"{args.out}: head.onnx and entry.json for task {entry['name']} version {entry['version']} (branch layer {entry['branchLayer']}); upload with:")
     # $ADMIN_KEY: the service's Admin:ApiKey (README, "Training and adding heads"), left for the shell to fill in.
     print(f"curl -s -X POST {args.service.rstrip('/')}/admin/tasks/upload -H \"X-Api-Key: $ADMIN_KEY\" -F \"manifest=<{args.out / 'entry.json'}\" -F \"head=@{args.out / 'head.onnx'}\"")
@@ -356,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--run", type=Path, help="run folder of the head (add, replace)")
     p.add_argument("--task", help="task to remove; calibrate, ood-report: comma-separated classification tasks (None: every one); pair-source: comma-separated pair tasks (None: stsb,mrpc)")
-    p.add_argument("--rejection", type=_share, default=None, help="add, replace, calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away; with 1,000 calibration examples or more the threshold keeps the 95%% bound of that share within it, with fewer it is the fitted curve's point (None: 0.01, or 0.02 for a task of fewer examples, whose other-assistant requests lie closer: bench/experiments/README.md, third round)")
+    p.add_argument("--rejection", type=_share, default=None, help="add, replace, calibrate, retarget: share of in-scope inputs the out-of-domain fallback may turn away; with 1,000 calibration examples or more the threshold keeps the 95%% bound of that share within it, with fewer it is the fitted curve's point (None: the rate the task recorded, aimedAt, else 0.01, or 0.02 for a task of fewer examples, whose other-assistant requests lie closer: bench/experiments/README.md, third round)")
+    p.add_argument("--ood-weights", type=_weights, default=None, help="add, replace, calibrate: the combined measure of a head trained with --calibration-share: weights of its three parts, the pretrained layer mean, the head's [CLS] state against its class means and against its nearest training example (scaled to sum to 1; None: what the task recorded, else 0.5,0.25,0.25; 0,0.5,0.5 reads the head's features alone)")
     p.add_argument("--label", default=None, help="calibrate: fallback label (None: the task's current one, else out_of_scope)")
     p.add_argument("--name", help="bundle name (when add creates it; None: the folder's name)")
     p.add_argument("--version", help="bundle version to set (None: 1 for a new bundle, else the current one with its last number + 1, e.g. 1.4.1 -> 1.4.2)")
@@ -400,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder to write head.onnx and entry.json to")
     p.add_argument("--service", default="http://localhost:5176", help="the service's address, for the printed upload command (the default: `dotnet run`'s)")
     p.add_argument("--rejection", type=_share, default=None, help="share of in-scope inputs the head's out-of-domain fallback may turn away (as bundle add --rejection; None: 0.01, or 0.02 under 1,000 training examples)")
+    p.add_argument("--ood-weights", type=_weights, default=None, help="combined measure of a head trained with --calibration-share: weights of its three parts, the pretrained layer mean, the head's [CLS] state against its class means and against its nearest training example (scaled to sum to 1; None: what the task recorded, else 0.5,0.25,0.25; 0,0.5,0.5 reads the head's features alone)")
     p.set_defaults(func=cmd_export_head)
 
     p = sub.add_parser("export-single", formatter_class=HelpFormatter, help="export a run as one whole single-task ONNX model (benchmark baseline)")

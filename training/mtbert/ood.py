@@ -278,6 +278,19 @@ def fit_neighbours(features: np.ndarray, labels: np.ndarray, limit: int = NEIGHB
 COMBINED_WEIGHTS = (0.5, 0.25, 0.25)
 
 
+def measure_weights(values: list[float] | tuple[float, ...]) -> tuple[float, float, float]:
+    """Three weights for the combined measure's parts (pretrained, class means, nearest example),
+    finite and non-negative with a positive sum, scaled to sum to 1. A task whose pretrained features
+    cannot tell its out-of-scope requests apart (CLINC150: its 150 intents span ten domains) may read
+    its head's features alone: 0, 1/2, 1/2."""
+    if len(values) != 3:
+        raise ValueError(f"the combined measure has three parts (pretrained, class means, nearest example); {len(values)} weights given")
+    if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"combined-measure weights must be finite, non-negative and not all 0: {list(values)}")
+    total = float(sum(values))
+    return tuple(float(v) / total for v in values)  # type: ignore[return-value]
+
+
 @dataclass
 class HeadFeatureMeasure:
     """The head's own evidence in a combined measure: its [CLS] state (the classifier's input, after the
@@ -289,6 +302,7 @@ class HeadFeatureMeasure:
     neighbours: NeighbourStats
     log_centres: tuple[float, float, float]
     log_spreads: tuple[float, float, float]
+    weights: tuple[float, float, float] = COMBINED_WEIGHTS  # `measure_weights`
 
     def head_distances(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The [CLS] states' distances to the nearest class mean and to the nearest training example."""
@@ -306,18 +320,20 @@ class HeadFeatureMeasure:
             "rule": "exp of the weighted mean standardised log-distance",
             "measures": [
                 kind | {"weight": weight, "logCentre": round(centre, 6), "logSpread": round(spread, 6)}
-                for kind, weight, centre, spread in zip(kinds, COMBINED_WEIGHTS, self.log_centres, self.log_spreads)
+                for kind, weight, centre, spread in zip(kinds, self.weights, self.log_centres, self.log_spreads)
             ],
         }
 
 
-def fit_head_measure(head_train: np.ndarray, labels: np.ndarray, pretrained_held: np.ndarray, head_held: np.ndarray, seed: int = 0) -> HeadFeatureMeasure:
+def fit_head_measure(
+    head_train: np.ndarray, labels: np.ndarray, pretrained_held: np.ndarray, head_held: np.ndarray, seed: int = 0, weights: tuple[float, float, float] = COMBINED_WEIGHTS,
+) -> HeadFeatureMeasure:
     """The head's statistics from the [CLS] states `head_train` of the examples it trained on (class
     `labels`), and every log-distance's centre and spread from the held-out examples' pretrained
-    distances `pretrained_held` and [CLS] states `head_held`."""
+    distances `pretrained_held` and [CLS] states `head_held`; the parts weighted by `weights`."""
     gaussian, neighbours = fit_gaussian(head_train, labels), fit_neighbours(head_train, labels, seed=seed)
     scales = [log_scale(d) for d in (pretrained_held, gaussian.distances(head_held), neighbours.distances(head_held))]
-    return HeadFeatureMeasure(gaussian, neighbours, tuple(c for c, _ in scales), tuple(s for _, s in scales))  # type: ignore[arg-type]
+    return HeadFeatureMeasure(gaussian, neighbours, tuple(c for c, _ in scales), tuple(s for _, s in scales), measure_weights(weights))  # type: ignore[arg-type]
 
 
 LOG_FLOOR = 1e-12  # squared distances are clamped here before the log (rounding can make a tiny one negative)
@@ -331,13 +347,13 @@ def standardised_logs(distances: np.ndarray, centre: float, spread: float) -> np
 
 def combine(pretrained: np.ndarray, head_features: np.ndarray, measure: HeadFeatureMeasure) -> np.ndarray:
     """The combined distance the graph outputs for pretrained distances and [CLS] states `head_features`:
-    exp of the weighted mean (COMBINED_WEIGHTS) of the three standardised log-distances, positive and
+    exp of the weighted mean (the measure's `weights`) of the three standardised log-distances, positive and
     increasing like a distance. A mean, not the largest: the largest of several measures has the tails
     of all, so at the same held-out in-scope rate its threshold sits higher and it caught less of every
     other-domain source (bench/experiments/README.md, "held-out part")."""
     parts = (pretrained, *measure.head_distances(head_features))
     z = np.zeros(len(pretrained), np.float32)
-    for weight, distances, centre, spread in zip(COMBINED_WEIGHTS, parts, measure.log_centres, measure.log_spreads):
+    for weight, distances, centre, spread in zip(measure.weights, parts, measure.log_centres, measure.log_spreads):
         z = z + standardised_logs(distances, centre, spread) * np.float32(weight)
     return np.exp(z).astype(np.float32)
 
@@ -472,7 +488,7 @@ def add_distance_output(
         graph.node.extend(gaussian_nodes + neighbour_nodes)
         graph.initializer.extend(gaussian_inits + neighbour_inits)
         total = ""  # the running weighted sum, in the node order every toolkit since 2.4.0 writes
-        for i, (distance, weight, centre, spread) in enumerate(zip((pretrained, p + "head_nearest", p + "near_nearest"), COMBINED_WEIGHTS, head_measure.log_centres, head_measure.log_spreads)):
+        for i, (distance, weight, centre, spread) in enumerate(zip((pretrained, p + "head_nearest", p + "near_nearest"), head_measure.weights, head_measure.log_centres, head_measure.log_spreads)):
             nodes, inits, standard = _standardised_log_nodes(distance, centre, spread, f"part{i}_")
             inits.append(numpy_helper.from_array(np.array(weight, np.float32), f"{p}part{i}_weight"))
             weighted = f"{p}part{i}_weighted"

@@ -103,6 +103,30 @@ def test_a_head_trained_with_a_calibration_share_is_measured_on_its_own_features
     assert measures[2]["references"] == len(kept)  # under ood.NEIGHBOURS: every example trained on
     calibration = entry["output"]["fallback"]["calibration"]
     assert calibration["examples"] == len(held) and calibration["method"].startswith("held out of training (snips: 0.25 of train)")
+    assert entry["output"]["fallback"]["aimedAt"] == 0.02 and [m["weight"] for m in measures] == [0.5, 0.25, 0.25]  # a few held-out rows: 2%
     assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0
+
+    def settings() -> tuple[float, list[float], str]:
+        task = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["tasks"][0]
+        fallback = task["output"]["fallback"]
+        return fallback["aimedAt"], [m["weight"] for m in task["head"]["outOfDomain"]["combined"]["measures"]], fallback["calibration"]["method"]
+
+    # Another weighting and rate (CLINC150 serves the head's features alone) ...
+    chosen = run("bundle", "calibrate", str(tmp_path / "b"), "--data", str(tiny_data), "--pretrained", str(tiny_checkpoint), "--ood-weights", "0,1,1", "--rejection", "0.03")
+    assert chosen.returncode == 0, chosen.stderr
+    aimed, weights, method = settings()
+    assert aimed == 0.03 and weights == [0.0, 0.5, 0.5] and "averaged with weights 0, 1/2, 1/2;" in method
+    # ... stay with the task when it is calibrated, retargeted or replaced again without them.
+    again = run("bundle", "calibrate", str(tmp_path / "b"), "--data", str(tiny_data), "--pretrained", str(tiny_checkpoint))
+    assert again.returncode == 0, again.stderr
+    assert settings() == (aimed, weights, method)
+    assert run("bundle", "retarget", str(tmp_path / "b")).returncode == 0 and settings()[0] == 0.03
+    replaced = run("bundle", "replace", str(tmp_path / "b"), "--run", str(tmp_path / "sw" / "f2"), "--data", str(tiny_data), "--pretrained", str(tiny_checkpoint))
+    assert replaced.returncode == 0, replaced.stderr
+    assert settings() == (aimed, weights, method)
+    assert run("bundle", "verify", str(tmp_path / "b")).returncode == 0
+    for bad_weights, message in (("1,2", "three parts"), ("0,0,0", "not all 0"), ("-1,1,1", "non-negative"), ("nan,1,1", "finite")):
+        refused = run("bundle", "calibrate", str(tmp_path / "b"), "--data", str(tiny_data), f"--ood-weights={bad_weights}")
+        assert refused.returncode == 2 and "--ood-weights" in refused.stderr and message in refused.stderr, refused.stderr
     bad = run("sweep", "--task", "snips", "--calibration-share", "0.7", "--out", str(tmp_path / "x"), *common)
     assert bad.returncode == 2 and "--calibration-share: must lie in [0, 0.5], not 0.7" in bad.stderr

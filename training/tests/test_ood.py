@@ -3,6 +3,8 @@ synthetic features: what the numbers must be, independent of any dataset."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import pytest
@@ -13,7 +15,7 @@ from mtbert.calibrate import beats_majority, scaling_temperature, cross_fitted_e
 from mtbert.ood import (
     COMBINED_WEIGHTS,
     COSINE_FLOOR,
-    DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, classifier_input, combine, cross_fit_distances, fit_gaussian, fit_head_measure, fit_neighbours, neighbour_rows,
+    DISTANCE_INPUT, DISTANCE_OUTPUT, DistanceCalibration, add_distance_output, classifier_input, combine, cross_fit_distances, fit_gaussian, fit_head_measure, fit_neighbours, measure_weights, neighbour_rows,
     strip_distance_output, threshold_for, upper_bound,
 )
 from mtbert.onnx_eval import Graph
@@ -232,10 +234,25 @@ def test_the_combined_distance_of_the_graph_equals_the_python_measure(tmp_path) 
     recorded = measure.manifest()["measures"]
     assert [m["weight"] for m in recorded] == list(COMBINED_WEIGHTS) and sum(COMBINED_WEIGHTS) == 1
     assert recorded[1]["width"] == 16 and recorded[2]["references"] == len(cls_x)
+    # Other weights (the head's features alone: CLINC150) are what the graph computes and records.
+    alone = fit_head_measure(cls_x, cls_y, pooled_stats.distances(unit(x)), cls_x, weights=(0, 1, 1))
+    assert alone.weights == (0.0, 0.5, 0.5) and [m["weight"] for m in alone.manifest()["measures"]] == [0.0, 0.5, 0.5]
+    onnx.save(add_distance_output(head_graph(16, 4), pooled_stats, DISTANCE_INPUT, "attention_mask", alone), str(path))
+    outputs = Graph(path).run({"hidden_states": branch, "attention_mask": mask, DISTANCE_INPUT: other})
+    expected = combine(pooled_stats.distances(unit(other.mean(1).numpy())), branch[:, 0].numpy(), alone)
+    np.testing.assert_allclose(outputs[DISTANCE_OUTPUT].numpy(), expected, rtol=1e-4)
+    assert combine(pooled_stats.distances(far), cls_x[:1], alone)[0] == combine(pooled_stats.distances(near), cls_x[:1], alone)[0]  # the pretrained part weighs nothing
     # Calibrating again without the head's features leaves one plain distance.
     plain = add_distance_output(model, pooled_stats, DISTANCE_INPUT, "attention_mask")
     assert not any(i.name.startswith(("ood_head_", "ood_near_", "ood_part")) for i in plain.graph.initializer)
     assert len(strip_distance_output(model).graph.node) == 2
+
+
+def test_combined_measure_weights_are_three_non_negative_shares() -> None:
+    assert measure_weights([0, 1, 1]) == (0.0, 0.5, 0.5) and measure_weights(COMBINED_WEIGHTS) == COMBINED_WEIGHTS
+    for bad, message in (([1, 1], "three parts"), ([0, 0, 0], "not all 0"), ([-1, 1, 1], "non-negative"), ([math.inf, 1, 1], "finite")):
+        with pytest.raises(ValueError, match=message):
+            measure_weights(bad)
 
 
 def test_nearest_example_references_keep_every_class_and_the_limit() -> None:
