@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -398,8 +399,9 @@ class BundleWriter:
         rows: dict[str, dict[str, float]] = {}
         for group in groups.values():
             rows.update(ood_rates(self.folder, manifest, group, data_root, checkpoint, self._tokenizer(manifest), probe_root))
-        sources = ["in-scope dev"] + [s for s in PROBE_SOURCES if any(s in r for r in rows.values())]
-        lines = ["| task | " + " | ".join(PROBE_SOURCES.get(s, s) for s in sources) + " |", "| --- |" + " --- |" * len(sources)]
+        own = [t for t in rows if t not in PROBE_SOURCES and t in rows[t]]  # own out-of-scope dev queries of a task the probes lack
+        sources = ["in-scope dev"] + [s for s in PROBE_SOURCES if any(s in r for r in rows.values())] + own
+        lines = ["| task | " + " | ".join(PROBE_SOURCES.get(s, f"{s} out-of-scope dev" if s in own else s) for s in sources) + " |", "| --- |" + " --- |" * len(sources)]
         for task, rates in rows.items():
             lines.append(f"| {task} | " + " | ".join(f"{rates[s]:.1f}" if s in rates else "—" for s in sources) + " |")
         for line in lines:
@@ -497,7 +499,9 @@ def describe(result: TaskCalibration) -> str:
     return (
         f"fallback '{result.label}' below p={result.rejection:g} ({'held-out' if result.head_measure else 'cross-fit'} in-scope rejection {100 * f['calRejection']:.2f}%, "
         f"95% bound {100 * f['calRejectionUpper95']:.2f}%; dev {f['devInScopeRejection']:.2f}%, in-scope accuracy "
-        f"{f['inScopeAccuracyWithout']:.2f} -> {f['inScopeAccuracy']:.2f}); temperature {result.temperature:.3f} "
+        f"{f['inScopeAccuracyWithout']:.2f} -> {f['inScopeAccuracy']:.2f}"
+        + (f"; its own out-of-scope dev queries answered '{result.label}' {f['devOosRecall']:.1f}%" if math.isfinite(f.get("devOosRecall", math.nan)) else "")
+        + f"); temperature {result.temperature:.3f} "
         f"(ECE {f['eceBefore']:.2f} -> {f['eceAfter']:.2f}); {'served' if result.served_by_default else 'NOT served'} by default "
         f"(dev accuracy {f['devAccuracyAll']:.1f} vs majority {f['majorityAccuracy']:.1f})"
     )

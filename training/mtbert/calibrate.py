@@ -351,7 +351,8 @@ def ood_rates(
 ) -> dict[str, dict[str, float]]:
     """How often each calibrated task of `entries` (one branch layer and input kind) answers its
     fallback, as served (head graph with its distance output, the manifest's curve and threshold): on
-    its in-scope dev examples, and on each other domain's probe texts apart (%). Each probe source's
+    its in-scope dev examples, on its own out-of-scope dev examples when its fallback label is one of
+    its classes (in the column of its own name), and on each other domain's probe texts apart (%). Each probe source's
     trunk states are computed once for all the tasks. `probe_root`: where the probe sources are
     (default `data_root`; an own task's folder holds only its own splits)."""
     probe_root = probe_root or data_root
@@ -376,6 +377,9 @@ def ood_rates(
         fallback_class = labels.index(entry["output"]["fallback"]["label"]) if entry["output"]["fallback"]["label"] in labels else None
         in_scope_dev = [e for e in dev if e.label != fallback_class]
         rates[entry["name"]] = {"in-scope dev": 100 * float(fires(entry, EncodedSet.build(in_scope_dev, tokenizer, spec)).mean())}
+        if own_out_of_scope := [e for e in dev if fallback_class is not None and e.label == fallback_class]:
+            # Its own out-of-scope dev queries (CLINC150's `oos`): their recall, in its own column.
+            rates[entry["name"]][entry["name"]] = 100 * float(fires(entry, EncodedSet.build(own_out_of_scope, tokenizer, spec)).mean())
     for source in tqdm(PROBE_SOURCES, desc="other-domain probes", leave=False):
         examples = probe_examples(probe_root, source, pair) if (probe_root / source / "dev.jsonl").is_file() else []
         if not examples:

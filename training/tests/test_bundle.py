@@ -89,6 +89,20 @@ def test_replace_keeps_the_fallback_label_and_the_tasks_full_fine_tuning_figure(
     assert entry["metrics"]["fullFineTuning"] == {"accuracy": 91.0, "score": 91.0}
 
 
+def test_ood_report_scores_a_task_on_its_own_out_of_scope_dev_queries(runs: Path, tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A task whose fallback label is one of its classes (CLINC150's `oos`) is scored on its dev rows of
+    that class too (the rule fires or the head answers the class itself), as the calibration measured
+    them through its own path (BundleTaskData's features, not the report's trunk pass)."""
+    writer = BundleWriter(tmp_path / "b")
+    writer.add(runs / "snips", name="t", version="1", max_length=32)
+    labels = read_manifest(tmp_path / "b")["tasks"][0]["output"]["labels"]
+    _, (result,) = writer.calibrate(tiny_data, tiny_checkpoint, tasks=["snips"], label=labels[1], log=lambda _: None)
+    lines = writer.ood_report(tiny_data, tiny_checkpoint, ["snips"], log=lambda _: None)
+    header, row = [c.strip() for c in lines[0].split("|")], [c.strip() for c in lines[2].split("|")]
+    own = float(row[header.index("assistant requests")])  # snips's column in the shared layout's names
+    assert row[1] == "snips" and own == round(result.figures["devOosRecall"], 1)
+
+
 def test_refusals_name_the_problem(runs: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     writer = BundleWriter(bundle)
