@@ -3,8 +3,9 @@
 [CLS] state (the classifier's input), alone, the larger of their standardised log-distances, or their
 mean; the [CLS] state against its class means (Mahalanobis; unit-length or raw), against its nearest
 training example (cosine, `ood.NEIGHBOURS` of them), or both, weighted as served (`ood.COMBINED_WEIGHTS`)
-(bench/experiments/README.md, "held-out part"). `draws` prints the two nearest-example combinations
-under four draws of the references.
+(bench/experiments/README.md, "held-out part"). `draws` prints the nearest-example combinations
+under four draws of the references; `pretrained-weight` CLINC150 at 2% under other weights of the
+pretrained distance (the head's two readings sharing the rest).
 
 Every variant is calibrated as the service is: statistics fitted on the part of train the head trained on
 (a seeded 6,000), log-distances standardised and the empirical curve measured on the held-out part
@@ -18,6 +19,7 @@ calibration share.
     cd training
     /usr/bin/python3 ../bench/experiments/ood_heldout.py cache --out /tmp/ood-heldout.npz [--bundle B]
     /usr/bin/python3 ../bench/experiments/ood_heldout.py compare /tmp/ood-heldout.npz
+    /usr/bin/python3 ../bench/experiments/ood_heldout.py pretrained-weight /tmp/ood-heldout.npz
     /usr/bin/python3 ../bench/experiments/ood_heldout.py draws /tmp/ood-heldout.npz
 """
 
@@ -103,10 +105,12 @@ def nearest(standardised: Callable[..., dict[str, np.ndarray]], seed: int) -> di
 
 
 def nearest_combinations(pre: dict, cls: dict, near: dict, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """The two combinations with the nearest-example reading: its mean with the pretrained distance, and the served weighting."""
+    """The combinations with the nearest-example reading: its mean with the pretrained distance, the
+    default weighting, and the head's two readings alone (`--ood-weights 0,0.5,0.5`)."""
     return {
         "mean, [CLS] nearest example": {n: (pre[n] + near[n]) / 2 for n in names},
         SERVED: {n: sum(w * v[n] for w, v in zip(COMBINED_WEIGHTS, (pre, cls, near))) for n in names},
+        HEAD_ALONE: {n: (cls[n] + near[n]) / 2 for n in names},
     }
 
 
@@ -124,6 +128,7 @@ def variants(saved: dict, task: str, names: list[str]) -> dict[str, dict[str, np
 
 
 SERVED = "**½ layer 4, ¼ [CLS] class means, ¼ [CLS] nearest example (served)**"
+HEAD_ALONE = "½ [CLS] class means, ½ [CLS] nearest example (CLINC150 from 2.6.0)"
 
 
 def set_names(saved: dict, task: str) -> list[str]:
@@ -179,9 +184,30 @@ def draws(saved: dict, seeds: int = 4) -> None:
                 print(f"| {name} | {label} | {rate['dev']:.2f} | " + " | ".join(f"{rate[n]:.1f}" for n in names[2:]) + " |", flush=True)
 
 
+def pretrained_weight(saved: dict, seeds: int = 3, task: str = "clinc150") -> None:
+    """CLINC150 at 2% aimed at: the pretrained distance's weight (the head's two readings share the
+    rest) against its own out-of-scope queries, in-scope accuracy and the other sources of text (not
+    the assistant requests its intents cover), under `seeds` draws of the references."""
+    names = set_names(saved, task)
+    standardised = standardiser(saved, task, names)
+    pre, cls = standardised("pooled"), standardised("cls")
+    oos, gold, top = int(saved[f"{task}|fallback"]), saved[f"{task}|dev|labels"], saved[f"{task}|dev|logits"].argmax(1)
+    inside, text = gold != oos, [n for n in names[2:] if n.removeprefix("probe/") in ("cola", "mnli", "mrpc", "qnli", "sst2", "stsb")]
+    print(f"\n{task}, 2% aimed at\n\n| pretrained weight | draw | dev turned away | dev in-scope accuracy with the fallback | dev out-of-scope answered `oos` | other text, lowest source |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for seed in range(seeds):
+        near = nearest(standardised, seed)
+        for weight in (0.0, 0.1, 0.2, 0.25):
+            score = {n: weight * pre[n] + (1 - weight) / 2 * (cls[n] + near[n]) for n in names}
+            rate, fires = turned_away(saved, task, names, score, 0.02)
+            answered = fires | (top == oos)
+            accuracy = 100 * float(((top == gold) & ~answered)[inside].mean())
+            print(f"| {weight:g} | {seed} | {rate['dev']:.2f} | {accuracy:.2f} | {100 * float(answered[~inside].mean()):.1f} | {min(rate[n] for n in text):.1f} |", flush=True)
+
+
 def main() -> None:
     run_experiment(
-        __doc__, cache, {"compare": compare, "draws": draws}, lambda path: dict(np.load(path)),
+        __doc__, cache, {"compare": compare, "draws": draws, "pretrained-weight": pretrained_weight}, lambda path: dict(np.load(path)),
         lambda parser: parser.add_argument("--bundle", type=Path, default=BUNDLE, help="bundle whose held-out-trained heads are compared"),
     )
 
