@@ -228,7 +228,10 @@ def calibrate_task(
     curve's rate, COMBINED_WEIGHTS), so that recalibrating keeps a task's chosen settings."""
     entry, spec = data.entry, data.spec
     if weights is not None and data.held is None:
-        raise BundleError(f"{spec.name}: combined-measure weights apply to a head trained with a calibration share (train --calibration-share); this one trained on all of train")
+        raise BundleError(
+            f"{spec.name}: combined-measure weights apply to a head trained with a calibration share (train --calibration-share); this one trained on all of train "
+            "(bundle calibrate: name the tasks that have one with --task)"
+        )
     recorded_rejection, recorded_weights = recorded_settings(entry)
     rejection = rejection if rejection is not None else recorded_rejection
     weights = measure_weights(weights or recorded_weights or COMBINED_WEIGHTS)

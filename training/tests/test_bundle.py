@@ -103,6 +103,14 @@ def test_ood_report_scores_a_task_on_its_own_out_of_scope_dev_queries(runs: Path
     assert row[1] == "snips" and own == round(result.figures["devOosRecall"], 1)
 
 
+def test_measure_weights_are_refused_for_a_head_trained_on_all_of_train(runs: Path, tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Without a held-out part there is no combined measure to weigh: asking for weights is an error naming the task, not silently ignored."""
+    writer = BundleWriter(tmp_path / "b")
+    writer.add(runs / "snips", name="t", version="1", max_length=32, ood=False)
+    with pytest.raises(BundleError, match="snips: combined-measure weights apply to a head trained with a calibration share"):
+        writer.calibrate(tiny_data, tiny_checkpoint, tasks=["snips"], weights=(0.0, 0.5, 0.5), log=lambda _: None)
+
+
 def test_refusals_name_the_problem(runs: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     writer = BundleWriter(bundle)
