@@ -500,7 +500,7 @@ def describe(result: TaskCalibration) -> str:
         f"fallback '{result.label}' below p={result.rejection:g} ({'held-out' if result.head_measure else 'cross-fit'} in-scope rejection {100 * f['calRejection']:.2f}%, "
         f"95% bound {100 * f['calRejectionUpper95']:.2f}%; dev {f['devInScopeRejection']:.2f}%, in-scope accuracy "
         f"{f['inScopeAccuracyWithout']:.2f} -> {f['inScopeAccuracy']:.2f}"
-        + (f"; its own out-of-scope dev queries answered '{result.label}' {f['devOosRecall']:.1f}%" if math.isfinite(f.get("devOosRecall", math.nan)) else "")
+        + (f"; its own out-of-scope dev queries answered '{result.label}' {f['devOosRecall']:.1f}%" if math.isfinite(f["devOosRecall"]) else "")
         + f"); temperature {result.temperature:.3f} "
         f"(ECE {f['eceBefore']:.2f} -> {f['eceAfter']:.2f}); {'served' if result.served_by_default else 'NOT served'} by default "
         f"(dev accuracy {f['devAccuracyAll']:.1f} vs majority {f['majorityAccuracy']:.1f})"

@@ -34,7 +34,7 @@ from .encoded import EncodedSet
 from .manifest_file import BundleError, int8_matmuls
 from .ood import (
     COMBINED_WEIGHTS, DISTANCE_INPUT, DISTANCE_OUTPUT, FOLDS, RULE, DistanceCalibration, GaussianStats, HeadFeatureMeasure, add_distance_output, classifier_input, combine, cross_fit_distances,
-    fit_gaussian, fit_head_measure, measure_weights, pooled_features,
+    fit_gaussian, fit_head_measure, pooled_features,
 )
 from .onnx_eval import Graph
 from .records import Example
@@ -234,7 +234,7 @@ def calibrate_task(
         )
     recorded_rejection, recorded_weights = recorded_settings(entry)
     rejection = rejection if rejection is not None else recorded_rejection
-    weights = measure_weights(weights or recorded_weights or COMBINED_WEIGHTS)
+    weights = weights or recorded_weights or COMBINED_WEIGHTS  # checked and scaled once, by fit_head_measure
     label = label or (entry["output"].get("fallback") or {}).get("label") or DEFAULT_FALLBACK_LABEL
     served = entry["output"]["labels"]
     fallback_class = served.index(label) if label in served else None
@@ -254,7 +254,7 @@ def calibrate_task(
         scores = combine(pretrained, data.head_held[held_inside], measure)
         calibration = DistanceCalibration.from_scores(
             scores, f"held out of training ({spec.name}: {data.calibration_share:g} of train); layer {data.layer} mean, head [CLS] class-mean and nearest-example distances, "
-            f"their standardised logs averaged with weights {', '.join(str(Fraction(w).limit_denominator(1000)) for w in weights)}"
+            f"their standardised logs averaged with weights {', '.join(str(Fraction(w).limit_denominator(1000)) for w in measure.weights)}"
         )
         dev_distances = combine(stats.distances(data.dev_features), data.head_dev, measure)
     aimed_at = rejection if rejection is not None else calibration.default_rejection()

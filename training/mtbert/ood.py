@@ -302,7 +302,7 @@ class HeadFeatureMeasure:
     neighbours: NeighbourStats
     log_centres: tuple[float, float, float]
     log_spreads: tuple[float, float, float]
-    weights: tuple[float, float, float] = COMBINED_WEIGHTS  # `measure_weights`
+    weights: tuple[float, float, float]  # `measure_weights`
 
     def head_distances(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The [CLS] states' distances to the nearest class mean and to the nearest training example."""
